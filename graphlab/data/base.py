@@ -1,0 +1,100 @@
+"""The contract every graphlab DataModule follows.
+
+A task (``graphlab.tasks``) never looks inside a dataset: it reads :class:`DatasetInfo`
+from ``trainer.datamodule.info`` and consumes batches of the layout documented on
+:class:`GraphDataModule`. The CLI links ``num_features`` and ``num_outputs`` into the
+model's ``in_channels`` / ``out_channels``, so both must be known right after
+``__init__`` (read them from cheap metadata where the data is large).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import lightning as L
+
+TaskType = Literal["multiclass", "binary", "regression", "link"]
+
+DATA_ENV = "GRAPHLAB_DATA"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a task needs to know about a dataset.
+
+    Attributes:
+        name: dataset name as the user wrote it (``"cora"``, ``"ogbg-molbace"``).
+        level: ``"node"``, ``"graph"`` or ``"link"``.
+        task_type: ``"multiclass"`` (labels are class ids), ``"binary"`` (multi-label 0/1
+            with NaN for missing labels, OGB mol style), ``"regression"`` or ``"link"``.
+        num_features: node feature width (the model's ``in_channels``).
+        num_outputs: classes for multiclass, tasks for binary/regression, 1 for link.
+        metric: the headline metric, e.g. ``"acc"``, ``"rocauc"``, ``"rmse"``, ``"mae"``,
+            ``"hits@20"``, ``"mrr"``. Higher is better unless it is ``rmse``/``mae``.
+        ogb_name: the OGB dataset name when the data is an OGB dataset: the task then
+            uses ``ogb``'s own ``Evaluator`` for ``metric``.
+        num_edge_features: edge feature width (0 when there are none).
+        num_splits: number of fixed splits the dataset ships (the ``split`` argument
+            of the DataModule ranges over ``0 .. num_splits-1``).
+        categorical_features: node features are integer categories (OGB mol atoms),
+            to be embedded rather than fed to a linear layer.
+    """
+
+    name: str
+    level: Literal["node", "graph", "link"]
+    task_type: TaskType
+    num_features: int
+    num_outputs: int
+    metric: str
+    ogb_name: Optional[str] = None
+    num_edge_features: int = 0
+    num_splits: int = 1
+    categorical_features: bool = False
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric not in ("rmse", "mae")
+
+
+class GraphDataModule(L.LightningDataModule):
+    """Base class of graphlab DataModules.
+
+    Batch layouts, by ``info.level``:
+
+    * ``node``: every loader yields one full :class:`~torch_geometric.data.Data` with ``x``
+      ``[N, F]``, ``edge_index`` ``[2, E]``, ``y`` ``[N]`` (long) and 1-D boolean
+      ``train_mask`` / ``val_mask`` / ``test_mask`` for the chosen split.
+    * ``graph``: a PyG ``DataLoader`` of ``Batch`` objects with ``x``, ``edge_index``,
+      optional ``edge_attr``, ``batch``; ``y`` is ``[B]`` long (multiclass) or ``[B, T]``
+      float with NaN for missing labels (binary, regression).
+    * ``link``: the train loader yields one ``Data`` with ``x``, ``edge_index`` (the
+      message-passing graph) and ``pos_edge_index`` ``[2, P]`` (training positives; the
+      task samples negatives); val/test loaders yield the same graph with
+      ``pos_edge_index`` and ``neg_edge_index`` ``[2, Q]`` (fixed negatives).
+    """
+
+    def __init__(self, root: Optional[str] = None) -> None:
+        super().__init__()
+        self.root = resolve_root(root)
+
+    @property
+    def info(self) -> DatasetInfo:
+        raise NotImplementedError(f"{type(self).__name__} must define `info`")
+
+    @property
+    def num_features(self) -> int:
+        return self.info.num_features
+
+    @property
+    def num_outputs(self) -> int:
+        return self.info.num_outputs
+
+
+def resolve_root(root: Optional[str]) -> Path:
+    """``root`` if given, else ``$GRAPHLAB_DATA``, else ``./data``."""
+    if root is None or root == "":
+        root = os.environ.get(DATA_ENV) or "data"
+    return Path(root).expanduser()
