@@ -1,0 +1,8 @@
+"""LightningModules that train any graph model on node, graph and link tasks."""
+
+from graphlab.tasks.base import GraphTask
+from graphlab.tasks.graph import GraphPrediction
+from graphlab.tasks.link import LinkPrediction
+from graphlab.tasks.node import NodeClassification
+
+__all__ = ["GraphTask", "NodeClassification", "GraphPrediction", "LinkPrediction"]

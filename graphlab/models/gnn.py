@@ -1,0 +1,313 @@
+r"""Baseline message-passing networks: GCN, GraphSAGE, GIN/GINE, and a link predictor.
+
+All of them aggregate through graphlab's fused convolutions (:mod:`graphlab.nn.conv`),
+which never materialise one row per edge. Every model takes ``in_channels`` and
+``out_channels`` first (the CLI links them from the DataModule) and works at node level
+(``pool=None``) or graph level (``pool`` = ``sum`` / ``mean`` / ``max``).
+
+References:
+    Kipf & Welling, *Semi-Supervised Classification with Graph Convolutional Networks*, ICLR 2017.
+    Hamilton, Ying & Leskovec, *Inductive Representation Learning on Large Graphs*, NeurIPS 2017.
+    Xu, Hu, Leskovec & Jegelka, *How Powerful are Graph Neural Networks?*, ICLR 2019.
+    Hu et al., *Strategies for Pre-training Graph Neural Networks* (GINE), ICLR 2020.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
+from torch import Tensor, nn
+from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
+from torch_geometric.nn.conv import GINEConv
+
+from graphlab.nn.conv import GCNConv, GINConv, SAGEConv
+
+Pool = Optional[Literal["sum", "mean", "max"]]
+NodeEncoder = Literal["linear", "atom", "none"]
+_POOLS = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
+
+
+def _node_encoder(kind: NodeEncoder, in_channels: int, hidden_channels: int) -> nn.Module:
+    """``linear`` for real features, ``atom`` for OGB's categorical atom features."""
+    if kind == "atom":
+        return AtomEncoder(hidden_channels)
+    if kind == "linear":
+        return nn.Linear(in_channels, hidden_channels)
+    return nn.Identity()
+
+
+def _mlp(in_channels: int, hidden_channels: int, out_channels: int, batch_norm: bool = True) -> nn.Sequential:
+    norm: nn.Module = nn.BatchNorm1d(hidden_channels) if batch_norm else nn.Identity()
+    return nn.Sequential(nn.Linear(in_channels, hidden_channels), norm, nn.ReLU(), nn.Linear(hidden_channels, out_channels))
+
+
+class _Readout(nn.Module):
+    """Optional graph pooling followed by a linear head."""
+
+    def __init__(self, hidden_channels: int, out_channels: int, pool: Pool) -> None:
+        super().__init__()
+        if pool is not None and pool not in _POOLS:
+            raise ValueError(f"pool must be one of {sorted(_POOLS)} or None, got {pool!r}")
+        self.pool = pool
+        self.head = nn.Linear(hidden_channels, out_channels)
+
+    def forward(self, h: Tensor, batch: Optional[Tensor]) -> Tensor:
+        if self.pool is not None:
+            if batch is None:
+                batch = h.new_zeros(h.size(0), dtype=torch.long)
+            h = _POOLS[self.pool](h, batch)
+        return self.head(h)
+
+
+class GCN(nn.Module):
+    r"""Graph Convolutional Network (Kipf & Welling, 2017).
+
+    .. math::
+        H^{(l+1)} = \sigma\big(\hat D^{-1/2} \hat A \hat D^{-1/2} H^{(l)} W^{(l)}\big),
+        \qquad \hat A = A + I.
+
+    Args:
+        in_channels: input feature width.
+        out_channels: classes / tasks.
+        hidden_channels: width of the hidden layers.
+        num_layers: number of graph convolutions (the last one outputs ``out_channels``
+            at node level; at graph level a linear head follows the pooling).
+        dropout: dropout before every convolution.
+        pool: ``None`` for node-level output, else the graph readout.
+        cached: cache the normalised adjacency (transductive full-graph training only).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        hidden_channels: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.5,
+        pool: Pool = None,
+        cached: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_layers(num_layers)
+        self.in_channels, self.out_channels, self.dropout, self.pool = in_channels, out_channels, dropout, pool
+        dims = [in_channels] + [hidden_channels] * (num_layers - 1)
+        last = out_channels if pool is None else hidden_channels
+        self.convs = nn.ModuleList(GCNConv(a, b, cached=cached) for a, b in zip(dims, dims[1:] + [last]))
+        self.readout = _Readout(hidden_channels, out_channels, pool) if pool is not None else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for conv in self.convs:
+            conv.reset_parameters()
+        if self.readout is not None:
+            self.readout.head.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
+                batch: Optional[Tensor] = None) -> Tensor:
+        for i, conv in enumerate(self.convs):
+            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = conv(x, edge_index, edge_weight)
+            if i < len(self.convs) - 1 or self.readout is not None:
+                x = F.relu(x)
+        return x if self.readout is None else self.readout(x, batch)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, num_layers={len(self.convs)}, pool={self.pool})"
+
+
+class GraphSAGE(nn.Module):
+    r"""GraphSAGE with mean aggregation (Hamilton et al., 2017).
+
+    .. math::
+        h_v^{(l+1)} = \sigma\Big(W_1 h_v^{(l)} + W_2 \tfrac{1}{|N(v)|}\textstyle\sum_{u \in N(v)} h_u^{(l)}\Big)
+
+    Args:
+        in_channels, out_channels, hidden_channels, num_layers, dropout, pool: as in :class:`GCN`.
+        aggr: neighbourhood aggregation, ``mean`` (paper default), ``max`` or ``sum``.
+        normalize: L2-normalise every hidden representation (paper's option).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        hidden_channels: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.5,
+        pool: Pool = None,
+        aggr: Literal["mean", "max", "sum"] = "mean",
+        normalize: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_layers(num_layers)
+        self.in_channels, self.out_channels, self.dropout, self.pool = in_channels, out_channels, dropout, pool
+        self.normalize = normalize
+        dims = [in_channels] + [hidden_channels] * (num_layers - 1)
+        last = out_channels if pool is None else hidden_channels
+        self.convs = nn.ModuleList(SAGEConv(a, b, aggr=aggr) for a, b in zip(dims, dims[1:] + [last]))
+        self.readout = _Readout(hidden_channels, out_channels, pool) if pool is not None else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for conv in self.convs:
+            conv.reset_parameters()
+        if self.readout is not None:
+            self.readout.head.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor, batch: Optional[Tensor] = None) -> Tensor:
+        for i, conv in enumerate(self.convs):
+            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = conv(x, edge_index)
+            if i < len(self.convs) - 1 or self.readout is not None:
+                x = F.relu(x)
+                if self.normalize:
+                    x = F.normalize(x, dim=-1)
+        return x if self.readout is None else self.readout(x, batch)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, num_layers={len(self.convs)}, pool={self.pool})"
+
+
+class GIN(nn.Module):
+    r"""Graph Isomorphism Network (Xu et al., 2019), GINE with edge features (Hu et al., 2020).
+
+    .. math::
+        h_v^{(l+1)} = \mathrm{MLP}^{(l)}\Big((1+\epsilon^{(l)}) h_v^{(l)} + \textstyle\sum_{u \in N(v)} h_u^{(l)}\Big)
+        \quad\text{(GIN)},\qquad
+        \ldots + \textstyle\sum_{u \in N(v)} \mathrm{ReLU}(h_u^{(l)} + e_{uv}^{(l)}) \quad\text{(GINE)}.
+
+    Each layer is followed by batch norm, ReLU and dropout; the readout sums (``pool``)
+    the last layer's node states and applies a linear head.
+
+    Args:
+        in_channels, out_channels, hidden_channels, num_layers, dropout, pool: as in :class:`GCN`.
+        node_encoder: ``linear`` (real features) or ``atom`` (OGB categorical atoms).
+        edge_encoder: ``none`` (GIN), ``bond`` (GINE on OGB categorical bonds) or ``linear``
+            (GINE on real edge features of width ``edge_dim``).
+        edge_dim: edge feature width for ``edge_encoder="linear"``.
+        train_eps: learn :math:`\epsilon` (GIN-:math:`\epsilon`).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        hidden_channels: int = 64,
+        num_layers: int = 5,
+        dropout: float = 0.5,
+        pool: Pool = "sum",
+        node_encoder: NodeEncoder = "linear",
+        edge_encoder: Literal["none", "bond", "linear"] = "none",
+        edge_dim: int = 0,
+        train_eps: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_layers(num_layers)
+        if edge_encoder == "linear" and edge_dim < 1:
+            raise ValueError("edge_encoder='linear' needs edge_dim >= 1 (the edge feature width)")
+        self.in_channels, self.out_channels, self.dropout, self.pool = in_channels, out_channels, dropout, pool
+        self.edge_encoder_kind = edge_encoder
+        self.encoder = _node_encoder(node_encoder, in_channels, hidden_channels)
+        self.convs = nn.ModuleList(self._conv(hidden_channels, train_eps) for _ in range(num_layers))
+        self.edge_encoders = nn.ModuleList(
+            self._edge_encoder(edge_encoder, edge_dim, hidden_channels) for _ in range(num_layers)
+        ) if edge_encoder != "none" else None
+        self.norms = nn.ModuleList(nn.BatchNorm1d(hidden_channels) for _ in range(num_layers))
+        self.readout = _Readout(hidden_channels, out_channels, pool)
+        self.reset_parameters()
+
+    def _conv(self, hidden_channels: int, train_eps: bool) -> nn.Module:
+        mlp = _mlp(hidden_channels, 2 * hidden_channels, hidden_channels)
+        if self.edge_encoder_kind == "none":
+            return GINConv(mlp, train_eps=train_eps)
+        return GINEConv(mlp, train_eps=train_eps)
+
+    @staticmethod
+    def _edge_encoder(kind: str, edge_dim: int, hidden_channels: int) -> nn.Module:
+        return BondEncoder(hidden_channels) if kind == "bond" else nn.Linear(edge_dim, hidden_channels)
+
+    def reset_parameters(self) -> None:
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
+                batch: Optional[Tensor] = None) -> Tensor:
+        h = self.encoder(x.long() if isinstance(self.encoder, AtomEncoder) else x.float())
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            if self.edge_encoders is not None:
+                if edge_attr is None:
+                    raise ValueError("this GIN uses edge features (GINE) but the batch has no `edge_attr`")
+                h = conv(h, edge_index, self.edge_encoders[i](edge_attr))
+            else:
+                h = conv(h, edge_index)
+            h = F.dropout(F.relu(norm(h)), p=self.dropout, training=self.training)
+        return self.readout(h, batch)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, num_layers={len(self.convs)}, pool={self.pool})"
+
+
+class LinkGNN(nn.Module):
+    r"""GNN encoder plus a pair decoder for link prediction.
+
+    .. math::
+        s(u, v) = \mathrm{dec}(z_u, z_v), \qquad Z = \mathrm{GNN}(X, A),
+
+    with ``dec`` the inner product :math:`z_u^\top z_v` or an MLP on :math:`z_u \odot z_v`.
+
+    Args:
+        in_channels: input feature width.
+        out_channels: width of the scores (1: one logit per pair).
+        hidden_channels: embedding width.
+        num_layers: encoder layers.
+        encoder: ``gcn`` or ``sage``.
+        decoder: ``dot`` or ``mlp``.
+        dropout: encoder dropout.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 1,
+        hidden_channels: int = 64,
+        num_layers: int = 2,
+        encoder: Literal["gcn", "sage"] = "gcn",
+        decoder: Literal["dot", "mlp"] = "mlp",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if out_channels != 1:
+            raise ValueError(f"LinkGNN scores each pair with one logit: out_channels must be 1, got {out_channels}")
+        cls = GCN if encoder == "gcn" else GraphSAGE
+        self.encoder = cls(in_channels, hidden_channels, hidden_channels, num_layers, dropout)
+        self.decoder_kind = decoder
+        self.decoder = _mlp(hidden_channels, hidden_channels, 1, batch_norm=False) if decoder == "mlp" else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.encoder.reset_parameters()
+        if self.decoder is not None:
+            for layer in self.decoder:
+                if hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()
+
+    def encode(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return self.encoder(x, edge_index)
+
+    def decode(self, z: Tensor, edge_label_index: Tensor) -> Tensor:
+        src, dst = z[edge_label_index[0]], z[edge_label_index[1]]
+        if self.decoder is None:
+            return (src * dst).sum(dim=-1)
+        return self.decoder(src * dst).view(-1)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_label_index: Tensor) -> Tensor:
+        return self.decode(self.encode(x, edge_index), edge_label_index)
+
+
+def _check_layers(num_layers: int) -> None:
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")

@@ -1,0 +1,137 @@
+"""Shared machinery of graphlab's LightningModules.
+
+A task owns the loss, the optimiser and the metrics; the model is any ``torch.nn.Module``
+given by ``class_path`` in the config. The dataset description (:class:`DatasetInfo`)
+comes from the attached DataModule, so a task never hard-codes a metric.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Literal, Optional
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from torch import Tensor, nn
+
+from graphlab.data.base import DatasetInfo
+from graphlab.eval.metrics import evaluate
+
+
+class GraphTask(L.LightningModule):
+    """Base task: optimiser, metric bookkeeping and best-checkpoint selection.
+
+    Args:
+        model: the network. If it defines ``optimizer_param_groups(weight_decay)``, those
+            parameter groups are used (e.g. a separate decay for sheaf learners).
+        lr: learning rate.
+        weight_decay: L2 weight decay (Adam) or decoupled decay (AdamW).
+        optimizer: ``adam``, ``adamw`` or ``sgd``.
+        lr_scheduler: ``none``, ``plateau`` (on the monitored validation metric) or
+            ``cosine`` (over ``trainer.max_epochs``).
+        info: the dataset description. Normally left out: it is read from the attached
+            DataModule's ``info``. Give it to use the task without a graphlab DataModule.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float = 0.01,
+        weight_decay: float = 0.0,
+        optimizer: Literal["adam", "adamw", "sgd"] = "adam",
+        lr_scheduler: Literal["none", "plateau", "cosine"] = "none",
+        info: Optional[DatasetInfo] = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "info"])
+        self.model = model
+        self._info = info
+        self._forward_params = set(inspect.signature(model.forward).parameters)
+        self._outputs: dict[str, list[tuple[Tensor, Tensor]]] = {}
+
+    # ------------------------------------------------------------------ dataset info
+    @property
+    def info(self) -> DatasetInfo:
+        if self._info is None:
+            datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+            info = getattr(datamodule, "info", None)
+            if not isinstance(info, DatasetInfo):
+                raise RuntimeError(
+                    f"{type(self).__name__} needs a DatasetInfo: train it with a graphlab DataModule "
+                    "(trainer.fit(task, datamodule=...)) or pass `info=` to the task"
+                )
+            self._info = info
+        return self._info
+
+    @property
+    def monitor(self) -> str:
+        """The logged key of the headline validation metric (checkpoint selection)."""
+        return f"val_{self.info.metric}"
+
+    @property
+    def monitor_mode(self) -> Literal["min", "max"]:
+        return "max" if self.info.higher_is_better else "min"
+
+    def configure_callbacks(self) -> list[Callback]:
+        """Keep the checkpoint with the best validation metric, unless the user set one."""
+        trainer_callbacks = self.trainer.callbacks if self._trainer is not None else []
+        if any(isinstance(c, ModelCheckpoint) and c.monitor is not None for c in trainer_callbacks):
+            return []
+        return [ModelCheckpoint(monitor=self.monitor, mode=self.monitor_mode, filename="best-{epoch}", save_last=False)]
+
+    # ------------------------------------------------------------------ model calling
+    def call_model(self, batch: Any, **extra: Any) -> Tensor:
+        """Call the model with the batch fields its ``forward`` accepts."""
+        kwargs = {}
+        for key in ("edge_weight", "edge_attr", "batch"):
+            if key in self._forward_params and getattr(batch, key, None) is not None:
+                kwargs[key] = getattr(batch, key)
+        kwargs.update({k: v for k, v in extra.items() if k in self._forward_params})
+        return self.model(batch.x, batch.edge_index, **kwargs)
+
+    # ------------------------------------------------------------------ metrics
+    def collect(self, stage: str, y_true: Tensor, y_pred: Tensor) -> None:
+        self._outputs.setdefault(stage, []).append((y_true.detach().cpu(), y_pred.detach().cpu()))
+
+    def compute_metric(self, y_true: Tensor, y_pred: Tensor) -> float:
+        """The headline metric of a whole split (OGB ``Evaluator`` or torchmetrics)."""
+        return evaluate(self.info, y_true, y_pred)
+
+    def _log_epoch_metric(self, stage: str) -> None:
+        outputs = self._outputs.pop(stage, [])
+        if not outputs:
+            return
+        y_true = torch.cat([t for t, _ in outputs])
+        y_pred = torch.cat([p for _, p in outputs])
+        value = self.compute_metric(y_true, y_pred)
+        self.log(f"{stage}_{self.info.metric}", value, prog_bar=stage != "test", batch_size=y_true.size(0))
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metric("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metric("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metric("test")
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        groups_fn = getattr(self.model, "optimizer_param_groups", None)
+        params = groups_fn(hp.weight_decay) if callable(groups_fn) else self.model.parameters()
+        if hp.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        elif hp.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        else:
+            optimizer = torch.optim.SGD(params, lr=hp.lr, weight_decay=hp.weight_decay, momentum=0.9)
+        if hp.lr_scheduler == "none":
+            return optimizer
+        if hp.lr_scheduler == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=self.monitor_mode, factor=0.5, patience=10)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
+        max_epochs = max(int(self.trainer.max_epochs or 1), 1)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
