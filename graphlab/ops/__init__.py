@@ -1,0 +1,44 @@
+"""Differentiable graph primitives with one dispatch per op: reference, CPU, and Triton (CUDA) paths.
+
+Public API::
+
+    to_csr(edge_index, num_nodes, edge_weight=None) -> (rowptr, col, perm)
+    gather_reduce(x, rowptr, col, reduce="sum", edge_weight=None) -> [N, F]
+    segment_reduce(src, ptr, reduce="sum") -> [N, F]
+    segment_softmax(src, ptr) -> like src
+    set_backend("auto" | "reference" | "cpu" | "triton")    # call or context manager
+    set_validation(True | False)                             # call or context manager
+    ToCSR()                                                  # PyG transform caching the CSR on a Data object
+
+See :mod:`graphlab.ops._backend` for the dispatch rules and :mod:`graphlab.ops.reference` for the semantics.
+"""
+
+from graphlab.ops._backend import (
+    get_backend,
+    last_path,
+    path_count,
+    reset_path_log,
+    resolve_backend,
+    set_backend,
+    set_validation,
+    validation_enabled,
+)
+from graphlab.ops.csr import CSR, cached_csr, cached_transpose, csr_transpose, to_csr
+from graphlab.ops.gather_reduce import gather_reduce
+
+__all__ = [
+    "CSR",
+    "cached_csr",
+    "cached_transpose",
+    "csr_transpose",
+    "gather_reduce",
+    "get_backend",
+    "last_path",
+    "path_count",
+    "reset_path_log",
+    "resolve_backend",
+    "set_backend",
+    "set_validation",
+    "to_csr",
+    "validation_enabled",
+]

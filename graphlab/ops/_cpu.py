@@ -1,0 +1,150 @@
+r"""CPU path of :func:`graphlab.ops.gather_reduce`, built from native torch ops.
+
+Forward: ``torch.sparse.mm(A, x, reduce)`` on a CSR tensor (row-parallel, no per-edge rows).
+
+Backward, with :math:`g = \partial L / \partial \mathrm{out}` and :math:`\tilde g_i = g_i / \max(\deg_i, 1)`
+for ``mean`` (:math:`\tilde g = g` for ``sum``):
+
+* :math:`\partial L/\partial x = A^\top \tilde g`, one SpMM with the transposed CSR, which is built once per graph
+  and cached (:func:`graphlab.ops.csr.cached_transpose`); ``torch.sparse.mm``'s own backward rebuilds it every
+  call.
+* :math:`\partial L/\partial w_e = \langle \tilde g_{\mathrm{row}_e}, x_{\mathrm{col}_e} \rangle` (an SDDMM),
+  computed in edge chunks so memory stays ``O(chunk \cdot F)``, and only when ``edge_weight`` needs a gradient.
+* ``max``/``min``: the arg edge of every (row, feature) is recovered chunk by chunk (first edge in CSR order whose
+  message equals the output), then :math:`\partial L/\partial x_{\mathrm{col}_a, f} \mathrel{+}= w_a g_{i,f}` is
+  one ``index_add_`` over ``N x F`` entries and :math:`\partial L/\partial w_a \mathrel{+}= g_{i,f}
+  x_{\mathrm{col}_a, f}`.
+
+When the native kernel (:mod:`graphlab.ops._native`) is available it replaces these pieces: it fuses the forward
+of ``max``/``min`` with the arg computation and runs its own row-parallel SpMM.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from graphlab.ops.csr import cached_transpose
+from graphlab.ops.reference import csr_row_index
+
+_TORCH_REDUCE = {"sum": "sum", "mean": "mean", "max": "amax", "min": "amin"}
+
+# Edges per chunk in the SDDMM / arg passes: chunk x F values live at once (64 K x 64 x 4 B = 16 MiB at F = 64).
+EDGE_CHUNK = 1 << 16
+
+
+def sparse_csr(rowptr: Tensor, col: Tensor, values: Tensor, num_cols: int) -> Tensor:
+    """A ``torch.sparse_csr_tensor`` view of ``(rowptr, col, values)`` without invariant checks."""
+    if rowptr.dtype != col.dtype:
+        rowptr = rowptr.to(col.dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta": known, harmless
+        return torch.sparse_csr_tensor(
+            rowptr, col, values, (rowptr.numel() - 1, num_cols), check_invariants=False
+        )
+
+
+def spmm(rowptr: Tensor, col: Tensor, weight: Tensor | None, x: Tensor, reduce: str) -> Tensor:
+    """``out = A x`` with the given reduction, ``A`` the CSR ``(rowptr, col, weight or 1)``."""
+    values = weight if weight is not None else x.new_ones(col.numel())
+    adj = sparse_csr(rowptr, col, values.detach(), x.size(0))
+    return torch.sparse.mm(adj, x.detach(), _TORCH_REDUCE[reduce])
+
+
+def row_count(rowptr: Tensor, dtype: torch.dtype) -> Tensor:
+    """``max(deg_i, 1)`` as a column ``[N, 1]`` (the ``mean`` divisor)."""
+    return (rowptr[1:] - rowptr[:-1]).clamp(min=1).to(dtype).unsqueeze(1)
+
+
+def transpose_spmm(rowptr: Tensor, col: Tensor, weight: Tensor | None, grad: Tensor, num_cols: int) -> Tensor:
+    """``A^T grad`` through the cached transpose of ``(rowptr, col)``."""
+    colptr, row_t, perm_t = cached_transpose(rowptr, col, num_cols)
+    weight_t = None if weight is None else weight.index_select(0, perm_t)
+    return spmm(colptr, row_t, weight_t, grad, "sum")
+
+
+def sddmm(rowptr: Tensor, col: Tensor, grad: Tensor, x: Tensor) -> Tensor:
+    r"""``s_e = <grad[row_e], x[col_e]>`` for every edge, in chunks of :data:`EDGE_CHUNK` edges."""
+    row = csr_row_index(rowptr)
+    out = x.new_empty(col.numel())
+    for start in range(0, col.numel(), EDGE_CHUNK):
+        stop = min(start + EDGE_CHUNK, col.numel())
+        g = grad.index_select(0, row[start:stop])
+        out[start:stop] = (g * x.index_select(0, col[start:stop])).sum(-1)
+    return out
+
+
+def arg_edges(x: Tensor, rowptr: Tensor, col: Tensor, weight: Tensor | None, out: Tensor) -> Tensor:
+    """First edge (CSR order) whose message equals ``out`` per (row, feature); ``E`` for empty rows. ``[N, F]``."""
+    num_edges = col.numel()
+    row = csr_row_index(rowptr)
+    arg = torch.full(out.shape, num_edges, dtype=torch.long)
+    for start in range(0, num_edges, EDGE_CHUNK):
+        stop = min(start + EDGE_CHUNK, num_edges)
+        msg = x.index_select(0, col[start:stop])
+        if weight is not None:
+            msg = msg * weight[start:stop].unsqueeze(1)
+        rows = row[start:stop]
+        edge_id = torch.arange(start, stop).unsqueeze(1).expand_as(msg)
+        candidate = torch.where(msg == out.index_select(0, rows), edge_id, num_edges)
+        arg.scatter_reduce_(0, rows.unsqueeze(1).expand_as(msg), candidate, "amin", include_self=True)
+    return arg
+
+
+def route_arg_grad(
+    grad: Tensor, arg: Tensor, x: Tensor, col: Tensor, weight: Tensor | None, need_x: bool, need_w: bool
+) -> tuple[Tensor | None, Tensor | None]:
+    """Send ``grad`` [N, F] through the arg edges ``arg`` [N, F] (``E`` = none) to ``x`` and ``edge_weight``."""
+    num_edges, feat = col.numel(), grad.size(1)
+    valid = arg < num_edges
+    safe_arg = torch.where(valid, arg, 0)
+    g = torch.where(valid, grad, 0)
+    grad_x = grad_w = None
+    if need_x:
+        src = col.long().index_select(0, safe_arg.view(-1)).view_as(arg)
+        contrib = g if weight is None else g * weight.index_select(0, safe_arg.view(-1)).view_as(arg)
+        flat = src * feat + torch.arange(feat).unsqueeze(0)
+        grad_x = torch.zeros_like(x).view(-1).index_add_(0, flat.view(-1), contrib.reshape(-1)).view_as(x)
+    if need_w:
+        xv = x.gather(0, col.long().index_select(0, safe_arg.view(-1)).view_as(arg))
+        grad_w = grad.new_zeros(num_edges).index_add_(0, safe_arg.view(-1), (g * xv).view(-1))
+    return grad_x, grad_w
+
+
+class TorchGatherReduce(torch.autograd.Function):
+    """Forward with ``torch.sparse.mm``; backward through the cached transpose / arg routing (see module doc)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, rowptr: Tensor, col: Tensor, weight: Tensor | None, reduce: str
+    ) -> Tensor:
+        out = spmm(rowptr, col, weight, x, reduce)
+        ctx.reduce = reduce
+        ctx.save_for_backward(x, rowptr, col, weight, out if reduce in ("max", "min") else None)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, rowptr, col, weight, out = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[3]
+        grad = grad.contiguous()
+        if ctx.reduce in ("max", "min"):
+            arg = arg_edges(x, rowptr, col, weight, out)
+            grad_x, grad_w = route_arg_grad(grad, arg, x, col, weight, need_x, need_w)
+            return grad_x, None, None, grad_w, None
+        if ctx.reduce == "mean":
+            grad = grad / row_count(rowptr, grad.dtype)
+        grad_x = transpose_spmm(rowptr, col, weight, grad, x.size(0)) if need_x else None
+        grad_w = sddmm(rowptr, col, grad, x) if need_w else None
+        return grad_x, None, None, grad_w, None
+
+
+def gather_reduce(
+    x: Tensor, rowptr: Tensor, col: Tensor, reduce: str, edge_weight: Tensor | None
+) -> Tensor:
+    """CPU gather-reduce (inputs already validated); see the module docstring for the math."""
+    x = x.contiguous()
+    return TorchGatherReduce.apply(x, rowptr, col, edge_weight, reduce)
