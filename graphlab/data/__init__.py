@@ -1,0 +1,13 @@
+"""graphlab DataModules: OGB, PyG benchmark datasets and built-in synthetic benchmarks."""
+
+from graphlab.data.base import DatasetInfo, GraphDataModule, resolve_root
+from graphlab.data.ogb import OGBGraphData, OGBLinkData, OGBNodeData
+
+__all__ = [
+    "DatasetInfo",
+    "GraphDataModule",
+    "OGBGraphData",
+    "OGBLinkData",
+    "OGBNodeData",
+    "resolve_root",
+]

@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Sequence, TypeVar
 
 import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
 
 TaskType = Literal["multiclass", "binary", "regression", "link"]
 
@@ -98,3 +101,78 @@ def resolve_root(root: Optional[str]) -> Path:
     if root is None or root == "":
         root = os.environ.get(DATA_ENV) or "data"
     return Path(root).expanduser()
+
+
+# --------------------------------------------------------------------------- helpers
+# Shared by the concrete DataModules: name lookup, file checks with actionable errors,
+# the offline-aware download wrapper, split validation and the full-batch loader.
+
+T = TypeVar("T")
+
+
+def lookup_name(name: str, known: Mapping[str, T], what: str) -> T:
+    """Case-insensitive lookup of ``name`` in ``known`` (keys are lower case).
+
+    Raises:
+        ValueError: naming the unknown ``name`` and listing every known one.
+    """
+    key = name.strip().lower()
+    if key not in known:
+        raise ValueError(f"unknown {what} {name!r}; known names: {', '.join(sorted(known))}")
+    return known[key]
+
+
+def check_split(split: int, num_splits: int, name: str) -> None:
+    """Raise ``ValueError`` unless ``0 <= split < num_splits``."""
+    if not 0 <= split < num_splits:
+        raise ValueError(
+            f"split={split} is out of range for {name}: it ships {num_splits} split(s), "
+            f"so choose split in 0..{num_splits - 1}"
+        )
+
+
+def missing_files(directory: Path, names: Iterable[str]) -> list[str]:
+    """The entries of ``names`` (paths relative to ``directory``) that are not files."""
+    return [n for n in names if not (directory / n).is_file()]
+
+
+def missing_files_error(dataset: str, directory: Path, missing: Sequence[str], how_to_get: str) -> FileNotFoundError:
+    """A ``FileNotFoundError`` that names the missing files, where they belong and how to get them."""
+    where = f"{directory}" if directory.is_dir() else f"{directory} (the directory does not exist)"
+    listed = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+    return FileNotFoundError(f"{dataset}: missing file(s) {listed} in {where}. {how_to_get}")
+
+
+def download_or_raise(
+    fetch: Callable[[], T], dataset: str, directory: Path, missing: Sequence[str], how_to_get: str
+) -> T:
+    """Run ``fetch`` (a library download), turning a network failure into a clear error.
+
+    ``fetch`` is only called when files are missing and the user allowed downloading;
+    any ``OSError`` it raises (``URLError``, connection resets, DNS failures, HTTP errors
+    from fsspec/aiohttp all derive from it) becomes the :func:`missing_files_error`.
+    """
+    try:
+        return fetch()
+    except OSError as exc:
+        error = missing_files_error(dataset, directory, missing, f"The download failed ({exc}). {how_to_get}")
+        raise error from exc
+
+
+def _only_item(items: list[T]) -> T:
+    return items[0]
+
+
+def full_batch_loader(data: Any) -> DataLoader:
+    """A loader that yields ``data`` itself, once per epoch (full-batch node/link training).
+
+    The item is handed over unchanged (no collation into a list or ``Batch``); Lightning
+    moves it to the device through ``Data.to``.
+    """
+    return DataLoader([data], batch_size=1, shuffle=False, collate_fn=_only_item)
+
+
+def log_degree_features(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """``[N, 1]`` float feature ``log(1 + in-degree)``, for graphs without node features."""
+    deg = torch.bincount(edge_index[1], minlength=num_nodes).to(torch.float)
+    return torch.log1p(deg).view(-1, 1)

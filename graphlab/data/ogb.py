@@ -1,0 +1,714 @@
+"""OGB datasets (node, link and graph property prediction) as graphlab DataModules.
+
+The loaders wrap ``ogb``'s ``PygNodePropPredDataset``, ``PygLinkPropPredDataset`` and
+``PygGraphPropPredDataset`` and use OGB's official splits and metrics (``master.csv``),
+with three fixes for running offline on torch >= 2.6, without editing ``ogb``:
+
+* ``ogb`` 1.3.6 reads its processed file with a bare ``torch.load``, which fails under
+  torch's ``weights_only=True`` default. The subclasses here load that file themselves:
+  ``weights_only=True`` with PyG's storage classes allow-listed, falling back to
+  ``weights_only=False`` for that one file only (a processed file ``ogb`` itself wrote).
+  Split files (``split/<name>/*.pt``) load with ``weights_only=True``; the numpy integer
+  and float arrays some of them hold are allow-listed, nothing else.
+* ``ogb`` calls ``input()`` when the dataset folder exists without ``RELEASE_v<k>.txt``
+  and before downloads over 1 GB. Neither prompt is reachable here: the folder is
+  checked first (clear ``FileNotFoundError``) and downloads bypass ``decide_download``.
+* Missing files fail fast, naming each file and its folder, unless ``download=True``,
+  in which case the archive is fetched from OGB and a network failure is reported the
+  same way.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+import pandas as pd
+import ogb
+import torch
+from torch import Tensor
+from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+from torch_geometric.data.storage import GlobalStorage
+from torch_geometric.loader import DataLoader as PyGDataLoader
+from torch_geometric.utils import to_undirected
+
+from ogb.graphproppred import PygGraphPropPredDataset
+from ogb.linkproppred import PygLinkPropPredDataset
+from ogb.nodeproppred import PygNodePropPredDataset
+from ogb.utils.torch_util import replace_numpy_with_torchtensor
+from ogb.utils.url import download_url, extract_zip
+
+from graphlab.data.base import (
+    DatasetInfo,
+    GraphDataModule,
+    download_or_raise,
+    full_batch_loader,
+    log_degree_features,
+    missing_files,
+    missing_files_error,
+)
+
+Level = Literal["node", "link", "graph"]
+Featureless = Literal["one_hot", "degree", "constant"]
+
+_MASTER_DIR = {"node": "nodeproppred", "link": "linkproppred", "graph": "graphproppred"}
+_PREFIX = {"node": "ogbn-", "link": "ogbl-", "graph": "ogbg-"}
+_TASK_TYPES = {
+    "binary classification": "binary",
+    "multiclass classification": "multiclass",
+    "regression": "regression",
+    "link prediction": "link",
+}
+# A one-hot identity feature is a dense [N, N] float32 matrix: 10,000 nodes cost 400 MB.
+MAX_ONE_HOT_NODES = 10_000
+
+
+# --------------------------------------------------------------------------- metadata
+def ogb_master(level: Level) -> pd.DataFrame:
+    """OGB's ``master.csv`` for ``level`` as installed with ``ogb`` (one column per dataset)."""
+    path = Path(ogb.__file__).parent / _MASTER_DIR[level] / "master.csv"
+    return pd.read_csv(path, index_col=0, keep_default_na=False)
+
+
+@dataclass(frozen=True)
+class OGBMeta:
+    """The ``master.csv`` record of one OGB dataset, with typed accessors."""
+
+    name: str
+    level: Level
+    record: dict[str, str]
+
+    @classmethod
+    def lookup(cls, name: str, level: Level) -> "OGBMeta":
+        """Find ``name`` (case-insensitive, ``_`` or ``-``) in ``level``'s master.csv."""
+        key = name.strip().lower().replace("_", "-")
+        master = ogb_master(level)
+        if key not in master.columns:
+            raise ValueError(
+                f"unknown OGB {level} dataset {name!r}; known names: {', '.join(master.columns)}"
+            )
+        return cls(key, level, {k: str(v) for k, v in master[key].items()})
+
+    def flag(self, field: str) -> bool:
+        return self.record.get(field, "False") == "True"
+
+    def files_list(self, field: str) -> list[str]:
+        value = self.record.get(field, "None")
+        return [] if value == "None" else value.split(",")
+
+    @property
+    def dir_name(self) -> str:
+        return "_".join(self.name.split("-"))
+
+    @property
+    def version(self) -> str:
+        return self.record["version"]
+
+    @property
+    def task_type(self) -> str:
+        return self.record["task type"]
+
+    @property
+    def metric(self) -> str:
+        return self.record["eval metric"]
+
+    @property
+    def split_name(self) -> str:
+        return self.record["split"]
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self.record.get("num tasks", "1"))
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.record.get("num classes", "-1"))
+
+    def expected_files(self) -> list[str]:
+        """Files (relative to the dataset folder) that ``ogb`` reads to build the dataset."""
+        return self._raw_files() + [f"split/{self.split_name}/{f}" for f in self._split_files()]
+
+    def _raw_files(self) -> list[str]:
+        label = {"node": "node-label", "graph": "graph-label", "link": None}[self.level]
+        if self.flag("binary"):
+            files = ["data.npz"] + ([f"{label}.npz"] if label else [])
+        else:
+            files = ["edge.csv.gz", "num-node-list.csv.gz", "num-edge-list.csv.gz"]
+            files += ["node-feat.csv.gz"] if self.flag("has_node_attr") else []
+            files += ["edge-feat.csv.gz"] if self.flag("has_edge_attr") else []
+            extra = self.files_list("additional node files") + self.files_list("additional edge files")
+            files += [f"{f}.csv.gz" for f in extra]
+            files += [f"{label}.csv.gz"] if label else []
+        return [f"raw/{f}" for f in files]
+
+    def _split_files(self) -> list[str]:
+        ext = "pt" if self.level == "link" else "csv.gz"
+        return [f"{part}.{ext}" for part in ("train", "valid", "test")]
+
+
+# --------------------------------------------------------------------------- safe loading
+_PYG_STORAGE_CLASSES = [DataEdgeAttr, DataTensorAttr, GlobalStorage]
+
+
+def load_processed(path: str) -> Any:
+    """Load an ``ogb``-processed ``(data, slices)`` file.
+
+    First with ``weights_only=True`` and PyG's storage classes allow-listed; a file in an
+    older layout that needs more falls back to ``weights_only=False`` for this path only
+    (it is the dataset's own processed file, written by ``ogb``'s ``process``).
+    """
+    try:
+        with torch.serialization.safe_globals(_PYG_STORAGE_CLASSES):
+            return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError:
+        return torch.load(path, weights_only=False)
+
+
+def _numpy_array_globals() -> list[Any]:
+    """The pickle globals of numpy numeric arrays, under both numpy 1 and 2 module names."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    numeric = ("Int8DType", "Int16DType", "Int32DType", "Int64DType", "UInt8DType", "BoolDType",
+               "Float16DType", "Float32DType", "Float64DType")
+    dtypes = [getattr(np.dtypes, n) for n in numeric if hasattr(np.dtypes, n)]
+    names = ("numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct")
+    return [(_reconstruct, n) for n in names] + [np.ndarray, np.dtype, *dtypes]
+
+
+def load_split_file(path: str) -> Any:
+    """Load an OGB split ``.pt`` file with ``weights_only=True``; numpy arrays become tensors."""
+    with torch.serialization.safe_globals(_numpy_array_globals()):
+        obj = torch.load(path, weights_only=True)
+    return replace_numpy_with_torchtensor(obj)
+
+
+def _init_ogb_attributes(dataset: InMemoryDataset, meta: OGBMeta, folder: Path) -> None:
+    """Set the attributes ``ogb``'s constructors set, without their prompt or ``torch.load``."""
+    dataset.name = meta.name
+    dataset.dir_name = folder.name
+    dataset.original_root = str(folder.parent)
+    dataset.root = str(folder)
+    dataset.meta_info = pd.Series(meta.record)
+    dataset.download_name = meta.record["download_name"]
+    dataset.num_tasks = meta.num_tasks
+    dataset.task_type = meta.task_type
+    dataset.eval_metric = meta.metric
+    dataset.__num_classes__ = meta.num_classes
+    dataset.is_hetero = meta.flag("is hetero")
+    dataset.binary = meta.flag("binary")
+
+
+class _SafeOGBDataset:
+    """Mixin in front of an ``ogb`` Pyg*Dataset: safe constructor, download and splits."""
+
+    def __init__(self, meta: OGBMeta, folder: Path) -> None:
+        _init_ogb_attributes(self, meta, folder)
+        InMemoryDataset.__init__(self, self.root)
+        self._data, self.slices = load_processed(self.processed_paths[0])
+
+    def download(self) -> None:
+        """Replaces ``ogb``'s ``download`` (prompts, ``exit(-1)``): the DataModule fetches first."""
+        raise FileNotFoundError(
+            f"{self.name}: raw files missing in {self.raw_dir}; build the dataset through graphlab's "
+            "OGB DataModules, which download it (download=True) or name the missing files"
+        )
+
+    def _split_dict(self, split_type: Optional[str]) -> tuple[Path, Optional[Any]]:
+        """The split folder and, when OGB's ``split_dict.pt`` shortcut exists, its content."""
+        folder = Path(self.root) / "split" / (split_type or self.meta_info["split"])
+        shortcut = folder / "split_dict.pt"
+        return folder, load_split_file(str(shortcut)) if shortcut.is_file() else None
+
+    def get_idx_split(self, split_type: Optional[str] = None) -> dict[str, Tensor]:
+        """OGB's ``{"train", "valid", "test"}`` indices (CSV files, or ``split_dict.pt``)."""
+        _, shortcut = self._split_dict(split_type)
+        return shortcut if shortcut is not None else super().get_idx_split(split_type)
+
+
+class SafeNodePropPredDataset(_SafeOGBDataset, PygNodePropPredDataset):
+    """``ogb``'s node dataset, loadable on torch >= 2.6 and never prompting."""
+
+
+class SafeGraphPropPredDataset(_SafeOGBDataset, PygGraphPropPredDataset):
+    """``ogb``'s graph dataset, loadable on torch >= 2.6 and never prompting."""
+
+
+class SafeLinkPropPredDataset(_SafeOGBDataset, PygLinkPropPredDataset):
+    """``ogb``'s link dataset, loadable on torch >= 2.6 and never prompting."""
+
+    def get_edge_split(self, split_type: Optional[str] = None) -> dict[str, Any]:
+        """``{"train", "valid", "test"}`` dicts of edge tensors, loaded ``weights_only``."""
+        folder, shortcut = self._split_dict(split_type)
+        if shortcut is not None:
+            return shortcut
+        return {part: load_split_file(str(folder / f"{part}.pt")) for part in ("train", "valid", "test")}
+
+
+_DATASET_CLASSES: dict[str, type] = {
+    "node": SafeNodePropPredDataset,
+    "link": SafeLinkPropPredDataset,
+    "graph": SafeGraphPropPredDataset,
+}
+
+
+def _download_ogb(meta: OGBMeta, root: Path) -> None:
+    """Fetch and unpack ``meta``'s archive into ``root`` (replacing an incomplete folder)."""
+    root.mkdir(parents=True, exist_ok=True)
+    archive = download_url(meta.record["url"], str(root))
+    extract_zip(archive, str(root))
+    os.unlink(archive)
+    target = root / meta.dir_name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.move(str(root / meta.record["download_name"]), str(target))
+
+
+# --------------------------------------------------------------------------- DataModules
+class _OGBDataModule(GraphDataModule):
+    """Shared logic: name lookup, file checks, download, cached dataset and metadata."""
+
+    level: Level = "graph"
+
+    def __init__(self, name: str, root: Optional[str], download: bool) -> None:
+        super().__init__(root)
+        self.meta = OGBMeta.lookup(name, self.level)
+        self._check_supported()
+        self.name = self.meta.name
+        self.download = download
+        self._dataset: Optional[InMemoryDataset] = None
+        self._info: Optional[DatasetInfo] = None
+
+    def _check_supported(self) -> None:
+        if self.meta.flag("is hetero"):
+            raise ValueError(f"{self.meta.name} is heterogeneous; graphlab's OGB loaders support homogeneous graphs")
+
+    @property
+    def dataset_dir(self) -> Path:
+        """``root/<name with _>``, or ``root/<name>_pyg`` when that exists (as ``ogb`` does)."""
+        pyg_dir = self.root / f"{self.meta.dir_name}_pyg"
+        return pyg_dir if pyg_dir.exists() else self.root / self.meta.dir_name
+
+    def _how_to_get(self) -> str:
+        return (
+            f"With internet access graphlab downloads it (download=True) from {self.meta.record['url']}; "
+            f"offline, copy the unzipped OGB folder (RELEASE_v{self.meta.version}.txt, raw/, split/) "
+            f"to {self.root / self.meta.dir_name}."
+        )
+
+    def _ensure_files(self) -> None:
+        """Check the folder before ``ogb`` sees it; download or raise a clear error."""
+        folder = self.dataset_dir
+        release = folder / f"RELEASE_v{self.meta.version}.txt"
+        if folder.is_dir() and not release.is_file():
+            raise FileNotFoundError(
+                f"{self.meta.name}: {folder} exists but has no {release.name}, so ogb would stop to ask "
+                f"(input()) whether to delete it. If the folder is a complete copy of the OGB dataset, add "
+                f"{release} (OGB's release note); otherwise delete {folder} and use download=True."
+            )
+        missing = missing_files(folder, self.meta.expected_files()) if folder.is_dir() else [release.name]
+        if not missing:
+            return
+        if not self.download:
+            raise missing_files_error(self.meta.name, folder, missing, self._how_to_get())
+        download_or_raise(lambda: _download_ogb(self.meta, self.root), self.meta.name, folder, missing,
+                          self._how_to_get())
+        still_missing = missing_files(self.dataset_dir, self.meta.expected_files())
+        if still_missing:
+            raise missing_files_error(self.meta.name, self.dataset_dir, still_missing,
+                                      "The downloaded archive lacks them; report this upstream.")
+
+    @property
+    def dataset(self) -> InMemoryDataset:
+        """The ``ogb`` dataset, processed on first use (cached)."""
+        if self._dataset is None:
+            self._ensure_files()
+            with warnings.catch_warnings():
+                # ogb's process() wraps pandas' read-only arrays with torch.from_numpy and only
+                # reads them; torch's "non-writable" warning is noise the user cannot act on.
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                self._dataset = _DATASET_CLASSES[self.level](self.meta, self.dataset_dir)
+        return self._dataset
+
+    def prepare_data(self) -> None:
+        """Download (if allowed and needed) and process the dataset."""
+        _ = self.dataset
+
+    @property
+    def info(self) -> DatasetInfo:
+        if self._info is None:
+            self._info = self._build_info()
+        return self._info
+
+    def _build_info(self) -> DatasetInfo:
+        raise NotImplementedError
+
+    # ---- cheap metadata: first rows of the raw CSVs, falling back to the processed data
+    def _raw_width(self, file: str) -> Optional[int]:
+        """Column count of ``raw/<file>`` read from its first row, None if unreadable cheaply."""
+        path = self.dataset_dir / "raw" / file
+        if self.meta.flag("binary") or not path.is_file():
+            return None
+        return int(pd.read_csv(path, compression="gzip", header=None, nrows=1).shape[1])
+
+    def _raw_num_nodes(self) -> Optional[int]:
+        path = self.dataset_dir / "raw" / "num-node-list.csv.gz"
+        if self.meta.flag("binary") or not path.is_file():
+            return None
+        return int(pd.read_csv(path, compression="gzip", header=None)[0].sum())
+
+    def _node_feature_width(self) -> int:
+        width = self._raw_width("node-feat.csv.gz")
+        if width is None:
+            width = int(self.dataset[0].x.size(1))
+        return width
+
+    def _edge_feature_width(self) -> int:
+        if not self.meta.flag("has_edge_attr"):
+            return 0
+        width = self._raw_width("edge-feat.csv.gz")
+        if width is None:
+            edge_attr = self.dataset[0].edge_attr
+            width = 1 if edge_attr.dim() == 1 else int(edge_attr.size(1))
+        return width
+
+
+class _TransductiveOGB(_OGBDataModule):
+    """Node and link datasets: one graph, features built for featureless graphs."""
+
+    def __init__(self, name: str, root: Optional[str], download: bool, featureless: Featureless) -> None:
+        super().__init__(name, root, download)
+        self.featureless = featureless
+        self._graph: Optional[Data] = None
+
+    def _num_nodes(self) -> int:
+        num_nodes = self._raw_num_nodes()
+        return int(self.dataset[0].num_nodes) if num_nodes is None else num_nodes
+
+    def _input_width(self) -> int:
+        if self.meta.flag("has_node_attr"):
+            return self._node_feature_width()
+        if self.featureless == "one_hot":
+            num_nodes = self._num_nodes()
+            _check_one_hot(self.meta.name, num_nodes)
+            return num_nodes
+        return 1
+
+    def _features(self, data: Data, message_edges: Tensor) -> Tensor:
+        """``x`` as float; for featureless graphs the ``featureless`` choice on ``message_edges``."""
+        if self.meta.flag("has_node_attr"):
+            return data.x.to(torch.float)
+        num_nodes = int(data.num_nodes)
+        if self.featureless == "one_hot":
+            _check_one_hot(self.meta.name, num_nodes)
+            return torch.eye(num_nodes)
+        if self.featureless == "degree":
+            return log_degree_features(message_edges, num_nodes)
+        return torch.ones(num_nodes, 1)
+
+
+def _check_one_hot(name: str, num_nodes: int) -> None:
+    if num_nodes > MAX_ONE_HOT_NODES:
+        raise ValueError(
+            f"{name} has {num_nodes} nodes: one-hot features would be a dense {num_nodes}x{num_nodes} "
+            f"matrix (limit {MAX_ONE_HOT_NODES} nodes); use featureless='degree' or 'constant'"
+        )
+
+
+class OGBNodeData(_TransductiveOGB):
+    """OGB node property prediction (``ogbn-*``), full-batch, with the official split.
+
+    Every loader yields one :class:`~torch_geometric.data.Data` with float ``x`` ``[N, F]``,
+    ``edge_index``, ``y`` (``[N]`` long for multiclass, ``[N, T]`` float for binary tasks
+    such as ogbn-proteins) and 1-D boolean ``train_mask``/``val_mask``/``test_mask`` from
+    OGB's ``split/<name>/`` files. Heterogeneous datasets (ogbn-mag) are not supported.
+
+    Args:
+        name: OGB name, e.g. ``"ogbn-arxiv"`` (case-insensitive; ``_`` works for ``-``).
+        root: data root holding ``<name with _>/`` (default ``$GRAPHLAB_DATA`` or ``./data``).
+        download: fetch the dataset from OGB when files are missing (needs internet).
+        undirected: symmetrise ``edge_index`` (OGB's arxiv examples do; datasets stored
+            with inverse edges, e.g. ogbn-products, are unchanged).
+        featureless: node features for graphs without any (ogbn-proteins): ``"degree"``
+            (``log(1 + degree)``, 1 column), ``"constant"`` (a column of ones) or
+            ``"one_hot"`` (the identity, a learnable embedding through the first linear
+            layer; at most ``MAX_ONE_HOT_NODES`` nodes).
+    """
+
+    level: Level = "node"
+
+    def __init__(
+        self,
+        name: str = "ogbn-arxiv",
+        root: Optional[str] = None,
+        download: bool = True,
+        undirected: bool = True,
+        featureless: Featureless = "degree",
+    ) -> None:
+        super().__init__(name, root, download, featureless)
+        self.undirected = undirected
+        self.save_hyperparameters()
+
+    def _build_info(self) -> DatasetInfo:
+        task_type = _TASK_TYPES[self.meta.task_type]
+        outputs = self.meta.num_classes if task_type == "multiclass" else self.meta.num_tasks
+        return DatasetInfo(
+            name=self.meta.name, level="node", task_type=task_type, num_features=self._input_width(),
+            num_outputs=outputs, metric=self.meta.metric, ogb_name=self.meta.name,
+            num_edge_features=self._edge_feature_width(),
+        )
+
+    @property
+    def graph(self) -> Data:
+        """The full graph with features, targets and the split masks (built once)."""
+        if self._graph is None:
+            self._graph = self._build_graph()
+        return self._graph
+
+    def _build_graph(self) -> Data:
+        data = self.dataset[0]
+        if self.undirected and not self.meta.flag("add_inverse_edge"):
+            data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
+        data.x = self._features(data, data.edge_index)
+        multiclass = _TASK_TYPES[self.meta.task_type] == "multiclass"
+        data.y = data.y.view(-1).to(torch.long) if multiclass else data.y.to(torch.float)
+        split = self.dataset.get_idx_split()
+        for mask_name, part in (("train_mask", "train"), ("val_mask", "valid"), ("test_mask", "test")):
+            mask = torch.zeros(int(data.num_nodes), dtype=torch.bool)
+            mask[split[part]] = True
+            data[mask_name] = mask
+        return data
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        _ = self.graph
+
+    def train_dataloader(self) -> Any:
+        return full_batch_loader(self.graph)
+
+    def val_dataloader(self) -> Any:
+        return full_batch_loader(self.graph)
+
+    def test_dataloader(self) -> Any:
+        return full_batch_loader(self.graph)
+
+    def predict_dataloader(self) -> Any:
+        return full_batch_loader(self.graph)
+
+
+class OGBLinkData(_TransductiveOGB):
+    """OGB link property prediction (``ogbl-*``) with OGB's edge split, full-batch.
+
+    The message-passing graph is the dataset's ``edge_index`` (OGB stores the training
+    edges there, with inverse edges where ``add_inverse_edge``). The train loader yields
+    it with ``pos_edge_index`` = ``split['train']['edge']`` (one column per stored edge;
+    the task samples negatives); val/test loaders yield it with ``pos_edge_index`` and
+    ``neg_edge_index`` from OGB's ``edge`` / ``edge_neg``. Supported: the homogeneous
+    datasets with ``edge``/``edge_neg`` splits (ogbl-ddi, -collab, -ppa, -vessel); the
+    per-source negatives of the MRR datasets (citation2, wikikg2, biokg) do not fit the
+    link contract.
+
+    Args:
+        name: OGB name, e.g. ``"ogbl-ddi"`` (case-insensitive; ``_`` works for ``-``).
+        root: data root holding ``<name with _>/`` (default ``$GRAPHLAB_DATA`` or ``./data``).
+        download: fetch the dataset from OGB when files are missing (needs internet).
+        featureless: node features for graphs without any (ogbl-ddi): ``"one_hot"`` (the
+            default: the identity, so the first linear layer is a learnable node embedding
+            as in OGB's ddi baselines; at most ``MAX_ONE_HOT_NODES`` nodes), ``"degree"``
+            (``log(1 + degree)`` on the message graph) or ``"constant"`` (ones).
+    """
+
+    level: Level = "link"
+
+    def __init__(
+        self,
+        name: str = "ogbl-ddi",
+        root: Optional[str] = None,
+        download: bool = True,
+        featureless: Featureless = "one_hot",
+    ) -> None:
+        super().__init__(name, root, download, featureless)
+        self._parts: Optional[dict[str, Data]] = None
+        self.save_hyperparameters()
+
+    def _check_supported(self) -> None:
+        super()._check_supported()
+        if self.meta.task_type != "link prediction" or self.meta.metric == "mrr":
+            raise ValueError(
+                f"{self.meta.name} ranks per-source negatives ({self.meta.metric}), which the link "
+                "contract (fixed pos/neg edge lists) does not express; supported: ogbl-ddi, ogbl-collab, "
+                "ogbl-ppa, ogbl-vessel"
+            )
+
+    def _build_info(self) -> DatasetInfo:
+        return DatasetInfo(
+            name=self.meta.name, level="link", task_type="link", num_features=self._input_width(),
+            num_outputs=1, metric=self.meta.metric, ogb_name=self.meta.name,
+            num_edge_features=self._edge_feature_width(),
+        )
+
+    @property
+    def parts(self) -> dict[str, Data]:
+        """``{"train", "val", "test"}`` Data objects sharing ``x`` and ``edge_index``."""
+        if self._parts is None:
+            self._parts = self._build_parts()
+        return self._parts
+
+    def _build_parts(self) -> dict[str, Data]:
+        data = self.dataset[0]
+        x = self._features(data, data.edge_index)
+        split = self.dataset.get_edge_split()
+        parts = {"train": Data(x=x, edge_index=data.edge_index, num_nodes=data.num_nodes,
+                               pos_edge_index=_edges(split["train"], "edge", self.meta.name))}
+        for ours, theirs in (("val", "valid"), ("test", "test")):
+            parts[ours] = Data(
+                x=x, edge_index=data.edge_index, num_nodes=data.num_nodes,
+                pos_edge_index=_edges(split[theirs], "edge", self.meta.name),
+                neg_edge_index=_edges(split[theirs], "edge_neg", self.meta.name),
+            )
+        return parts
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        _ = self.parts
+
+    def train_dataloader(self) -> Any:
+        return full_batch_loader(self.parts["train"])
+
+    def val_dataloader(self) -> Any:
+        return full_batch_loader(self.parts["val"])
+
+    def test_dataloader(self) -> Any:
+        return full_batch_loader(self.parts["test"])
+
+    def predict_dataloader(self) -> Any:
+        return full_batch_loader(self.parts["test"])
+
+
+def _edges(part: dict[str, Tensor], key: str, name: str) -> Tensor:
+    """OGB's ``[E, 2]`` edge list as a ``[2, E]`` long tensor."""
+    if key not in part:
+        raise ValueError(f"{name}: the split has no {key!r} entry (keys: {sorted(part)})")
+    return part[key].to(torch.long).t().contiguous()
+
+
+class OGBGraphTargets:
+    """Per-graph transform to the graph batch contract.
+
+    ``y`` becomes ``[1, T]`` float (binary/regression; NaN kept) or ``[1]`` long
+    (multiclass); graphs without node features get ``x`` = ones ``[N, 1]``.
+    """
+
+    def __init__(self, task_type: str, constant_x: bool) -> None:
+        self.task_type = task_type
+        self.constant_x = constant_x
+
+    def __call__(self, data: Data) -> Data:
+        if self.task_type == "multiclass":
+            data.y = data.y.view(-1).to(torch.long)
+        else:
+            data.y = data.y.view(1, -1).to(torch.float)
+        if self.constant_x:
+            data.x = torch.ones(int(data.num_nodes), 1)
+        return data
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.task_type}, constant_x={self.constant_x})"
+
+
+class OGBGraphData(_OGBDataModule):
+    """OGB graph property prediction (``ogbg-*``) with the official (scaffold) split.
+
+    Loaders yield PyG ``Batch`` objects; ``y`` is ``[B, T]`` float with NaN for missing
+    labels (binary, regression) or ``[B]`` long (multiclass, ogbg-ppa). Molecule
+    datasets keep OGB's integer atom/bond features (``info.categorical_features``: embed
+    them with ``ogb``'s ``AtomEncoder``/``BondEncoder``); graphs without node features
+    get a constant ``x``. ogbg-code2 (sequence targets) is not supported.
+
+    Args:
+        name: OGB name, e.g. ``"ogbg-molbace"`` (case-insensitive; ``_`` works for ``-``).
+        root: data root holding ``<name with _>/`` (default ``$GRAPHLAB_DATA`` or ``./data``).
+        batch_size: graphs per batch.
+        num_workers: DataLoader worker processes.
+        download: fetch the dataset from OGB when files are missing (needs internet).
+    """
+
+    level: Level = "graph"
+
+    def __init__(
+        self,
+        name: str = "ogbg-molhiv",
+        root: Optional[str] = None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        download: bool = True,
+    ) -> None:
+        super().__init__(name, root, download)
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.save_hyperparameters()
+
+    def _check_supported(self) -> None:
+        super()._check_supported()
+        if self.meta.task_type not in _TASK_TYPES:
+            raise ValueError(
+                f"{self.meta.name} has task type {self.meta.task_type!r}; supported: binary/multiclass "
+                "classification and regression"
+            )
+
+    @property
+    def task_type(self) -> str:
+        return _TASK_TYPES[self.meta.task_type]
+
+    @property
+    def categorical(self) -> bool:
+        """OGB molecules store atom and bond features as integer categories."""
+        return self.meta.record.get("data type") == "mol"
+
+    def _build_info(self) -> DatasetInfo:
+        has_x = self.meta.flag("has_node_attr")
+        outputs = self.meta.num_classes if self.task_type == "multiclass" else self.meta.num_tasks
+        return DatasetInfo(
+            name=self.meta.name, level="graph", task_type=self.task_type,
+            num_features=self._node_feature_width() if has_x else 1, num_outputs=outputs,
+            metric=self.meta.metric, ogb_name=self.meta.name, num_edge_features=self._edge_feature_width(),
+            categorical_features=self.categorical and has_x,
+        )
+
+    @cached_property
+    def split_index(self) -> dict[str, Tensor]:
+        """OGB's ``{"train", "valid", "test"}`` graph indices."""
+        return self.dataset.get_idx_split()
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        self.dataset.transform = OGBGraphTargets(self.task_type, not self.meta.flag("has_node_attr"))
+        _ = self.split_index
+
+    def _loader(self, part: str, shuffle: bool) -> PyGDataLoader:
+        if self.dataset.transform is None:
+            self.setup()
+        return PyGDataLoader(
+            self.dataset[self.split_index[part]], batch_size=self.batch_size, shuffle=shuffle,
+            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> PyGDataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> PyGDataLoader:
+        return self._loader("valid", shuffle=False)
+
+    def test_dataloader(self) -> PyGDataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> PyGDataLoader:
+        return self._loader("test", shuffle=False)

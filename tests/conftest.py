@@ -1,0 +1,146 @@
+"""Shared test fixtures: the real datasets in ``../shared/data`` and tiny OGB-layout datasets."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import stat
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pytest
+import torch
+
+with warnings.catch_warnings():
+    # PyG 2.8 calls torch.jit.script while importing (torch_geometric.nn.pool.select), which
+    # torch >= 2.10 deprecates. It fires once, at import, before any test can filter it, and
+    # would fail collection under `filterwarnings = error`; importing PyG here, once, with
+    # that single message ignored keeps every other warning an error.
+    warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=DeprecationWarning)
+    import torch_geometric  # noqa: F401
+
+SHARED_DATA_ENV = "GRAPHLAB_SHARED_DATA"
+
+
+def shared_data_dir() -> Optional[Path]:
+    """``$GRAPHLAB_SHARED_DATA``, else ``../shared/data`` beside the repository, if it exists."""
+    env = os.environ.get(SHARED_DATA_ENV)
+    path = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The read-only folder of real datasets; skips the test when it is absent."""
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip(f"real datasets not found: set ${SHARED_DATA_ENV} or place them in ../shared/data")
+    return path
+
+
+@pytest.fixture
+def copy_shared(shared_data: Path, tmp_path: Path) -> Callable[..., Path]:
+    """``copy_shared("Cora", dest=None)`` copies ``shared/data/Cora`` to ``tmp_path/<dest or Cora>``,
+    writable (loaders write ``processed/`` beside ``raw/``), and returns ``tmp_path`` (the root)."""
+
+    def copy(folder: str, dest: Optional[str] = None) -> Path:
+        source = shared_data / folder
+        if not source.is_dir():
+            pytest.skip(f"{source} is absent")
+        target = tmp_path / (dest or folder)
+        shutil.copytree(source, target)
+        for path in [target, *target.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+        return tmp_path
+
+    return copy
+
+
+# --------------------------------------------------------------------------- OGB layout
+def _write_csv_gz(path: Path, array: np.ndarray) -> None:
+    """One row per line, comma separated, gzip: OGB's raw format (no header)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = array.reshape(len(array), -1)
+    with gzip.open(path, "wt") as f:
+        for row in rows:
+            f.write(",".join(repr(v.item()) for v in row) + "\n")
+
+
+@dataclass
+class OGBFixture:
+    """What a fixture wrote: the dataset root and the arrays, for comparison."""
+
+    root: Path
+    folder: Path
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class OGBFixtureWriter:
+    """Writes tiny datasets in OGB's on-disk layout (``RELEASE_v1.txt``, ``raw/``, ``split/``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _start(self, dir_name: str, release: bool) -> Path:
+        folder = self.root / dir_name
+        folder.mkdir(parents=True)
+        if release:
+            (folder / "RELEASE_v1.txt").write_text("# Release note (test fixture)\n\n### v1\n")
+        return folder
+
+    def node_arxiv(self, release: bool = True) -> OGBFixture:
+        """A 6-node directed graph in ogbn-arxiv's layout (master.csv: add_inverse_edge False,
+        has_node_attr True, additional node file node_year, split "time", 40 classes)."""
+        folder = self._start("ogbn_arxiv", release)
+        arrays = {
+            "edge": np.array([[0, 1], [1, 2], [2, 0], [3, 4], [4, 5], [5, 3], [0, 3]], dtype=np.int64),
+            "node_feat": np.arange(24, dtype=np.float64).reshape(6, 4) / 8 + 0.125,
+            "node_year": np.array([2010, 2011, 2012, 2013, 2014, 2015], dtype=np.int64),
+            "node_label": np.array([0, 5, 39, 5, 0, 7], dtype=np.int64),
+            "train": np.array([0, 1, 2], dtype=np.int64),
+            "valid": np.array([3], dtype=np.int64),
+            "test": np.array([4, 5], dtype=np.int64),
+        }
+        raw = folder / "raw"
+        _write_csv_gz(raw / "edge.csv.gz", arrays["edge"])
+        _write_csv_gz(raw / "num-node-list.csv.gz", np.array([6]))
+        _write_csv_gz(raw / "num-edge-list.csv.gz", np.array([len(arrays["edge"])]))
+        _write_csv_gz(raw / "node-feat.csv.gz", arrays["node_feat"])
+        _write_csv_gz(raw / "node_year.csv.gz", arrays["node_year"])
+        _write_csv_gz(raw / "node-label.csv.gz", arrays["node_label"])
+        for part in ("train", "valid", "test"):
+            _write_csv_gz(folder / "split" / "time" / f"{part}.csv.gz", arrays[part])
+        return OGBFixture(self.root, folder, arrays)
+
+    def link_ddi(self, release: bool = True) -> OGBFixture:
+        """An 8-node graph in ogbl-ddi's layout (add_inverse_edge True, no node features,
+        split "target" with ``edge``/``edge_neg``). ``train.pt`` holds a tensor, ``valid.pt``
+        and ``test.pt`` numpy arrays, as the real ddi files do."""
+        folder = self._start("ogbl_ddi", release)
+        arrays = {
+            "train": np.array([[0, 1], [1, 2], [2, 3], [3, 4], [4, 5], [5, 6], [6, 7]], dtype=np.int64),
+            "valid": np.array([[0, 2], [1, 3]], dtype=np.int64),
+            "valid_neg": np.array([[0, 7], [1, 6], [2, 5]], dtype=np.int64),
+            "test": np.array([[4, 6]], dtype=np.int64),
+            "test_neg": np.array([[0, 5], [3, 7]], dtype=np.int64),
+        }
+        raw = folder / "raw"
+        _write_csv_gz(raw / "edge.csv.gz", arrays["train"])
+        _write_csv_gz(raw / "num-node-list.csv.gz", np.array([8]))
+        _write_csv_gz(raw / "num-edge-list.csv.gz", np.array([len(arrays["train"])]))
+        split = folder / "split" / "target"
+        split.mkdir(parents=True)
+        torch.save({"edge": torch.from_numpy(arrays["train"])}, split / "train.pt")
+        torch.save({"edge": arrays["valid"], "edge_neg": arrays["valid_neg"]}, split / "valid.pt")
+        torch.save({"edge": arrays["test"], "edge_neg": arrays["test_neg"]}, split / "test.pt")
+        return OGBFixture(self.root, folder, arrays)
+
+
+@pytest.fixture
+def ogb_fixture(tmp_path: Path) -> OGBFixtureWriter:
+    """A writer of tiny OGB-layout datasets under ``tmp_path / "ogb"``."""
+    return OGBFixtureWriter(tmp_path / "ogb")
