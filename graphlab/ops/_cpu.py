@@ -27,6 +27,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from torch.autograd.function import once_differentiable
+
+from graphlab.ops import _native
 from graphlab.ops.csr import cached_transpose
 from graphlab.ops.reference import csr_row_index
 
@@ -142,9 +145,67 @@ class TorchGatherReduce(torch.autograd.Function):
         return grad_x, None, None, grad_w, None
 
 
+class NativeGatherReduce(torch.autograd.Function):
+    """Forward and backward with the native kernels of :mod:`graphlab.ops._native` (same math as above).
+
+    ``max``/``min`` compute the arg edge in the forward pass (only when a gradient is needed), so the backward
+    is two passes over ``N x F`` entries; ``sum``/``mean`` multiply by the cached transpose, with the ``mean``
+    divisor folded into the transposed edge weights.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, rowptr: Tensor, col: Tensor, weight: Tensor | None, reduce: str
+    ) -> Tensor:
+        want_arg = ctx.needs_input_grad[0] or ctx.needs_input_grad[3]
+        out, arg = _native.spmm(rowptr, col, weight, x, reduce, want_arg)
+        ctx.reduce = reduce
+        ctx.save_for_backward(x, rowptr, col, weight, arg)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, rowptr, col, weight, arg = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[3]
+        grad = grad.contiguous()
+        grad_x = grad_w = None
+        if ctx.reduce in ("max", "min"):
+            if need_x:
+                grad_x = _native.arg_backward_x(col, weight, arg, grad, x.size(0), col.numel())
+            if need_w:
+                grad_w = _native.arg_backward_w(col, arg, grad, x)
+            return grad_x, None, None, grad_w, None
+        if need_x:
+            grad_x = _native_transpose_spmm(rowptr, col, weight, grad, x.size(0), ctx.reduce == "mean")
+        if need_w:
+            grad_w = _native.sddmm(rowptr, col, grad, x, ctx.reduce == "mean")
+        return grad_x, None, None, grad_w, None
+
+
+def _native_transpose_spmm(
+    rowptr: Tensor, col: Tensor, weight: Tensor | None, grad: Tensor, num_cols: int, mean: bool
+) -> Tensor:
+    r"""``A^T (grad / cnt)`` as a sum-SpMM over the cached transpose with weights ``w_e / max(deg_{row_e}, 1)``."""
+    colptr, row_t, perm_t = cached_transpose(rowptr, col, num_cols)
+    weight_t = None if weight is None else weight.index_select(0, perm_t)
+    if mean:
+        inv_count = 1.0 / (rowptr[1:] - rowptr[:-1]).clamp(min=1).to(grad.dtype)
+        scale = inv_count.index_select(0, row_t)
+        weight_t = scale if weight_t is None else weight_t * scale
+    return _native.spmm(colptr, row_t, weight_t, grad, "sum", False)[0]
+
+
 def gather_reduce(
     x: Tensor, rowptr: Tensor, col: Tensor, reduce: str, edge_weight: Tensor | None
 ) -> Tensor:
-    """CPU gather-reduce (inputs already validated); see the module docstring for the math."""
+    """CPU gather-reduce (inputs already validated); see the module docstring for the math.
+
+    Uses the native kernels when they are available for these dtypes, else the torch-only implementation.
+    """
     x = x.contiguous()
+    if _native.supports(x, col) and _native.available():
+        rowptr = rowptr.to(col.dtype).contiguous()
+        weight = None if edge_weight is None else edge_weight.contiguous()
+        return NativeGatherReduce.apply(x, rowptr, col.contiguous(), weight, reduce)
     return TorchGatherReduce.apply(x, rowptr, col, edge_weight, reduce)
