@@ -2,6 +2,7 @@
 
 from graphlab.data.base import DatasetInfo, GraphDataModule, resolve_root
 from graphlab.data.ogb import OGBGraphData, OGBLinkData, OGBNodeData
+from graphlab.data.pyg import PyGData
 
 __all__ = [
     "DatasetInfo",
@@ -9,5 +10,6 @@ __all__ = [
     "OGBGraphData",
     "OGBLinkData",
     "OGBNodeData",
+    "PyGData",
     "resolve_root",
 ]
