@@ -47,7 +47,7 @@ OrthMap = Literal["householder", "cayley", "matrix_exp", "euler"]
 SheafAct = Literal["tanh", "elu", "id"]
 
 __all__ = [
-    "SheafGraph", "SheafGraphCache", "SheafLaplacian", "spd_inv_sqrt",
+    "SheafGraph", "SheafGraphCache", "canonical_edge_index", "SheafLaplacian", "spd_inv_sqrt",
     "householder_orthogonal", "cayley_orthogonal", "matrix_exp_orthogonal", "euler_orthogonal", "Orthogonal",
     "LocalConcatSheafLearner", "LocalConcatSheafLearnerVariant", "EdgeWeightLearner", "FixedRestrictionMaps",
     "diag_sheaf_laplacian", "bundle_sheaf_laplacian", "general_sheaf_laplacian", "connection_sheaf_laplacian",
@@ -126,9 +126,16 @@ class SheafGraph:
 
 class SheafGraphCache:
     """Keeps the :class:`SheafGraph` of the last ``edge_index`` seen, so a model sorts and indexes its graph
-    once instead of in every layer and every call (a full-batch model sees the same graph every epoch)."""
+    once instead of in every layer and every call (a full-batch model sees the same graph every epoch).
 
-    def __init__(self) -> None:
+    Args:
+        canonicalise: drop self-loops and add missing reverse edges before building (the official NSD
+            preprocessing: ``remove_self_loops`` + ``to_undirected``); otherwise the graph must already be
+            undirected and loop-free (:meth:`SheafGraph.from_edge_index` raises).
+    """
+
+    def __init__(self, canonicalise: bool = True) -> None:
+        self.canonicalise = canonicalise
         self._key: Optional[Tensor] = None
         self._graph: Optional[SheafGraph] = None
 
@@ -136,9 +143,18 @@ class SheafGraphCache:
         graph, key = self._graph, self._key
         if (graph is None or key is None or graph.num_nodes != num_nodes or key.shape != edge_index.shape
                 or key.device != edge_index.device or not torch.equal(key, edge_index)):
-            self._graph = graph = SheafGraph.from_edge_index(edge_index, num_nodes)
+            self._graph = graph = SheafGraph.from_edge_index(
+                canonical_edge_index(edge_index, num_nodes) if self.canonicalise else edge_index, num_nodes)
             self._key = edge_index.clone()
         return graph
+
+
+def canonical_edge_index(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """``edge_index`` without self-loops and duplicates, with every reverse edge (sorted by (row, col))."""
+    from torch_geometric.utils import remove_self_loops, to_undirected
+
+    edge_index, _ = remove_self_loops(edge_index)
+    return to_undirected(edge_index, num_nodes=num_nodes)
 
 
 def _gather_sum(values: Tensor, index: Tensor, size: int) -> Tensor:

@@ -169,14 +169,21 @@ def block_spmm_reference(
 # ----------------------------------------------------------------------------------------------------------
 
 
+class _QuietSparse(warnings.catch_warnings):
+    """torch warns (once per process) that sparse CSR/BSR support is "beta"; the products used here are tested
+    against the reference, so that notice is silenced where the tensors are built."""
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        warnings.filterwarnings("ignore", message="Sparse (BSR|CSR) tensor support is in beta state")
+
+
 def _sparse_offdiag_mm(index: BlockIndex, blocks: Tensor, x: Tensor) -> Tensor:
     """``sum_{e=(u,v)} B_e x_v`` with a BSR (full blocks) or scalar CSR (diagonal blocks) product."""
     num_nodes, d, num_features = x.shape
     x2 = x.reshape(num_nodes * d, num_features)
     size = (num_nodes * d, num_nodes * d)
-    with warnings.catch_warnings():
-        # torch warns once that BSR support is "beta"; the product is tested against the reference here.
-        warnings.filterwarnings("ignore", message="Sparse BSR tensor support is in beta state")
+    with _QuietSparse():
         if blocks.dim() == 3:
             matrix = torch.sparse_bsr_tensor(
                 index.rowptr, index.col, blocks.contiguous(), size=size, check_invariants=False
@@ -193,12 +200,13 @@ def _sampled_blocks(index: BlockIndex, g: Tensor, x: Tensor, full: bool) -> Tens
     """``G[row_e] x[col_e]^T`` (or its diagonal) for every edge, via ``torch.sparse.sampled_addmm``."""
     num_nodes, d, num_features = x.shape
     crow, col, src = index.scalar_layout(d, full=full)
-    pattern = torch.sparse_csr_tensor(
-        crow, col, x.new_zeros(col.numel()), size=(num_nodes * d, num_nodes * d), check_invariants=False
-    )
-    sampled = torch.sparse.sampled_addmm(
-        pattern, g.reshape(num_nodes * d, num_features), x.reshape(num_nodes * d, num_features).t(), beta=0.0
-    )
+    with _QuietSparse():
+        pattern = torch.sparse_csr_tensor(
+            crow, col, x.new_zeros(col.numel()), size=(num_nodes * d, num_nodes * d), check_invariants=False
+        )
+        sampled = torch.sparse.sampled_addmm(
+            pattern, g.reshape(num_nodes * d, num_features), x.reshape(num_nodes * d, num_features).t(), beta=0.0
+        )
     flat = x.new_empty(col.numel())
     flat[src] = sampled.values()
     return flat.view(-1, d, d) if full else flat.view(-1, d)

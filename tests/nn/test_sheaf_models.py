@@ -1,0 +1,164 @@
+"""Sheaf models: shapes, equivariance, parameter groups, learning on a tiny heterophilic graph, configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from torch_geometric.utils import remove_self_loops, to_undirected
+
+from graphlab.models import sheaf as M
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "sheaf"
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The graphs here are tiny: one intra-op thread avoids oversubscribing a shared CPU (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def heterophilic_graph(num_nodes: int = 24, num_classes: int = 3, seed: int = 0):
+    """Edges only between different classes; features are a noisy one-hot of the class."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.arange(num_nodes) % num_classes
+    src = torch.randint(0, num_nodes, (4 * num_nodes,), generator=gen)
+    dst = torch.randint(0, num_nodes, (4 * num_nodes,), generator=gen)
+    keep = y[src] != y[dst]
+    edge_index, _ = remove_self_loops(torch.stack([src[keep], dst[keep]]))
+    x = F.one_hot(y, num_classes).float() + 0.5 * torch.randn(num_nodes, num_classes, generator=gen)
+    return x, to_undirected(edge_index, num_nodes=num_nodes), y
+
+
+MODELS = {
+    "diag": lambda: M.DiagNSD(3, 3, d=2, num_layers=2, hidden_channels=4, add_lp=True),
+    "bundle": lambda: M.BundleNSD(3, 3, d=2, num_layers=2, hidden_channels=4, add_hp=True, sparse_learner=True),
+    "bundle-cayley": lambda: M.BundleNSD(3, 3, d=3, num_layers=1, hidden_channels=4, orth_map="cayley",
+                                         edge_weights=False),
+    "general": lambda: M.GeneralNSD(3, 3, d=2, num_layers=2, hidden_channels=4, add_lp=True, add_hp=True),
+    "general-linear": lambda: M.GeneralNSD(3, 3, d=2, num_layers=3, hidden_channels=4, linear=True),
+    "ode-diag": lambda: M.ContinuousNSD(3, 3, sheaf_type="diag", d=2, hidden_channels=4, int_method="euler",
+                                        step_size=0.25),
+    "ode-bundle": lambda: M.ContinuousNSD(3, 3, sheaf_type="bundle", d=2, hidden_channels=4, int_method="rk4",
+                                          step_size=0.5),
+    "conn": lambda: M.ConnectionNSD(3, 3, d=2, num_layers=2, hidden_channels=4, num_neighbours=4, add_lp=True),
+    "snn": lambda: M.SheafNN(3, 3, d=2, hidden_channels=4, dropout=0.0),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_shapes_and_equivariance(name):
+    torch.manual_seed(0)
+    model = MODELS[name]().eval()
+    x, edge_index, _ = heterophilic_graph()
+    out = model(x, edge_index)
+    assert out.shape == (24, 3) and torch.isfinite(out).all()
+    gen = torch.Generator().manual_seed(1)
+    perm = torch.randperm(24, generator=gen)
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(24)
+    edge_perm = torch.randperm(edge_index.size(1), generator=gen)
+    out_p = model(x[perm], inverse[edge_index][:, edge_perm])
+    torch.testing.assert_close(out_p, out[perm], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["diag", "bundle", "general", "ode-diag", "conn", "snn"])
+def test_learns_heterophilic_graph(name):
+    torch.manual_seed(0)
+    model = MODELS[name]()
+    x, edge_index, y = heterophilic_graph()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    losses = []
+    for _ in range(40):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x, edge_index), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_param_groups_split_sheaf_learners():
+    model = M.BundleNSD(5, 2, d=3, num_layers=2, hidden_channels=4, sheaf_decay=1e-2)
+    groups = model.optimizer_param_groups(5e-4)
+    sheaf, others = groups
+    assert sheaf["weight_decay"] == 1e-2 and others["weight_decay"] == 5e-4
+    assert len(sheaf["params"]) == 2  # one map learner per layer; edge-weight learners are not in the group
+    assert len(sheaf["params"]) + len(others["params"]) == len(list(model.parameters()))
+    assert M.DiagNSD(5, 2).optimizer_param_groups(1e-3)[0]["weight_decay"] == 1e-3
+
+
+def test_linear_nsd_learns_one_sheaf():
+    assert len(MODELS["general-linear"]().sheaf_learners) == 1
+    assert len(MODELS["general"]().sheaf_learners) == 2
+
+
+def test_graph_is_prepared_once():
+    model = MODELS["bundle"]().eval()
+    x, edge_index, _ = heterophilic_graph()
+    model(x, edge_index)
+    graph = model.graph(edge_index, 24)
+    model(x, edge_index.clone())
+    assert model.graph(edge_index, 24) is graph
+
+
+def test_sheaf_nn_given_maps_follow_edge_order():
+    torch.manual_seed(0)
+    model = M.SheafNN(3, 3, d=2, hidden_channels=4).eval()
+    x, edge_index, _ = heterophilic_graph()
+    maps = torch.randn(edge_index.size(1), 2, 2)
+    perm = torch.randperm(edge_index.size(1))
+    torch.testing.assert_close(model(x, edge_index[:, perm], maps[perm]), model(x, edge_index, maps))
+    assert not torch.allclose(model(x, edge_index, maps), model(x, edge_index))
+    with pytest.raises(ValueError, match="restriction_maps must be"):
+        model(x, edge_index, maps[:3])
+
+
+def test_sheaf_nn_constant_sheaf_is_gcn_like():
+    """d = 1, identity maps: I - Delta is the augmented-normalised adjacency plus (D+I)^-1 ... on every node."""
+    torch.manual_seed(0)
+    model = M.SheafNN(3, 2, d=1, hidden_channels=5, num_layers=1, dropout=0.0, act="id").eval()
+    x, edge_index, _ = heterophilic_graph()
+    adj = torch.zeros(24, 24)
+    adj[edge_index[0], edge_index[1]] = 1.0
+    deg = adj.sum(1)
+    scale = (deg + 1).rsqrt()
+    propagate = torch.eye(24) - scale[:, None] * (torch.diag(deg) - adj) * scale[None, :]
+    conv = model.convs[0]
+    h = model.lin1(x) * conv.left.weight[0, 0]
+    want = model.lin2(propagate @ conv.right(h))
+    torch.testing.assert_close(model(x, edge_index), want, atol=1e-5, rtol=1e-5)
+
+
+def test_validation_messages():
+    with pytest.raises(ValueError, match="needs d >= 2"):
+        M.BundleNSD(3, 2, d=1)
+    with pytest.raises(ValueError, match="num_neighbours must be at least"):
+        M.ConnectionNSD(3, 2, d=3, num_neighbours=3)
+    with pytest.raises(ValueError, match="dropout"):
+        M.DiagNSD(3, 2, dropout=1.5)
+
+
+def config_files() -> list[Path]:
+    return sorted(CONFIG_DIR.glob("*/*.yaml"))
+
+
+@pytest.mark.parametrize("path", config_files(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_config_model_builds(path):
+    """Every config names an existing class with valid arguments (instantiated with dummy channel counts)."""
+    import importlib
+
+    config = yaml.safe_load(path.read_text())
+    spec = config["model"]["init_args"]["model"]
+    module, _, name = spec["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    model = cls(in_channels=7, out_channels=3, **spec.get("init_args", {}))
+    x, edge_index, _ = heterophilic_graph(num_classes=3)
+    x = torch.cat([x, torch.randn(24, 4)], 1)
+    if hasattr(model, "forward") and "edge_label_index" not in model.forward.__code__.co_varnames:
+        assert model.eval()(x, edge_index).shape == (24, 3)
