@@ -3,13 +3,17 @@
 from graphlab.data.base import DatasetInfo, GraphDataModule, resolve_root
 from graphlab.data.ogb import OGBGraphData, OGBLinkData, OGBNodeData
 from graphlab.data.pyg import PyGData
+from graphlab.data.synthetic import CSBMData, CSLData, RandomLinkData
 
 __all__ = [
+    "CSBMData",
+    "CSLData",
     "DatasetInfo",
     "GraphDataModule",
     "OGBGraphData",
     "OGBLinkData",
     "OGBNodeData",
     "PyGData",
+    "RandomLinkData",
     "resolve_root",
 ]

@@ -9,6 +9,7 @@ model's ``in_channels`` / ``out_channels``, so both must be known right after
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +171,14 @@ def full_batch_loader(data: Any) -> DataLoader:
     moves it to the device through ``Data.to``.
     """
     return DataLoader([data], batch_size=1, shuffle=False, collate_fn=_only_item)
+
+
+def link_predict_data(test: Any) -> Any:
+    """A shallow copy of a link test ``Data`` with ``edge_label_index`` = its positive then
+    negative pairs: the pairs a link task scores in ``predict``."""
+    out = copy.copy(test)
+    out.edge_label_index = torch.cat([test.pos_edge_index, test.neg_edge_index], dim=1)
+    return out
 
 
 def log_degree_features(edge_index: Tensor, num_nodes: int) -> Tensor:

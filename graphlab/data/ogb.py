@@ -51,6 +51,7 @@ from graphlab.data.base import (
     GraphDataModule,
     download_or_raise,
     full_batch_loader,
+    link_predict_data,
     log_degree_features,
     missing_files,
     missing_files_error,
@@ -589,7 +590,8 @@ class OGBLinkData(_TransductiveOGB):
         return full_batch_loader(self.parts["test"])
 
     def predict_dataloader(self) -> Any:
-        return full_batch_loader(self.parts["test"])
+        """The test graph with ``edge_label_index`` = its positives then negatives."""
+        return full_batch_loader(link_predict_data(self.parts["test"]))
 
 
 def _edges(part: dict[str, Tensor], key: str, name: str) -> Tensor:

@@ -13,6 +13,7 @@ All functions take an explicit seed and never touch the global random state.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -61,15 +62,23 @@ def fold_split(folds: list[Tensor], fold: int) -> IndexSplit:
     return IndexSplit(train=torch.cat(train).sort().values, val=folds[val_fold], test=folds[fold])
 
 
-def random_node_masks(
-    num_nodes: int, train_ratio: float, val_ratio: float, seed: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Random disjoint boolean masks: ``train_ratio``/``val_ratio`` of the nodes, test = rest."""
+def check_node_ratios(train_ratio: float, val_ratio: float) -> None:
+    """Raise ``ValueError`` unless the ratios leave a non-empty remainder for the test set."""
     if not (0 < train_ratio and 0 <= val_ratio and train_ratio + val_ratio < 1):
         raise ValueError(
             f"need 0 < train_ratio, 0 <= val_ratio and train_ratio + val_ratio < 1 "
             f"(got {train_ratio}, {val_ratio}); the test set takes the remainder"
         )
+
+
+def random_node_masks(
+    num_nodes: int, train_ratio: float, val_ratio: float, seed: int | Sequence[int]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Random disjoint boolean masks: ``train_ratio``/``val_ratio`` of the nodes, test = rest.
+
+    ``seed`` may be a sequence (e.g. ``(graph_seed, split)``), giving independent streams.
+    """
+    check_node_ratios(train_ratio, val_ratio)
     perm = torch.from_numpy(np.random.default_rng(seed).permutation(num_nodes))
     num_train = int(round(train_ratio * num_nodes))
     num_val = int(round(val_ratio * num_nodes))
