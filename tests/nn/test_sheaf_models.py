@@ -162,3 +162,32 @@ def test_config_model_builds(path):
     x = torch.cat([x, torch.randn(24, 4)], 1)
     if hasattr(model, "forward") and "edge_label_index" not in model.forward.__code__.co_varnames:
         assert model.eval()(x, edge_index).shape == (24, 3)
+
+
+FOLDERS = {"cora": "Cora", "citeseer": "CiteSeer"}
+DEFAULT_RUN = ("diag-nsd/texas", "conn-nsd/texas")  # the rest (about 3 s each, more on big graphs) need -m slow
+
+
+def config_params():
+    """Every node-classification sheaf config, as a ``data`` test; all but two also ``slow``."""
+    params = []
+    for path in config_files():
+        name = f"{path.parent.name}/{path.stem}"
+        if path.parent.name != "sheaf4rec":
+            marks = [pytest.mark.data] + ([] if name in DEFAULT_RUN else [pytest.mark.slow])
+            params.append(pytest.param(path, marks=marks, id=name))
+    return params
+
+
+# Raised inside LightningCLI._add_instantiators (Lightning 2.6 on jsonargparse >= 4.4x), not by graphlab code.
+@pytest.mark.filterwarnings("ignore::jsonargparse._deprecated.JsonargparseDeprecationWarning")
+@pytest.mark.parametrize("path", config_params())
+def test_config_runs_through_cli(path, copy_shared, tmp_path, monkeypatch):
+    from graphlab.cli import main
+
+    dataset = path.stem
+    root = copy_shared(FOLDERS.get(dataset, dataset))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["graphlab"])  # LightningCLI warns when pytest's own argv is also present
+    main(["fit", "--config", str(path), f"--data.init_args.root={root}", "--trainer.fast_dev_run=1",
+          "--trainer.logger=false"])
