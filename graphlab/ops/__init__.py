@@ -8,7 +8,7 @@ Public API::
     segment_softmax(src, ptr) -> like src
     set_backend("auto" | "reference" | "cpu" | "triton")    # call or context manager
     set_validation(True | False)                             # call or context manager
-    ToCSR()                                                  # PyG transform caching the CSR on a Data object
+    ToCSR(), register_csr(data)                              # PyG transform storing the CSR on a Data object
 
 See :mod:`graphlab.ops._backend` for the dispatch rules and :mod:`graphlab.ops.reference` for the semantics.
 """
@@ -25,9 +25,12 @@ from graphlab.ops._backend import (
 )
 from graphlab.ops.csr import CSR, cached_csr, cached_transpose, csr_transpose, to_csr
 from graphlab.ops.gather_reduce import gather_reduce
+from graphlab.ops.segment import segment_reduce, segment_softmax
+from graphlab.ops.transforms import ToCSR, register_csr
 
 __all__ = [
     "CSR",
+    "ToCSR",
     "cached_csr",
     "cached_transpose",
     "csr_transpose",
@@ -35,9 +38,12 @@ __all__ = [
     "get_backend",
     "last_path",
     "path_count",
+    "register_csr",
     "reset_path_log",
     "resolve_backend",
     "set_backend",
+    "segment_reduce",
+    "segment_softmax",
     "set_validation",
     "to_csr",
     "validation_enabled",

@@ -1,0 +1,205 @@
+r"""Segment reductions and the segment softmax (attention-style aggregation over sorted groups).
+
+.. math::
+    \mathrm{segment\_reduce}(s, \mathrm{ptr})_i = \bigoplus_{e=\mathrm{ptr}_i}^{\mathrm{ptr}_{i+1}-1} s_e,
+    \qquad
+    \mathrm{segment\_softmax}(s, \mathrm{ptr})_e = \frac{\exp(s_e)}{\sum_{e' \in \mathrm{seg}(e)} \exp(s_{e'})}
+
+Both dispatch like every op (:mod:`graphlab.ops._backend`) and share the conventions of
+:mod:`graphlab.ops.reference` (empty segments reduce to 0, mean divides by ``max(count, 1)``, max/min send the
+gradient to the first arg entry). A segment reduction is a gather-reduce whose gather is the identity, so the CPU
+and Triton paths reuse the gather-reduce forward kernels with ``col = None``; the backward passes are dense
+``E x F`` scatters/gathers done with torch ops (``src`` itself is ``E x F``, so nothing larger is created).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from graphlab.ops import _native, reference
+from graphlab.ops._backend import record_path, resolve_backend, validation_enabled
+from graphlab.ops.csr import _check_index_tensor
+from graphlab.ops.gather_reduce import check_reduce
+from graphlab.ops.reference import Reduce, csr_row_index
+
+ForwardFn = Callable[[Tensor, Tensor, str, bool], tuple[Tensor, Tensor | None]]
+
+
+# ----------------------------------------------------------------------------------------------- validation
+
+
+def check_segments(src: Any, ptr: Any, name: str = "src") -> None:
+    """``src`` floating ``[E]``/``[E, F]``, ``ptr`` an index ``[N + 1]`` from 0 to ``E``, non-decreasing."""
+    if not isinstance(src, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(src).__name__}")
+    if not src.is_floating_point():
+        raise ValueError(f"{name} has dtype {src.dtype}; it must be floating point")
+    if src.dim() not in (1, 2):
+        raise ValueError(f"{name} must be [E] or [E, F], got shape {tuple(src.shape)}")
+    _check_index_tensor("ptr", ptr, 1)
+    if ptr.numel() == 0:
+        raise ValueError("ptr must have num_segments + 1 >= 1 entries, got an empty tensor")
+    if ptr.device != src.device:
+        raise ValueError(f"ptr is on {ptr.device} but {name} is on {src.device}; move both to one device")
+    if int(ptr[0]) != 0:
+        raise ValueError(f"ptr[0] is {int(ptr[0])} but must be 0")
+    if int(ptr[-1]) != src.size(0):
+        raise ValueError(
+            f"ptr[-1] is {int(ptr[-1])} but {name} has {src.size(0)} entries; ptr and {name} lengths mismatch"
+        )
+    if ptr.numel() > 1 and bool((ptr[1:] < ptr[:-1]).any()):
+        raise ValueError("ptr is not non-decreasing; segments must be consecutive and sorted")
+
+
+# ----------------------------------------------------------------------------------------------- forwards
+
+
+def _native_forward(src: Tensor, ptr: Tensor, reduce: str, want_arg: bool) -> tuple[Tensor, Tensor | None]:
+    return _native.spmm(ptr.contiguous(), None, None, src, reduce, want_arg)
+
+
+def _torch_forward(src: Tensor, ptr: Tensor, reduce: str, want_arg: bool) -> tuple[Tensor, Tensor | None]:
+    """Torch-only fallback: ``scatter_reduce`` into segments; arg as in the reference (first extremum)."""
+    row = csr_row_index(ptr)
+    num_rows = ptr.numel() - 1
+    index = row.unsqueeze(1).expand_as(src)
+    if reduce in ("sum", "mean"):
+        out = src.new_zeros((num_rows, src.size(1))).scatter_reduce(0, index, src, "sum", include_self=True)
+        if reduce == "mean":
+            out = out / (ptr[1:] - ptr[:-1]).clamp(min=1).to(src.dtype).unsqueeze(1)
+        return out, None
+    torch_reduce = "amax" if reduce == "max" else "amin"
+    out = src.new_zeros((num_rows, src.size(1))).scatter_reduce(0, index, src, torch_reduce, include_self=False)
+    if not want_arg:
+        return out, None
+    edge_id = torch.arange(src.size(0), device=src.device).unsqueeze(1).expand_as(src)
+    candidate = torch.where(src == out.index_select(0, row), edge_id, src.size(0))
+    arg = torch.full(out.shape, src.size(0), dtype=torch.long, device=src.device)
+    return out, arg.scatter_reduce(0, index, candidate, "amin", include_self=True)
+
+
+def _triton_forward(src: Tensor, ptr: Tensor, reduce: str, want_arg: bool) -> tuple[Tensor, Tensor | None]:
+    from graphlab.kernels.gather_reduce import launch_gather_reduce_fwd
+
+    return launch_gather_reduce_fwd(src, ptr.contiguous(), None, None, reduce, want_arg)
+
+
+class SegmentReduce(torch.autograd.Function):
+    r"""Segment reduction with a pluggable forward; backward :math:`\partial s_e = g_{\mathrm{seg}(e)} / c` for
+    sum/mean (``c`` = 1 or the segment size) and :math:`\partial s_{a,f} = g_{i,f}` at the arg entry for max/min."""
+
+    @staticmethod
+    def forward(ctx: Any, src: Tensor, ptr: Tensor, reduce: str, forward_fn: ForwardFn) -> Tensor:
+        out, arg = forward_fn(src, ptr, reduce, ctx.needs_input_grad[0])
+        ctx.reduce = reduce
+        ctx.num_entries = src.size(0)
+        ctx.save_for_backward(ptr, arg)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
+        ptr, arg = ctx.saved_tensors
+        if ctx.reduce in ("sum", "mean"):
+            if ctx.reduce == "mean":
+                grad = grad / (ptr[1:] - ptr[:-1]).clamp(min=1).to(grad.dtype).unsqueeze(1)
+            return grad.index_select(0, csr_row_index(ptr)), None, None, None
+        padded = grad.new_zeros((ctx.num_entries + 1, grad.size(1)))  # row E collects the empty-segment sentinel
+        padded.scatter_(0, arg.long(), grad)
+        return padded[:-1], None, None, None
+
+
+def segment_reduce(src: Tensor, ptr: Tensor, reduce: Reduce = "sum", *, validate: bool | None = None) -> Tensor:
+    r"""Reduce consecutive segments: :math:`\mathrm{out}_i = \bigoplus_{e=\mathrm{ptr}_i}^{\mathrm{ptr}_{i+1}-1}
+    \mathrm{src}_e`.
+
+    Args:
+        src: ``[E, F]`` or ``[E]`` floating values, segment after segment.
+        ptr: ``[N + 1]`` int64/int32 boundaries, ``ptr[0] = 0``, ``ptr[N] = E``, non-decreasing.
+        reduce: ``"sum" | "mean" | "max" | "min"``; empty segments give 0.
+        validate: check inputs (ValueError); ``None`` follows :class:`graphlab.ops.set_validation`.
+
+    Returns:
+        ``[N, F]`` (or ``[N]``) tensor, differentiable w.r.t. ``src``.
+    """
+    if validation_enabled() if validate is None else validate:
+        check_reduce(reduce)
+        check_segments(src, ptr)
+    path = resolve_backend(src, ptr)
+    record_path("segment_reduce", path)
+    if path == "reference":
+        return reference.segment_reduce(src, ptr, reduce)
+    squeeze = src.dim() == 1
+    values = (src.unsqueeze(1) if squeeze else src).contiguous()
+    out = SegmentReduce.apply(values, ptr, reduce, _forward_for(path, values, ptr))
+    return out.squeeze(1) if squeeze else out
+
+
+def _forward_for(path: str, src: Tensor, ptr: Tensor) -> ForwardFn:
+    if path == "triton":
+        return _triton_forward
+    if src.device.type != "cpu":
+        raise RuntimeError(f"the 'cpu' path needs CPU tensors but src is on {src.device}; use set_backend('auto')")
+    return _native_forward if _native.supports(src, ptr) and _native.available() else _torch_forward
+
+
+# ----------------------------------------------------------------------------------------------- softmax
+
+
+class CPUSegmentSoftmax(torch.autograd.Function):
+    r"""Segment softmax from two segment reductions (max, then sum of exponentials); backward
+    :math:`y \odot (g - \mathrm{segsum}(g \odot y))`."""
+
+    @staticmethod
+    def forward(ctx: Any, src: Tensor, ptr: Tensor, forward_fn: ForwardFn) -> Tensor:
+        row = csr_row_index(ptr)
+        seg_max = forward_fn(src, ptr, "max", False)[0]
+        shifted = (src - seg_max.index_select(0, row)).exp_()
+        denom = forward_fn(shifted, ptr, "sum", False)[0]
+        out = shifted.div_(denom.index_select(0, row))
+        ctx.forward_fn = forward_fn
+        ctx.save_for_backward(out, ptr, row)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        out, ptr, row = ctx.saved_tensors
+        weighted = grad * out
+        dot = ctx.forward_fn(weighted.contiguous(), ptr, "sum", False)[0]
+        return weighted - out * dot.index_select(0, row), None, None
+
+
+def segment_softmax(src: Tensor, ptr: Tensor, *, validate: bool | None = None) -> Tensor:
+    r"""Softmax within each segment, per column:
+    :math:`y_e = \exp(s_e - m_i) / \sum_{e' \in \mathrm{seg}(i)} \exp(s_{e'} - m_i)` with the segment max
+    :math:`m_i` (for stability).
+
+    Args:
+        src: ``[E]`` or ``[E, H]`` floating logits (e.g. one attention score per edge and head, edges sorted by
+            target so that ``ptr`` is the target CSR ``rowptr``).
+        ptr: ``[N + 1]`` segment boundaries.
+        validate: check inputs (ValueError); ``None`` follows :class:`graphlab.ops.set_validation`.
+
+    Returns:
+        a tensor shaped like ``src``, differentiable w.r.t. ``src``.
+    """
+    if validation_enabled() if validate is None else validate:
+        check_segments(src, ptr)
+    path = resolve_backend(src, ptr)
+    record_path("segment_softmax", path)
+    if path == "reference":
+        return reference.segment_softmax(src, ptr)
+    if path == "triton":
+        from graphlab.kernels.segment_softmax import segment_softmax as triton_segment_softmax
+
+        return triton_segment_softmax(src, ptr)
+    squeeze = src.dim() == 1
+    logits = (src.unsqueeze(1) if squeeze else src).contiguous()
+    out = CPUSegmentSoftmax.apply(logits, ptr, _forward_for(path, logits, ptr))
+    return out.squeeze(1) if squeeze else out
