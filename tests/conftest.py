@@ -6,7 +6,6 @@ import gzip
 import os
 import shutil
 import stat
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -14,14 +13,6 @@ from typing import Callable, Optional
 import numpy as np
 import pytest
 import torch
-
-with warnings.catch_warnings():
-    # PyG 2.8 calls torch.jit.script while importing (torch_geometric.nn.pool.select), which
-    # torch >= 2.10 deprecates. It fires once, at import, before any test can filter it, and
-    # would fail collection under `filterwarnings = error`; importing PyG here, once, with
-    # that single message ignored keeps every other warning an error.
-    warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=DeprecationWarning)
-    import torch_geometric  # noqa: F401
 
 SHARED_DATA_ENV = "GRAPHLAB_SHARED_DATA"
 

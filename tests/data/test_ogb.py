@@ -54,7 +54,31 @@ def test_graph_regression_keeps_float_targets(copy_shared) -> None:
     assert {k: len(v) for k, v in dm.split_index.items()} == {"train": 513, "valid": 64, "test": 65}
 
 
+@pytest.mark.data
+def test_link_ddi_real_split(copy_shared) -> None:
+    root = copy_shared("ogbl_ddi")
+    dm = OGBLinkData("ogbl-ddi", root=str(root), download=False, featureless="degree")
+    assert (dm.info.metric, dm.info.num_features) == ("hits@20", 1)
+    parts = dm.parts
+    assert parts["train"].num_nodes == 4267 and parts["train"].edge_index.size(1) == 2135822
+    assert parts["train"].pos_edge_index.size(1) == 1067911
+    assert (parts["val"].pos_edge_index.size(1), parts["val"].neg_edge_index.size(1)) == (133489, 101882)
+    assert (parts["test"].pos_edge_index.size(1), parts["test"].neg_edge_index.size(1)) == (133489, 95599)
+
+
 # --------------------------------------------------------------------------- node (fixture)
+def test_fixtures_match_ogb_master_csv() -> None:
+    """The fixtures copy the layout that ogb's master.csv prescribes for these names."""
+    arxiv = ogb_module.OGBMeta.lookup("ogbn-arxiv", "node")
+    assert (arxiv.flag("add_inverse_edge"), arxiv.flag("has_node_attr"), arxiv.flag("has_edge_attr")) == (
+        False, True, False)
+    assert (arxiv.split_name, arxiv.files_list("additional node files"), arxiv.version) == ("time", ["node_year"], "1")
+    assert not arxiv.flag("binary") and not arxiv.flag("is hetero")
+    ddi = ogb_module.OGBMeta.lookup("ogbl-ddi", "link")
+    assert (ddi.flag("add_inverse_edge"), ddi.flag("has_node_attr"), ddi.split_name) == (True, False, "target")
+    assert ddi.files_list("additional edge files") == [] and ddi.metric == "hits@20"
+
+
 def test_node_fixture_graph_split_and_metadata(ogb_fixture) -> None:
     fx = ogb_fixture.node_arxiv()
     dm = OGBNodeData("ogbn-arxiv", root=str(fx.root), download=False, undirected=False)
