@@ -57,7 +57,7 @@ def build_cli(args: ArgsType = None, run: bool = True) -> GraphLabCLI:
     )
 
 
-def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> Optional[GraphLabCLI]:
+def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> None:
     """Entry point of the ``graphlab`` console script.
 
     Args:
@@ -69,8 +69,8 @@ def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> Optional[Gr
         from graphlab.eval.leaderboard import main as leaderboard_main
 
         leaderboard_main(argv[1:])
-        return None
-    return build_cli(argv)
+        return
+    build_cli(argv)
 
 
 if __name__ == "__main__":

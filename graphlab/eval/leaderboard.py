@@ -12,6 +12,7 @@ dataset.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import inspect
 import json
@@ -23,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from graphlab._io import atomic_write_json, atomic_write_text
 
@@ -85,6 +86,17 @@ def git_commit() -> str:
     return sha + ("-dirty" if dirty else "")
 
 
+@contextlib.contextmanager
+def _plain_argv() -> Iterator[None]:
+    """Drive LightningCLI through ``args=`` only (the leaderboard's own argv is not its input)."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
 def _split_arg(datamodule: Any) -> Optional[str]:
     params = inspect.signature(type(datamodule).__init__).parameters
     return next((name for name in SPLIT_ARGS if name in params), None)
@@ -106,7 +118,8 @@ def run_seed(config: Path, seed: int, extra: list[str], run_dir: Path, split_arg
         split = seed
         args.append(f"--data.init_args.{split_arg}={split}")
     start = time.perf_counter()
-    cli = build_cli(args, run=False)
+    with _plain_argv():
+        cli = build_cli(args, run=False)
     trainer, task, datamodule = cli.trainer, cli.model, cli.datamodule
     trainer.fit(task, datamodule=datamodule)
     ckpt = trainer.checkpoint_callback
@@ -126,7 +139,8 @@ def probe(config: Path, extra: list[str]) -> tuple[Any, Optional[str]]:
     """Instantiate once to learn the dataset description and its split argument."""
     from graphlab.cli import build_cli
 
-    cli = build_cli(["--config", str(config), *extra, "--trainer.logger=false"], run=False)
+    with _plain_argv():
+        cli = build_cli(["--config", str(config), *extra, "--trainer.logger=false"], run=False)
     return cli.datamodule.info, _split_arg(cli.datamodule)
 
 
