@@ -1,0 +1,136 @@
+"""The multi-seed runner: seeds and splits, aggregation, atomic resumable records, the table."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from graphlab.eval import leaderboard
+from graphlab.eval.leaderboard import config_id, parse_seeds, render_table
+
+TINY = {
+    "seed_everything": 0,
+    "trainer": {"max_epochs": 4, "enable_progress_bar": False, "enable_model_summary": False},
+    "model": {
+        "class_path": "graphlab.tasks.NodeClassification",
+        "init_args": {"lr": 0.05, "model": {"class_path": "graphlab.models.GCN", "init_args": {"hidden_channels": 8}}},
+    },
+    "data": {"class_path": "graphlab.data.CSBMData", "init_args": {"num_nodes": 120, "num_splits": 3}},
+}
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["graphlab"])
+
+
+def _write_config(tmp_path: Path, config: dict = TINY) -> Path:
+    path = tmp_path / "configs" / "baselines" / "gcn" / "tiny.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _run(tmp_path: Path, config: Path, seeds: str, json_out: Path | None = None) -> dict:
+    args = ["--config", str(config), "--seeds", seeds, "--out-dir", str(tmp_path / "lb"),
+            "--runs-dir", str(tmp_path / "runs")]
+    if json_out is not None:
+        args += ["--json", str(json_out)]
+    return leaderboard.main(args)
+
+
+@pytest.mark.parametrize("text, seeds", [("0-9", list(range(10))), ("0,3,5", [0, 3, 5]), ("4", [4]), ("2-3,1", [1, 2, 3])])
+def test_parse_seeds(text, seeds):
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["", "a-b", "5-2", "-1"])
+def test_parse_seeds_rejects_garbage(text):
+    with pytest.raises(ValueError, match="seed"):
+        parse_seeds(text)
+
+
+def test_config_id_is_path_below_configs(tmp_path):
+    assert config_id(tmp_path / "configs" / "sheaf" / "diag-nsd" / "texas.yaml") == "sheaf/diag-nsd/texas"
+    assert config_id(tmp_path / "elsewhere" / "x.yaml") == "x"
+
+
+def test_runs_each_seed_on_its_split_and_aggregates(tmp_path):
+    config = _write_config(tmp_path)
+    record = _run(tmp_path, config, "0-2", json_out=tmp_path / "out.json")
+    runs = record["runs"]
+    assert [r["seed"] for r in runs] == [0, 1, 2]
+    assert [r["split"] for r in runs] == [0, 1, 2]  # CSBMData has 3 fixed splits here: seed i uses split i
+    tests = [r["test"] for r in runs]
+    assert record["test_mean"] == pytest.approx(statistics.fmean(tests))
+    assert record["test_std"] == pytest.approx(statistics.stdev(tests))  # unbiased (n - 1)
+    assert record["metric"] == "acc"
+    assert record["num_params"] == runs[0]["num_params"] > 0
+    saved = json.loads((tmp_path / "out.json").read_text())
+    assert {"metric", "val_mean", "val_std", "test_mean", "test_std", "runs"} <= saved.keys()
+    tables = list((tmp_path / "lb").glob("*.md"))
+    assert len(tables) == 1
+    table = tables[0].read_text()
+    assert "baselines/gcn/tiny" in table and "graphlab leaderboard --config" in table
+    assert f"{100 * record['test_mean']:.2f} ± {100 * record['test_std']:.2f}" in table
+
+
+def test_resume_skips_finished_seeds(tmp_path, monkeypatch):
+    config = _write_config(tmp_path)
+    _run(tmp_path, config, "0-1")
+    calls = []
+    real = leaderboard.run_seed
+
+    def counting(config, seed, *args, **kwargs):
+        calls.append(seed)
+        return real(config, seed, *args, **kwargs)
+
+    monkeypatch.setattr(leaderboard, "run_seed", counting)
+    record = _run(tmp_path, config, "0-2")
+    assert calls == [2]
+    assert record["seeds"] == [0, 1, 2]
+
+
+def test_changed_config_reruns_every_seed(tmp_path, monkeypatch):
+    config = _write_config(tmp_path)
+    _run(tmp_path, config, "0")
+    changed = {**TINY, "trainer": {**TINY["trainer"], "max_epochs": 3}}
+    config.write_text(yaml.safe_dump(changed))
+    calls = []
+    real = leaderboard.run_seed
+    monkeypatch.setattr(leaderboard, "run_seed", lambda c, s, *a, **k: calls.append(s) or real(c, s, *a, **k))
+    _run(tmp_path, config, "0")
+    assert calls == [0]
+
+
+def test_seed_beyond_fixed_splits_is_an_error(tmp_path):
+    config = _write_config(tmp_path)
+    with pytest.raises(ValueError, match="only 3 fixed splits"):
+        _run(tmp_path, config, "3")
+
+
+def test_missing_config_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        _run(tmp_path, tmp_path / "nope.yaml", "0")
+
+
+def test_corrupt_record_is_reported(tmp_path):
+    config = _write_config(tmp_path)
+    record = _run(tmp_path, config, "0")
+    path = tmp_path / "lb" / record["dataset"] / "baselines__gcn__tiny.json"
+    path.write_text("{ not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        _run(tmp_path, config, "0")
+
+
+def test_render_table_single_seed_has_no_std():
+    record = {"config_id": "a/b", "metric": "rmse", "test_mean": 1.23456, "test_std": None, "val_mean": 1.0,
+              "val_std": None, "num_params": 1234, "seeds": [0], "wall_time_s": 3.0, "command": "graphlab x",
+              "commit": "abc"}
+    table = render_table("ds", [record])
+    assert "| a/b | rmse | 1.23 ± n/a | 1.00 ± n/a | 1,234 | 0-0 |" in table
