@@ -30,21 +30,20 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import numpy as np
-import pandas as pd
 import ogb
+import pandas as pd
 import torch
+from ogb.graphproppred import PygGraphPropPredDataset
+from ogb.linkproppred import PygLinkPropPredDataset
+from ogb.nodeproppred import PygNodePropPredDataset
+from ogb.utils.torch_util import replace_numpy_with_torchtensor
+from ogb.utils.url import download_url, extract_zip
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
 from torch_geometric.data.storage import GlobalStorage
 from torch_geometric.loader import DataLoader as PyGDataLoader
 from torch_geometric.utils import to_undirected
-
-from ogb.graphproppred import PygGraphPropPredDataset
-from ogb.linkproppred import PygLinkPropPredDataset
-from ogb.nodeproppred import PygNodePropPredDataset
-from ogb.utils.torch_util import replace_numpy_with_torchtensor
-from ogb.utils.url import download_url, extract_zip
 
 from graphlab.data.base import (
     DatasetInfo,
@@ -61,7 +60,6 @@ Level = Literal["node", "link", "graph"]
 Featureless = Literal["one_hot", "degree", "constant"]
 
 _MASTER_DIR = {"node": "nodeproppred", "link": "linkproppred", "graph": "graphproppred"}
-_PREFIX = {"node": "ogbn-", "link": "ogbl-", "graph": "ogbg-"}
 _TASK_TYPES = {
     "binary classification": "binary",
     "multiclass classification": "multiclass",
@@ -263,15 +261,18 @@ _DATASET_CLASSES: dict[str, type] = {
 
 
 def _download_ogb(meta: OGBMeta, root: Path) -> None:
-    """Fetch and unpack ``meta``'s archive into ``root`` (replacing an incomplete folder)."""
+    """Fetch and unpack ``meta``'s archive into ``root / meta.dir_name``.
+
+    Unlike ``ogb``'s ``download`` this neither prompts nor deletes an existing incomplete
+    folder: the archive's files are merged into it (same-named files are replaced).
+    """
     root.mkdir(parents=True, exist_ok=True)
     archive = download_url(meta.record["url"], str(root))
     extract_zip(archive, str(root))
     os.unlink(archive)
-    target = root / meta.dir_name
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.move(str(root / meta.record["download_name"]), str(target))
+    unpacked = root / meta.record["download_name"]
+    shutil.copytree(unpacked, root / meta.dir_name, dirs_exist_ok=True)
+    shutil.rmtree(unpacked)
 
 
 # --------------------------------------------------------------------------- DataModules
@@ -316,7 +317,8 @@ class _OGBDataModule(GraphDataModule):
                 f"(input()) whether to delete it. If the folder is a complete copy of the OGB dataset, add "
                 f"{release} (OGB's release note); otherwise delete {folder} and use download=True."
             )
-        missing = missing_files(folder, self.meta.expected_files()) if folder.is_dir() else [release.name]
+        expected = self.meta.expected_files()
+        missing = missing_files(folder, expected) if folder.is_dir() else [release.name, *expected]
         if not missing:
             return
         if not self.download:
@@ -389,7 +391,6 @@ class _TransductiveOGB(_OGBDataModule):
     def __init__(self, name: str, root: Optional[str], download: bool, featureless: Featureless) -> None:
         super().__init__(name, root, download)
         self.featureless = featureless
-        self._graph: Optional[Data] = None
 
     def _num_nodes(self) -> int:
         num_nodes = self._raw_num_nodes()
@@ -457,6 +458,7 @@ class OGBNodeData(_TransductiveOGB):
     ) -> None:
         super().__init__(name, root, download, featureless)
         self.undirected = undirected
+        self._graph: Optional[Data] = None
         self.save_hyperparameters()
 
     def _build_info(self) -> DatasetInfo:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import shutil
 import urllib.error
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +193,28 @@ def test_offline_download_failure_is_reported_clearly(tmp_path, monkeypatch) -> 
     dm = OGBLinkData("ogbl-ddi", root=str(tmp_path), download=True)
     with pytest.raises(FileNotFoundError, match=r"download failed \(<urlopen error no network>\).*copy the unzipped"):
         dm.prepare_data()
+
+
+def test_download_path_fetches_and_unpacks(ogb_fixture, tmp_path, monkeypatch) -> None:
+    """With files missing and download=True the OGB archive is fetched, unpacked and loaded."""
+    fx = ogb_fixture.link_ddi()
+    archive = Path(shutil.make_archive(str(tmp_path / "ddi"), "zip", root_dir=fx.root, base_dir="ogbl_ddi"))
+    fetched: list[str] = []
+
+    def fake_download(url: str, folder: str) -> str:
+        fetched.append(url)
+        with zipfile.ZipFile(archive) as src, zipfile.ZipFile(Path(folder) / "ddi.zip", "w") as dst:
+            for item in src.infolist():  # the OGB archive's top folder is the download_name
+                dst.writestr(item.filename.replace("ogbl_ddi", "ddi", 1), src.read(item))
+        return str(Path(folder) / "ddi.zip")
+
+    monkeypatch.setattr(ogb_module, "download_url", fake_download)
+    root = tmp_path / "fresh"
+    dm = OGBLinkData("ogbl-ddi", root=str(root), download=True)
+    dm.prepare_data()
+    assert fetched == ["http://snap.stanford.edu/ogb/data/linkproppred/ddi.zip"]
+    assert (root / "ogbl_ddi" / "RELEASE_v1.txt").is_file() and not (root / "ddi").exists()
+    assert dm.parts["test"].neg_edge_index.tolist() == fx.arrays["test_neg"].T.tolist()
 
 
 @pytest.mark.parametrize(
