@@ -20,8 +20,9 @@ Layout (four layers, as every kernel module in graphlab):
 
 2. host launchers (``launch_*``) choose tiles and grids;
 3. :class:`TritonGatherReduce` (``autograd.Function``): the ``sum``/``mean`` backward w.r.t. ``x`` is the forward
-   kernel run on the cached transpose (:func:`graphlab.ops.csr.cached_transpose`) with weights
-   ``w_e / max(deg_{row_e}, 1)`` for mean;
+   kernel run on the transpose with weights ``w_e / max(deg_{row_e}, 1)`` for mean. The transpose comes from a
+   callable, so :mod:`graphlab.ops` can hand in its per-graph cache (this module imports only torch and triton);
+   :func:`transpose_csr` builds one when none is given;
 4. :func:`gather_reduce`, the thin function the dispatcher calls.
 
 Importing this module imports triton; :mod:`graphlab.ops` imports it lazily, only when the Triton path runs. Set
@@ -30,6 +31,7 @@ Importing this module imports triton; :mod:`graphlab.ops` imports it lazily, onl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -38,7 +40,7 @@ import triton.language as tl
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from graphlab.ops.csr import cached_transpose
+Transpose = tuple[Tensor, Tensor, Tensor]  # (colptr, row, perm_t): the CSR of A^T and CSR position per entry
 
 _REDUCE_CODE = {"sum": 0, "mean": 1, "max": 2, "min": 3}
 MAX_BLOCK_F = 128  # features per program: 128 fp32 lanes = 4 warps x 32 threads x 1 element, coalesced
@@ -216,11 +218,22 @@ def launch_arg_backward(
     return grad_x, grad_w
 
 
+def transpose_csr(rowptr: Tensor, col: Tensor, num_cols: int) -> Transpose:
+    """``(colptr, row, perm_t)`` of the transposed CSR (rows = the ``num_cols`` sources), by a stable sort."""
+    counts = (rowptr[1:] - rowptr[:-1]).long()
+    rows = torch.arange(counts.numel(), device=col.device)
+    row = torch.repeat_interleave(rows, counts, output_size=col.numel()).to(col.dtype)
+    perm_t = torch.sort(col, stable=True).indices
+    colptr = torch.zeros(num_cols + 1, dtype=col.dtype, device=col.device)
+    torch.cumsum(torch.bincount(col.long(), minlength=num_cols), 0, out=colptr[1:])
+    return colptr, row.index_select(0, perm_t), perm_t
+
+
 def launch_transpose_spmm(
-    rowptr: Tensor, col: Tensor, weight: Tensor | None, grad: Tensor, num_cols: int, mean: bool
+    transpose: Transpose, rowptr: Tensor, weight: Tensor | None, grad: Tensor, mean: bool
 ) -> Tensor:
-    r"""``A^T (grad / cnt)``: the forward kernel over the cached transpose, weights ``w_e / max(deg_{row_e},1)``."""
-    colptr, row_t, perm_t = cached_transpose(rowptr, col, num_cols)
+    r"""``A^T (grad / cnt)``: the forward kernel over the transpose, weights ``w_e / max(deg_{row_e}, 1)``."""
+    colptr, row_t, perm_t = transpose
     weight_t = None if weight is None else weight.index_select(0, perm_t)
     if mean:
         inv_count = 1.0 / (rowptr[1:] - rowptr[:-1]).clamp(min=1).to(grad.dtype)
@@ -237,11 +250,13 @@ class TritonGatherReduce(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, x: Tensor, rowptr: Tensor, col: Tensor, weight: Tensor | None, reduce: str
+        ctx: Any, x: Tensor, rowptr: Tensor, col: Tensor, weight: Tensor | None, reduce: str,
+        transpose_fn: Callable[[], Transpose],
     ) -> Tensor:
         want_arg = ctx.needs_input_grad[0] or ctx.needs_input_grad[3]
         out, arg = launch_gather_reduce_fwd(x, rowptr, col, weight, reduce, want_arg)
         ctx.reduce = reduce
+        ctx.transpose_fn = transpose_fn
         ctx.save_for_backward(x, rowptr, col, weight, arg)
         return out
 
@@ -253,19 +268,35 @@ class TritonGatherReduce(torch.autograd.Function):
         grad = grad.contiguous()
         if ctx.reduce in ("max", "min"):
             grad_x, grad_w = launch_arg_backward(grad, x, col, weight, arg, col.numel(), need_x, need_w)
-            return grad_x, None, None, grad_w, None
+            return grad_x, None, None, grad_w, None, None
         mean = ctx.reduce == "mean"
-        grad_x = launch_transpose_spmm(rowptr, col, weight, grad, x.size(0), mean) if need_x else None
+        grad_x = launch_transpose_spmm(ctx.transpose_fn(), rowptr, weight, grad, mean) if need_x else None
         grad_w = launch_sddmm(rowptr, col, grad, x, mean) if need_w else None
-        return grad_x, None, None, grad_w, None
+        return grad_x, None, None, grad_w, None, None
 
 
 # --------------------------------------------------------------------------------------------- 4. function
 
 
 def gather_reduce(
-    x: Tensor, rowptr: Tensor, col: Tensor, reduce: str = "sum", edge_weight: Tensor | None = None
+    x: Tensor,
+    rowptr: Tensor,
+    col: Tensor,
+    reduce: str = "sum",
+    edge_weight: Tensor | None = None,
+    transpose_fn: Callable[[], Transpose] | None = None,
 ) -> Tensor:
-    """Triton gather-reduce; inputs validated by :func:`graphlab.ops.gather_reduce`."""
+    """Triton gather-reduce; inputs validated by :func:`graphlab.ops.gather_reduce`.
+
+    ``transpose_fn`` returns the transposed CSR for the ``sum``/``mean`` backward (called only then); by default
+    it is built with :func:`transpose_csr`.
+    """
+    x, rowptr, col = x.contiguous(), rowptr.contiguous(), col.contiguous()
     weight = None if edge_weight is None else edge_weight.contiguous()
-    return TritonGatherReduce.apply(x.contiguous(), rowptr.contiguous(), col.contiguous(), weight, reduce)
+    if transpose_fn is None:
+        num_cols = x.size(0)
+
+        def transpose_fn() -> Transpose:
+            return transpose_csr(rowptr, col, num_cols)
+
+    return TritonGatherReduce.apply(x, rowptr, col, weight, reduce, transpose_fn)

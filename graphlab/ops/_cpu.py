@@ -30,9 +30,11 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from graphlab.ops import _native
+from graphlab.ops._backend import record_path
 from graphlab.ops.csr import cached_transpose
 from graphlab.ops.reference import csr_row_index
 
+IMPL_LOG = "gather_reduce.cpu_impl"  # last_path(IMPL_LOG) says "native" or "torch"
 _TORCH_REDUCE = {"sum": "sum", "mean": "mean", "max": "amax", "min": "amin"}
 
 # Edges per chunk in the SDDMM / arg passes: chunk x F values live at once (64 K x 64 x 4 B = 16 MiB at F = 64).
@@ -102,6 +104,8 @@ def route_arg_grad(
 ) -> tuple[Tensor | None, Tensor | None]:
     """Send ``grad`` [N, F] through the arg edges ``arg`` [N, F] (``E`` = none) to ``x`` and ``edge_weight``."""
     num_edges, feat = col.numel(), grad.size(1)
+    if num_edges == 0:
+        return (torch.zeros_like(x) if need_x else None), (grad.new_zeros(0) if need_w else None)
     valid = arg < num_edges
     safe_arg = torch.where(valid, arg, 0)
     g = torch.where(valid, grad, 0)
@@ -205,7 +209,9 @@ def gather_reduce(
     """
     x = x.contiguous()
     if _native.supports(x, col) and _native.available():
+        record_path(IMPL_LOG, "native")
         rowptr = rowptr.to(col.dtype).contiguous()
         weight = None if edge_weight is None else edge_weight.contiguous()
         return NativeGatherReduce.apply(x, rowptr, col.contiguous(), weight, reduce)
+    record_path(IMPL_LOG, "torch")
     return TorchGatherReduce.apply(x, rowptr, col, edge_weight, reduce)

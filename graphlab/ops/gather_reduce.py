@@ -17,7 +17,7 @@ from torch import Tensor
 
 from graphlab.ops import reference
 from graphlab.ops._backend import record_path, resolve_backend, validation_enabled
-from graphlab.ops.csr import check_csr
+from graphlab.ops.csr import cached_transpose, check_csr
 from graphlab.ops.reference import REDUCES, Reduce
 
 OP_NAME = "gather_reduce"
@@ -96,7 +96,10 @@ def gather_reduce(
         return _cpu.gather_reduce(x, rowptr, col, reduce, edge_weight)
     from graphlab.kernels import gather_reduce as triton_gather_reduce
 
-    return triton_gather_reduce.gather_reduce(x, rowptr, col, reduce, edge_weight)
+    num_cols = x.size(0)
+    return triton_gather_reduce.gather_reduce(
+        x, rowptr, col, reduce, edge_weight, lambda: cached_transpose(rowptr, col, num_cols)
+    )
 
 
 def _require_cpu(x: Tensor) -> None:
