@@ -294,6 +294,18 @@ class Orthogonal(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 
 
+def concat_linear(weight: Tensor, x: Tensor, edge_index: Tensor) -> Tensor:
+    r"""``W [x_u || x_v]`` for every edge ``(u, v)``, computed as ``(x W_a^T)[u] + (x W_b^T)[v]`` with
+    ``W = [W_a | W_b]``: the products run once per node and only ``out``-wide rows are gathered per edge,
+    instead of ``2 * in``-wide concatenations (``E / N`` times less work on the wide part).
+
+    Shapes: ``weight [out, 2 * in]``, ``x [N, in]``, ``edge_index [2, E]`` -> ``[E, out]``."""
+    half = x.size(-1)
+    both = x @ torch.cat([weight[:, :half], weight[:, half:]], dim=0).t()  # [N, 2 * out]
+    out = weight.size(0)
+    return both[:, :out][edge_index[0]] + both[:, out:][edge_index[1]]
+
+
 def _sheaf_activation(name: str) -> Any:
     acts = {"tanh": torch.tanh, "elu": F.elu, "id": lambda t: t}
     if name not in acts:
@@ -329,7 +341,7 @@ class LocalConcatSheafLearner(nn.Module):
         self.linear.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        maps = self.act(self.linear(torch.cat([x[edge_index[0]], x[edge_index[1]]], dim=-1)))
+        maps = self.act(concat_linear(self.linear.weight, x, edge_index))
         return maps.view((-1,) + self.out_shape)
 
     def extra_repr(self) -> str:
@@ -382,7 +394,7 @@ class EdgeWeightLearner(nn.Module):
         self.linear.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor, rev: Tensor) -> Tensor:
-        half = torch.sigmoid(self.linear(torch.cat([x[edge_index[0]], x[edge_index[1]]], dim=-1))).squeeze(-1)
+        half = torch.sigmoid(concat_linear(self.linear.weight, x, edge_index)).squeeze(-1)
         return half * half[rev]
 
 

@@ -191,3 +191,30 @@ def test_config_runs_through_cli(path, copy_shared, tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["graphlab"])  # LightningCLI warns when pytest's own argv is also present
     main(["fit", "--config", str(path), f"--data.init_args.root={root}", "--trainer.fast_dev_run=1",
           "--trainer.logger=false"])
+
+
+@pytest.fixture(scope="module")
+def bench():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "sheaf.py"
+    spec = importlib.util.spec_from_file_location("bench_sheaf", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("sheaf_type", ["diag", "bundle", "general"])
+@pytest.mark.parametrize("add_lp,add_hp", [(False, False), (True, True)])
+def test_matches_official_design_reimplementation(bench, sheaf_type, add_lp, add_hp):
+    """benchmarks/sheaf.py rebuilds the Laplacian the official way (scalar COO, lower triangle + transpose,
+    SVD normaliser); in eval mode both designs must give the same logits."""
+    torch.manual_seed(0)
+    model = M.NeuralSheafDiffusion(3, 3, sheaf_type=sheaf_type, d=3, num_layers=2, hidden_channels=4,
+                                   add_lp=add_lp, add_hp=add_hp).double().eval()
+    x, edge_index, _ = heterophilic_graph()
+    x = x.double()
+    graph = model.graph(edge_index, 24)
+    for product in ("torch.sparse", "torch_sparse"):
+        official = bench.OfficialStyleNSD(model, graph, add_lp, add_hp, product).eval()
+        torch.testing.assert_close(official(x, edge_index), model(x, edge_index))

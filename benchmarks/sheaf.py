@@ -1,0 +1,307 @@
+"""Neural Sheaf Diffusion: graphlab against a re-implementation of the official design (same run, ratios).
+
+    python benchmarks/sheaf.py --root /tmp/gdata --datasets chameleon film --epochs 8
+    python benchmarks/sheaf.py --root /tmp/gdata --datasets texas --variants diag --epochs 3   # smoke run
+
+``--root`` must hold the raw dataset folders (``chameleon/geom_gcn/raw``, ``film/raw``, ...) in a writable place
+(PyG writes ``processed/`` beside them): copy ``../shared/data/<name>`` there first.
+
+The two implementations share the encoder, decoder, learners' parameters and diffusion layers; they differ in
+what the issue is about, the sheaf Laplacian:
+
+* ``graphlab``: :class:`graphlab.models.sheaf.NeuralSheafDiffusion`: node-wise learner products (``concat_linear``),
+  block builders, ``graphlab.ops.block_spmm`` (BSR / CSR products, sampled block gradients; Triton on CUDA);
+* ``official``: the design of twitter-research/neural-sheaf-diffusion (``models/laplacian_builders.py``,
+  ``models/sheaf_models.py``), written here from its description: the learner concatenates ``[x_u || x_v]`` per
+  edge; every layer builds the lower-triangular blocks, transposes them, merges them with the diagonal and the
+  fixed dimensions into a scalar COO Laplacian of size ``(N d) x (N d)`` (index tensors re-concatenated each
+  call), normalises general blocks with an SVD on noise-perturbed ``D + I``, and multiplies with a sparse
+  product. The sparse product is the faster (measured here, per run) of ``torch.sparse.mm`` on the COO tensor and
+  ``torch_sparse.spmm``'s gather/scatter (``index_add`` of ``value * x[col]``), so the baseline is the best of the
+  two existing paths.
+
+Each (dataset, variant, implementation) runs in a fresh subprocess: a few warm-up epochs, then timed epochs
+(forward + backward + Adam step on the training mask); the median is reported. Peak memory is
+``torch.cuda.max_memory_allocated`` on CUDA and, on CPU, the growth of the process's peak RSS over its RSS after
+setup (data, model and graph loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from graphlab.models.sheaf import NeuralSheafDiffusion
+from graphlab.nn.sheaf import LocalConcatSheafLearnerVariant, SheafGraph, householder_orthogonal
+
+# Per dataset: the hyperparameters of the official script (chameleon) or of graphlab's config (film),
+# applied to every variant so the three variants are timed on the same sizes.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "chameleon": dict(d=4, num_layers=5, hidden_channels=32, add_lp=True, second_linear=True, input_dropout=0.7),
+    "film": dict(d=3, num_layers=2, hidden_channels=32, add_lp=True, dropout=0.5, input_dropout=0.5),
+    "squirrel": dict(d=3, num_layers=5, hidden_channels=32, add_lp=True, second_linear=True, input_dropout=0.7),
+    "texas": dict(d=3, num_layers=4, hidden_channels=20, dropout=0.7, sparse_learner=True),
+}
+DEFAULT_SETTING = dict(d=3, num_layers=2, hidden_channels=32)
+
+
+# ------------------------------------------------------------------------------------------ official design
+
+
+class OfficialStyleLaplacian:
+    """A scalar COO Laplacian ``(index [2, nnz], value [nnz])`` applied with the chosen sparse product."""
+
+    def __init__(self, index: Tensor, value: Tensor, size: int, product: str) -> None:
+        self.index, self.value, self.size, self.product = index, value, size, product
+
+    def matmul(self, x: Tensor) -> Tensor:
+        n, d, f = x.shape
+        flat = x.reshape(n * d, f)
+        if self.product == "torch.sparse":
+            matrix = torch.sparse_coo_tensor(self.index, self.value, (self.size, self.size), check_invariants=False)
+            out = torch.sparse.mm(matrix, flat)
+        else:  # torch_sparse.spmm: gather the columns, scale, scatter-add into the rows
+            row, col = self.index
+            out = flat.new_zeros(flat.shape).index_add_(0, row, self.value.unsqueeze(-1) * flat[col])
+        return out.view(n, d, f)
+
+
+def _block_indices(rows: Tensor, cols: Tensor, d: int, final_d: int, offset: int, full: bool) -> Tensor:
+    """Scalar indices of ``d x d`` (``full``) or diagonal blocks at stalk offset ``offset`` of ``final_d``."""
+    stalk = torch.arange(offset, offset + d, device=rows.device)
+    if full:
+        r = (rows.view(-1, 1, 1) * final_d + stalk.view(1, -1, 1)).expand(-1, d, d)
+        c = (cols.view(-1, 1, 1) * final_d + stalk.view(1, 1, -1)).expand(-1, d, d)
+    else:
+        r = rows.view(-1, 1) * final_d + stalk.view(1, -1)
+        c = cols.view(-1, 1) * final_d + stalk.view(1, -1)
+    return torch.stack([r.reshape(-1), c.reshape(-1)])
+
+
+class OfficialStyleBuilder(nn.Module):
+    """Builds the COO Laplacian each call like ``laplacian_builders.py``: lower-triangular blocks from
+    ``left_right_idx``, transposed copy for the upper part, ``scatter_add`` diagonal, scalar or SVD normaliser,
+    fixed dimensions merged with ``mergesp`` (concatenations). The per-graph index tensors are prepared once
+    (the official code does it with Python loops at construction; vectorised here so setup is not timed)."""
+
+    def __init__(self, kind: str, graph: SheafGraph, d: int, add_lp: bool, add_hp: bool, product: str) -> None:
+        super().__init__()
+        self.kind, self.graph, self.d, self.product = kind, graph, d, product
+        self.num_fixed = int(add_lp) + int(add_hp)
+        self.signs = [1.0] * int(add_lp) + [-1.0] * int(add_hp)
+        self.final_d = d + self.num_fixed
+        lower = graph.row < graph.col
+        self.left_idx = lower.nonzero().view(-1)
+        self.right_idx = graph.rev[self.left_idx]
+        self.tril_row, self.tril_col = graph.row[self.left_idx], graph.col[self.left_idx]
+        nodes = torch.arange(graph.num_nodes)
+        full_off = kind != "diag"
+        full_diag = kind == "general"
+        self.tril_indices = _block_indices(self.tril_row, self.tril_col, d, self.final_d, 0, full_off)
+        self.diag_indices = _block_indices(nodes, nodes, d, self.final_d, 0, full_diag)
+        self.fixed_tril = _block_indices(self.tril_row, self.tril_col, self.num_fixed, self.final_d, d, False)
+        self.fixed_diag = _block_indices(nodes, nodes, self.num_fixed, self.final_d, d, False)
+
+    def _normalise_scalar(self, diag: Tensor, tril: Tensor) -> tuple[Tensor, Tensor]:
+        inv = (diag + 1).pow(-0.5)
+        shape = (-1,) + (1,) * (tril.dim() - 1) if inv.dim() == 1 else (-1, inv.size(-1))
+        return inv * inv * diag, inv.view(shape)[self.tril_row] * tril * inv.view(shape)[self.tril_col]
+
+    def _normalise_svd(self, diag: Tensor, tril: Tensor) -> tuple[Tensor, Tensor]:
+        eps = torch.empty(self.d, dtype=diag.dtype).uniform_(-0.001, 0.001) if self.training else diag.new_zeros(self.d)
+        vecs, vals, _ = torch.linalg.svd(diag + torch.diag(1.0 + eps))
+        good = vals > vals.max(-1, True).values * vals.size(-1) * torch.finfo(vals.dtype).eps
+        vals = vals.pow(-0.5).where(good, torch.zeros((), dtype=vals.dtype))
+        inv = (vecs * vals.unsqueeze(-2)) @ vecs.transpose(-2, -1)
+        tril = (inv[self.tril_row] @ tril @ inv[self.tril_col]).clamp(-1, 1)
+        return (inv @ diag @ inv).clamp(-1, 1), tril
+
+    def forward(self, maps: Tensor, edge_weights: Optional[Tensor] = None) -> OfficialStyleLaplacian:
+        g = self.graph
+        left, right = maps[self.left_idx], maps[self.right_idx]
+        if self.kind == "diag":
+            tril = -left * right
+            diag = maps.new_zeros(g.num_nodes, self.d).index_add_(0, g.row, maps * maps)
+            diag, tril = self._normalise_scalar(diag, tril)
+        elif self.kind == "bundle":
+            w = edge_weights if edge_weights is not None else maps.new_ones(maps.size(0))
+            tril = -(w[self.left_idx] ** 2).view(-1, 1, 1) * (left.transpose(1, 2) @ right)
+            diag = maps.new_zeros(g.num_nodes).index_add_(0, g.row, w * w)
+            diag, tril = self._normalise_scalar(diag, tril)
+            diag = diag.unsqueeze(-1).expand(-1, self.d)
+        else:
+            tril = -(left.transpose(1, 2) @ right)
+            diag = maps.new_zeros(g.num_nodes, self.d, self.d).index_add_(0, g.row, maps.transpose(1, 2) @ maps)
+            diag, tril = self._normalise_svd(diag, tril)
+        tril_idx, tril_val = self.tril_indices, tril.reshape(-1)
+        diag_idx, diag_val = self.diag_indices, diag.reshape(-1)
+        if self.num_fixed:
+            deg = g.deg(maps.dtype)
+            inv = (deg + 1).pow(-0.5)
+            fixed_diag = (deg * inv * inv).unsqueeze(-1).expand(-1, self.num_fixed).reshape(-1)
+            fixed_off = ((inv[self.tril_row] * inv[self.tril_col]).unsqueeze(-1) * maps.new_tensor(self.signs)).reshape(-1)
+            tril_idx, tril_val = torch.cat([self.fixed_tril, tril_idx], 1), torch.cat([fixed_off, tril_val])
+            diag_idx, diag_val = torch.cat([self.fixed_diag, diag_idx], 1), torch.cat([fixed_diag, diag_val])
+        triu_idx = tril_idx.flip(0)
+        index = torch.cat([tril_idx, triu_idx, diag_idx], 1)
+        value = torch.cat([tril_val, tril_val, diag_val])
+        return OfficialStyleLaplacian(index, value, g.num_nodes * self.final_d, self.product)
+
+
+def _concat_learner_forward(learner: nn.Module, x: Tensor, edge_index: Tensor) -> Tensor:
+    """The official learners: ``act(W [x_u || x_v])`` on the per-edge concatenation (``torch.cat``); the
+    sparse variant reshapes that concatenation to ``[E, d, 2F]`` and sums over the middle axis, as the official
+    ``LocalConcatSheafLearnerVariant`` does."""
+    x_cat = torch.cat([x[edge_index[0]], x[edge_index[1]]], dim=-1)
+    if isinstance(learner, LocalConcatSheafLearnerVariant):
+        x_cat = x_cat.reshape(x_cat.size(0), learner.d, -1).sum(1)
+    maps = learner.act(learner.linear(x_cat))
+    return maps.view((-1,) + learner.out_shape)
+
+
+class OfficialStyleNSD(nn.Module):
+    """The official discrete NSD forward pass around a :class:`NeuralSheafDiffusion`'s parameters."""
+
+    def __init__(self, model: NeuralSheafDiffusion, graph: SheafGraph, add_lp: bool, add_hp: bool, product: str) -> None:
+        super().__init__()
+        self.model = model
+        self.graph = graph
+        self.builder = OfficialStyleBuilder(model.sheaf_type, graph, model.d, add_lp, add_hp, product)
+
+    def train(self, mode: bool = True) -> "OfficialStyleNSD":
+        super().train(mode)
+        self.builder.train(mode)
+        return self
+
+    def laplacian(self, learner: nn.Module, x: Tensor) -> OfficialStyleLaplacian:
+        flat = x.reshape(x.size(0), -1)
+        maps = _concat_learner_forward(learner.map_learner, flat, self.graph.edge_index)
+        weights = None
+        if learner.sheaf_type == "bundle":
+            if learner.weight_learner is not None:
+                half = torch.sigmoid(learner.weight_learner.linear(
+                    torch.cat([flat[self.graph.row], flat[self.graph.col]], -1))).squeeze(-1)
+                weights = half * half[self.graph.rev]
+            maps = householder_orthogonal(maps, self.model.d)
+        return self.builder(maps, weights)
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        m = self.model
+        x = m.encode(x)
+        laplacian = None
+        for t, layer in enumerate(m.layers):
+            if laplacian is None or not m.linear:
+                x_maps = F.dropout(x, p=m.dropout if t > 0 else 0.0, training=self.training)
+                laplacian = self.laplacian(m.sheaf_learners[0 if m.linear else t], x_maps)
+            x = layer(x, laplacian)
+        return m.decode(x)
+
+
+# ------------------------------------------------------------------------------------------ measurement
+
+
+def load(dataset: str, root: str) -> Any:
+    from graphlab.data import PyGData
+
+    planetoid = "geom-gcn" if dataset in ("cora", "citeseer") else "public"
+    dm = PyGData(name=dataset, root=root, split=0, undirected=True, planetoid_split=planetoid)
+    dm.prepare_data()
+    dm.setup("fit")
+    return next(iter(dm.train_dataloader()))
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def measure(dataset: str, variant: str, impl: str, root: str, epochs: int, warmup: int, device: str) -> dict:
+    """One (dataset, variant, implementation) run; called in a fresh subprocess."""
+    data = load(dataset, root).to(device)
+    setting = dict(SETTINGS.get(dataset, DEFAULT_SETTING))
+    torch.manual_seed(0)
+    model = NeuralSheafDiffusion(data.num_features, int(data.y.max()) + 1, sheaf_type=variant, **setting).to(device)
+    graph = model.graph(data.edge_index, data.num_nodes)
+    if impl == "graphlab":
+        net: nn.Module = model
+    else:
+        net = OfficialStyleNSD(model, graph, setting.get("add_lp", False), setting.get("add_hp", False), impl.split(":")[1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+
+    def epoch() -> None:
+        net.train()
+        optimizer.zero_grad()
+        loss = F.cross_entropy(net(data.x, data.edge_index)[data.train_mask], data.y[data.train_mask])
+        loss.backward()
+        optimizer.step()
+
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    base_rss = rss_mib()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for i in range(warmup + epochs):
+        sync()
+        start = time.perf_counter()
+        epoch()
+        sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    if device.startswith("cuda"):
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss
+    return {"s_per_epoch": statistics.median(times), "peak_mib": peak}
+
+
+def run_child(args: argparse.Namespace, dataset: str, variant: str, impl: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", dataset, variant, impl, "--root", args.root, "--epochs",
+           str(args.epochs), "--warmup", str(args.warmup), "--device", args.device, "--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", required=True, help="writable folder with the raw datasets")
+    parser.add_argument("--datasets", nargs="+", default=["chameleon", "film"])
+    parser.add_argument("--variants", nargs="+", default=["diag", "bundle", "general"])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--child", nargs=3, metavar=("DATASET", "VARIANT", "IMPL"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.child:
+        print(json.dumps(measure(*args.child, args.root, args.epochs, args.warmup, args.device)))
+        return
+    print(f"device={args.device} threads={args.threads} epochs={args.epochs} (median) warmup={args.warmup}")
+    header = (f"{'dataset':<10} {'variant':<8} {'official s/ep':>13} {'(product)':>13} {'graphlab s/ep':>13} "
+              f"{'speed-up':>8} {'official MiB':>12} {'graphlab MiB':>12} {'mem ratio':>9}")
+    print(header)
+    print("-" * len(header))
+    for dataset in args.datasets:
+        for variant in args.variants:
+            baselines = {p: run_child(args, dataset, variant, f"official:{p}") for p in ("torch.sparse", "torch_sparse")}
+            product, base = min(baselines.items(), key=lambda kv: kv[1]["s_per_epoch"])
+            ours = run_child(args, dataset, variant, "graphlab")
+            print(f"{dataset:<10} {variant:<8} {base['s_per_epoch']:>13.3f} {product:>13} {ours['s_per_epoch']:>13.3f} "
+                  f"{base['s_per_epoch'] / ours['s_per_epoch']:>7.2f}x {base['peak_mib']:>12.0f} "
+                  f"{ours['peak_mib']:>12.0f} {base['peak_mib'] / max(ours['peak_mib'], 1e-9):>8.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
