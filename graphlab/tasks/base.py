@@ -100,8 +100,8 @@ class GraphTask(L.LightningModule):
 
     def _log_epoch_metric(self, stage: str) -> None:
         outputs = self._outputs.pop(stage, [])
-        if not outputs or (self._trainer is not None and self.trainer.sanity_checking):
-            return  # the sanity check sees a few batches only: a split metric would be meaningless
+        if not outputs or (self._trainer is not None and (self.trainer.sanity_checking or self.trainer.fast_dev_run)):
+            return  # the sanity check and fast_dev_run see a few batches only: a split metric would be meaningless
         y_true = torch.cat([t for t, _ in outputs])
         y_pred = torch.cat([p for _, p in outputs])
         value = self.compute_metric(y_true, y_pred)

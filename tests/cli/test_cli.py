@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,12 @@ from graphlab.cli import build_cli, main
 
 REPO = Path(__file__).resolve().parents[2]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    """The CLI is driven through `args=`; pytest's own argv must not look like CLI input."""
+    monkeypatch.setattr(sys, "argv", ["graphlab"])
 
 
 def _fit(tmp_path: Path, config: dict, *extra: str):
