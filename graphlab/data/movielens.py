@@ -1,0 +1,130 @@
+"""MovieLens-100K as a user-item link-prediction DataModule (the setting of Sheaf4Rec).
+
+Reads ``<root>/MovieLens100K/raw/u.data`` (``user \\t item \\t rating \\t timestamp``, 1-based ids), keeps
+the interactions rated at least ``min_rating`` (Sheaf4Rec keeps ratings >= 3), and splits them at random
+80/10/10 (seeded) into training, validation and test interactions, as Sheaf4Rec's ``dataset.py`` does.
+
+Graph: one node per user (``0 .. U-1``) then per item (``U .. U+I-1``); the message-passing graph holds the
+training interactions in both directions. Features are the identity (one-hot node ids), so a model's first
+linear layer is its embedding table. Validation/test batches carry one sampled negative item per positive,
+an item the user never interacted with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+from graphlab.data.base import DatasetInfo, GraphDataModule, full_batch_loader, link_predict_data, missing_files_error
+
+NUM_USERS, NUM_ITEMS = 943, 1682
+RAW = ("u.data",)
+
+
+def read_ratings(raw_dir: Path) -> Tensor:
+    """``[R, 3]`` int64 ``(user, item, rating)`` with 0-based ids."""
+    rows = [line.split("\t")[:3] for line in (raw_dir / "u.data").read_text().splitlines() if line.strip()]
+    ratings = torch.tensor([[int(u), int(i), int(r)] for u, i, r in rows], dtype=torch.long)
+    ratings[:, :2] -= 1
+    return ratings
+
+
+def sample_negative_items(users: Tensor, known: Tensor, num_users: int, num_items: int, gen: torch.Generator,
+                          max_rounds: int = 100) -> Tensor:
+    """One item per user in ``users`` that the user has no interaction with (``known``: sorted keys
+    ``user * num_items + item``), by rejection sampling in vectorised rounds. Returns node ids."""
+    items = torch.randint(0, num_items, (users.numel(),), generator=gen)
+    for _ in range(max_rounds):
+        keys = users * num_items + items
+        pos = torch.searchsorted(known, keys).clamp_max(max(known.numel() - 1, 0))
+        clash = known[pos] == keys if known.numel() else torch.zeros_like(keys, dtype=torch.bool)
+        if not bool(clash.any()):
+            return items + num_users
+        items[clash] = torch.randint(0, num_items, (int(clash.sum()),), generator=gen)
+    raise RuntimeError("could not sample negatives: some user interacted with (almost) every item")
+
+
+class MovieLens100K(GraphDataModule):
+    """MovieLens-100K user-item interactions for link prediction / recommendation.
+
+    Args:
+        root: data root holding ``MovieLens100K/raw/u.data`` (default ``$GRAPHLAB_DATA`` or ``./data``).
+        min_rating: keep interactions rated at least this (1..5).
+        val_ratio, test_ratio: fractions of the kept interactions held out.
+        split_seed: seed of the random split and of the evaluation negatives.
+        metric: link metric of the task (``"hits@K"`` or ``"mrr"``).
+    """
+
+    def __init__(self, root: Optional[str] = None, min_rating: int = 3, val_ratio: float = 0.1,
+                 test_ratio: float = 0.1, split_seed: int = 0, metric: str = "hits@50") -> None:
+        super().__init__(root)
+        if not 1 <= min_rating <= 5:
+            raise ValueError(f"min_rating must lie in 1..5, got {min_rating}")
+        if val_ratio <= 0 or test_ratio <= 0 or val_ratio + test_ratio >= 1:
+            raise ValueError(f"need val_ratio, test_ratio > 0 with sum < 1, got {val_ratio}, {test_ratio}")
+        self.min_rating, self.val_ratio, self.test_ratio = min_rating, val_ratio, test_ratio
+        self.split_seed, self.metric = split_seed, metric
+        self.raw_dir = self.root / "MovieLens100K" / "raw"
+        self._parts: Optional[dict[str, Data]] = None
+
+    @property
+    def num_nodes(self) -> int:
+        return NUM_USERS + NUM_ITEMS
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(name="movielens100k", level="link", task_type="link", num_features=self.num_nodes,
+                           num_outputs=1, metric=self.metric)
+
+    def _load(self) -> Tensor:
+        missing = [f for f in RAW if not (self.raw_dir / f).is_file()]
+        if missing:
+            raise missing_files_error("MovieLens100K", self.raw_dir, missing,
+                                      "Copy the GroupLens ml-100k files there (u.data is the one needed).")
+        ratings = read_ratings(self.raw_dir)
+        return ratings[ratings[:, 2] >= self.min_rating, :2]
+
+    def _build_parts(self) -> dict[str, Data]:
+        pairs = self._load()
+        gen = torch.Generator().manual_seed(self.split_seed)
+        perm = torch.randperm(pairs.size(0), generator=gen)
+        n_test, n_val = int(round(self.test_ratio * pairs.size(0))), int(round(self.val_ratio * pairs.size(0)))
+        test, val, train = perm[:n_test], perm[n_test:n_test + n_val], perm[n_test + n_val:]
+        edges = torch.stack([pairs[:, 0], pairs[:, 1] + NUM_USERS])  # [2, R] user -> item node ids
+        train_edges = edges[:, train]
+        message = torch.cat([train_edges, train_edges.flip(0)], dim=1)
+        x = torch.eye(self.num_nodes)
+        known = torch.sort(pairs[:, 0] * NUM_ITEMS + pairs[:, 1]).values
+        parts = {"train": Data(x=x, edge_index=message, num_nodes=self.num_nodes, pos_edge_index=train_edges)}
+        for name, index in (("val", val), ("test", test)):
+            pos = edges[:, index]
+            neg_items = sample_negative_items(pos[0], known, NUM_USERS, NUM_ITEMS, gen)
+            parts[name] = Data(x=x, edge_index=message, num_nodes=self.num_nodes, pos_edge_index=pos,
+                               neg_edge_index=torch.stack([pos[0], neg_items]))
+        return parts
+
+    @property
+    def parts(self) -> dict[str, Data]:
+        """``{"train", "val", "test"}`` Data objects sharing ``x`` and the training message graph."""
+        if self._parts is None:
+            self._parts = self._build_parts()
+        return self._parts
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        _ = self.parts
+
+    def train_dataloader(self) -> Any:
+        return full_batch_loader(self.parts["train"])
+
+    def val_dataloader(self) -> Any:
+        return full_batch_loader(self.parts["val"])
+
+    def test_dataloader(self) -> Any:
+        return full_batch_loader(self.parts["test"])
+
+    def predict_dataloader(self) -> Any:
+        return full_batch_loader(link_predict_data(self.parts["test"]))
