@@ -27,8 +27,9 @@ _GCN_CACHE = IdentityCache()
 class _LoopedGraph:
     """Structure of ``edge_index`` with remaining self loops added (as PyG's ``add_remaining_self_loops``), in CSR.
 
-    ``keep`` are the positions of the non-loop edges, ``loop_pos``/``loop_node`` the existing self loops, and
-    ``csr`` the CSR of ``[edge_index[:, keep], (0..N-1, 0..N-1)]`` whose ``perm`` indexes that augmented list.
+    ``keep`` are the positions of the non-loop edges, ``loop_pos``/``loop_node`` the existing self loops (the last
+    one per node when a node has several: its weight is the one kept, as in PyG), and ``csr`` the CSR of
+    ``[edge_index[:, keep], (0..N-1, 0..N-1)]`` whose ``perm`` indexes that augmented list.
     """
 
     def __init__(self, edge_index: Tensor, num_nodes: int, add_loops: bool) -> None:
@@ -36,8 +37,11 @@ class _LoopedGraph:
         if add_loops:
             is_loop = src == dst
             self.keep = torch.nonzero(~is_loop).view(-1)
-            self.loop_pos = torch.nonzero(is_loop).view(-1)
-            self.loop_node = src.index_select(0, self.loop_pos).long()
+            loop_pos = torch.nonzero(is_loop).view(-1)
+            last = torch.full((num_nodes,), -1, dtype=torch.long, device=edge_index.device)
+            last.scatter_reduce_(0, src.index_select(0, loop_pos).long(), loop_pos, "amax")
+            self.loop_node = torch.nonzero(last >= 0).view(-1)
+            self.loop_pos = last.index_select(0, self.loop_node)
             nodes = torch.arange(num_nodes, device=edge_index.device, dtype=edge_index.dtype)
             augmented = torch.cat([edge_index.index_select(1, self.keep), torch.stack([nodes, nodes])], dim=1)
         else:
@@ -45,15 +49,15 @@ class _LoopedGraph:
             augmented = edge_index
         self.add_loops = add_loops
         self.num_nodes = num_nodes
+        self.num_edges = edge_index.size(1)
         self.csr: CSR = to_csr(augmented, num_nodes)
 
     def weights(self, edge_weight: Tensor | None, fill: float, dtype: torch.dtype, device: torch.device) -> Tensor:
         """Weights of the augmented edge list: ``w[keep]`` then one loop weight per node (existing loops kept)."""
-        num_edges = self.csr.perm.numel() - (self.num_nodes if self.add_loops else 0)
         if not self.add_loops:
-            return edge_weight if edge_weight is not None else torch.ones(num_edges, dtype=dtype, device=device)
+            return edge_weight if edge_weight is not None else torch.ones(self.num_edges, dtype=dtype, device=device)
         if edge_weight is None:
-            edge_weight = torch.ones(self.keep.numel() + self.loop_pos.numel(), dtype=dtype, device=device)
+            edge_weight = torch.ones(self.num_edges, dtype=dtype, device=device)
         loop_weight = torch.full((self.num_nodes,), fill, dtype=edge_weight.dtype, device=device)
         loop_weight = loop_weight.index_put((self.loop_node,), edge_weight.index_select(0, self.loop_pos))
         return torch.cat([edge_weight.index_select(0, self.keep), loop_weight])
