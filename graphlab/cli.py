@@ -70,7 +70,7 @@ def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> None:
 
         leaderboard_main(argv[1:])
         return
-    build_cli(argv)
+    build_cli(args)  # None: LightningCLI reads sys.argv itself
 
 
 if __name__ == "__main__":
