@@ -489,12 +489,12 @@ def diag_sheaf_laplacian(maps: Tensor, graph: SheafGraph, normalisation: Normali
     diag = _gather_sum(maps * maps, graph.row, graph.num_nodes)
     off = -maps * maps[graph.rev]
     if normalisation == "augmented":
-        scale = (diag + 1).rsqrt()
+        scale = (diag + 1).rsqrt()  # [N, d]: one normaliser per stalk dimension
     elif normalisation == "degree":
-        scale = (graph.deg(maps.dtype) + 1).rsqrt()
+        scale = (graph.deg(maps.dtype) + 1).rsqrt().unsqueeze(-1)  # [N, 1]
     else:
         return diag, off
-    return diag * (scale * scale if scale.dim() == 2 else (scale * scale).unsqueeze(-1)), _scale_pair(off, scale, graph)
+    return diag * scale * scale, scale[graph.row] * off * scale[graph.col]
 
 
 def bundle_sheaf_laplacian(transports: Tensor, graph: SheafGraph, edge_weights: Optional[Tensor] = None,
