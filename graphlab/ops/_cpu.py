@@ -208,7 +208,7 @@ def gather_reduce(
     Uses the native kernels when they are available for these dtypes, else the torch-only implementation.
     """
     x = x.contiguous()
-    if _native.supports(x, col) and _native.available():
+    if _native.supports(x, col, col.numel(), reduce) and _native.available():
         record_path(IMPL_LOG, "native")
         rowptr = rowptr.to(col.dtype).contiguous()
         weight = None if edge_weight is None else edge_weight.contiguous()

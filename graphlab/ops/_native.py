@@ -9,7 +9,7 @@ Kernels (``T`` = float/double, ``I`` = int32/int64 indices; rows are split acros
 
 * ``gr_fwd``: :math:`\mathrm{out}_i = \bigoplus_{e \in \mathrm{row}\ i} w_e x_{\mathrm{col}_e}` for sum / mean /
   max / min with software prefetch of the row ``PREFETCH_DIST`` edges ahead; optionally writes the arg edge per
-  (row, feature) for max/min (first edge in CSR order attaining the extremum; ``E`` for empty rows). ``col = NULL``
+  (row, feature) for max/min as int32 (first edge in CSR order attaining the extremum; ``E`` for empty rows). ``col = NULL``
   means the identity (segment reduction of ``src`` rows).
 * ``gr_sddmm``: :math:`s_e = c_i \langle g_i, x_{\mathrm{col}_e} \rangle` with :math:`c_i = 1` or
   :math:`1/\max(\deg_i, 1)` (mean), the gradient w.r.t. edge weights.
@@ -39,12 +39,12 @@ from types import TracebackType
 import torch
 from torch import Tensor
 
-C_SOURCE = r"""
+C_PRELUDE = r"""
 #include <stdint.h>
 #include <pthread.h>
 
 #define MAX_THREADS 64
-#define PREFETCH_DIST 16  /* edges ahead: measured best among 4/8/16/32 for F in 16..256 (benchmarks/aggregate.py) */
+#define PREFETCH_DIST 16  /* edges ahead: best of 4/8/16/32 measured at E = 1e6, F in 16..256 */
 #define CACHE_LINE 64
 
 typedef void (*range_fn)(const void *args, int64_t begin, int64_t end);
@@ -53,7 +53,7 @@ typedef struct { const void *args; range_fn fn; int64_t begin, end; } task_t;
 static void *run_task(void *p) {
     task_t *t = (task_t *)p;
     if (t->end > t->begin) t->fn(t->args, t->begin, t->end);
-    return NULL;
+    return 0;
 }
 
 /* Run fn over [bounds[t], bounds[t+1]) for t < nthreads, one pthread per range (the caller runs range 0). */
@@ -65,8 +65,7 @@ static void run_parallel(const int64_t *bounds, int nthreads, const void *args, 
         tasks[t].args = args; tasks[t].fn = fn; tasks[t].begin = bounds[t]; tasks[t].end = bounds[t + 1];
         started[t] = 0;
     }
-    for (int t = 1; t < nthreads; ++t)
-        started[t] = pthread_create(&threads[t], 0, run_task, &tasks[t]) == 0;
+    for (int t = 1; t < nthreads; ++t) started[t] = pthread_create(&threads[t], 0, run_task, &tasks[t]) == 0;
     run_task(&tasks[0]);
     for (int t = 1; t < nthreads; ++t) {
         if (started[t]) pthread_join(threads[t], 0);
@@ -79,213 +78,264 @@ static int clamp_threads(int nthreads) {
     return nthreads > MAX_THREADS ? MAX_THREADS : nthreads;
 }
 
-/* Even split of [0, n) into nthreads ranges. */
 static void even_bounds(int64_t n, int nthreads, int64_t *bounds) {
     for (int t = 0; t <= nthreads; ++t) bounds[t] = n * t / nthreads;
 }
 
-/* Hot loops read only locals (not struct fields): with struct reads GCC reloads them every iteration. */
+/* Prefetch every cache line of source row `e` (x row col[e], or row e when col is NULL). */
 #define PREFETCH_ROW(T, x, col, e, F)                                                                       \
     do {                                                                                                   \
         const char *pf_ = (const char *)((x) + ((col) ? (int64_t)(col)[e] : (int64_t)(e)) * (F));          \
         for (int64_t b_ = 0; b_ < (F) * (int64_t)sizeof(T); b_ += CACHE_LINE) __builtin_prefetch(pf_ + b_); \
     } while (0)
+"""
 
-#define DEFINE_KERNELS(T, I, SUF)                                                                           \
-/* Row ranges with about the same cost rowptr[i] + i (edges + rows) each. */                               \
-static void row_bounds_##SUF(const I *rowptr, int64_t nrows, int nthreads, int64_t *bounds) {              \
-    const int64_t total = (int64_t)rowptr[nrows] + nrows;                                                  \
-    bounds[0] = 0;                                                                                         \
-    for (int t = 1; t < nthreads; ++t) {                                                                   \
-        const int64_t target = total * t / nthreads;                                                       \
-        int64_t lo = bounds[t - 1], hi = nrows;                                                            \
-        while (lo < hi) {                                                                                  \
-            const int64_t mid = lo + (hi - lo) / 2;                                                        \
-            if ((int64_t)rowptr[mid] + mid < target) lo = mid + 1; else hi = mid;                          \
-        }                                                                                                  \
-        bounds[t] = lo;                                                                                    \
-    }                                                                                                      \
-    bounds[nthreads] = nrows;                                                                              \
-}                                                                                                          \
-                                                                                                           \
-typedef struct {                                                                                           \
-    const I *rowptr; const I *col; const T *w; const T *x; T *out; I *arg; int64_t F; int reduce;          \
-} fwd_args_##SUF;                                                                                          \
-                                                                                                           \
-/* sum (reduce 0) / mean (reduce 1) over rows [r0, r1). */                                                 \
-static void fwd_sum_##SUF(const I *rowptr, const I *col, const T *wp, const T *x, T *out,                  \
-                          int64_t F, int mean, int64_t r0, int64_t r1) {                                   \
-    const int64_t e_end = rowptr[r1];                                                                      \
-    for (int64_t i = r0; i < r1; ++i) {                                                                    \
-        const int64_t e0 = rowptr[i], e1 = rowptr[i + 1];                                                  \
-        T *restrict o = out + i * F;                                                                       \
-        for (int64_t f = 0; f < F; ++f) o[f] = 0;                                                          \
-        for (int64_t e = e0; e < e1; ++e) {                                                                \
-            if (e + PREFETCH_DIST < e_end) PREFETCH_ROW(T, x, col, e + PREFETCH_DIST, F);                  \
-            const T *restrict xr = x + (col ? (int64_t)col[e] : e) * F;                                    \
-            const T w = wp ? wp[e] : (T)1;                                                                 \
-            for (int64_t f = 0; f < F; ++f) o[f] += w * xr[f];                                             \
-        }                                                                                                  \
-        if (mean && e1 - e0 > 1) {                                                                         \
-            const T inv = (T)1 / (T)(e1 - e0);                                                             \
-            for (int64_t f = 0; f < F; ++f) o[f] *= inv;                                                   \
-        }                                                                                                  \
-    }                                                                                                      \
-}                                                                                                          \
-                                                                                                           \
-/* max (sign 1) / min (sign -1) over rows [r0, r1). The first edge initialises and later edges win only */  \
-/* when strictly better, so the arg is the first edge in CSR order attaining the extremum; empty rows */    \
-/* give 0 and the arg sentinel E. */                                                                       \
-static void fwd_ext_##SUF(const I *rowptr, const I *col, const T *wp, const T *x, T *out, I *arg,          \
-                          int64_t F, T sign, int64_t r0, int64_t r1) {                                     \
-    const int64_t e_end = rowptr[r1];                                                                      \
-    for (int64_t i = r0; i < r1; ++i) {                                                                    \
-        const int64_t e0 = rowptr[i], e1 = rowptr[i + 1];                                                  \
-        T *restrict o = out + i * F;                                                                       \
-        I *restrict ag = arg ? arg + i * F : 0;                                                            \
-        if (e1 == e0) {                                                                                    \
-            for (int64_t f = 0; f < F; ++f) o[f] = 0;                                                      \
-            continue;                                                                                      \
-        }                                                                                                  \
-        const T w0 = wp ? wp[e0] : (T)1;                                                                   \
-        const T *restrict x0 = x + (col ? (int64_t)col[e0] : e0) * F;                                      \
-        for (int64_t f = 0; f < F; ++f) o[f] = w0 * x0[f];                                                 \
-        if (ag) for (int64_t f = 0; f < F; ++f) ag[f] = (I)e0;                                             \
-        for (int64_t e = e0 + 1; e < e1; ++e) {                                                            \
-            if (e + PREFETCH_DIST < e_end) PREFETCH_ROW(T, x, col, e + PREFETCH_DIST, F);                  \
-            const T *restrict xr = x + (col ? (int64_t)col[e] : e) * F;                                    \
-            const T w = wp ? wp[e] : (T)1;                                                                 \
-            if (ag) {                                                                                      \
-                const I ei = (I)e;                                                                         \
-                for (int64_t f = 0; f < F; ++f) {                                                          \
-                    const T v = w * xr[f];                                                                 \
-                    const int better = sign * v > sign * o[f];                                             \
-                    o[f] = better ? v : o[f];                                                              \
-                    ag[f] = better ? ei : ag[f];                                                           \
-                }                                                                                          \
-            } else {                                                                                       \
-                for (int64_t f = 0; f < F; ++f) {                                                          \
-                    const T v = w * xr[f];                                                                 \
-                    o[f] = sign * v > sign * o[f] ? v : o[f];                                              \
-                }                                                                                          \
-            }                                                                                              \
-        }                                                                                                  \
-    }                                                                                                      \
-}                                                                                                          \
-                                                                                                           \
-static void fwd_range_##SUF(const void *p, int64_t r0, int64_t r1) {                                       \
-    const fwd_args_##SUF *a = (const fwd_args_##SUF *)p;                                                   \
-    if (a->reduce <= 1) fwd_sum_##SUF(a->rowptr, a->col, a->w, a->x, a->out, a->F, a->reduce, r0, r1);      \
-    else fwd_ext_##SUF(a->rowptr, a->col, a->w, a->x, a->out, a->arg, a->F,                                \
-                       a->reduce == 2 ? (T)1 : (T)-1, r0, r1);                                             \
-}                                                                                                          \
-                                                                                                           \
-/* Empty rows of arg get the sentinel E. */                                                                \
-static void fill_empty_arg_##SUF(const I *rowptr, I *arg, int64_t nrows, int64_t F) {                      \
-    const I sentinel = rowptr[nrows];                                                                      \
-    for (int64_t i = 0; i < nrows; ++i)                                                                    \
-        if (rowptr[i + 1] == rowptr[i]) for (int64_t f = 0; f < F; ++f) arg[i * F + f] = sentinel;         \
-}                                                                                                          \
-                                                                                                           \
-void gr_fwd_##SUF(const I *rowptr, const I *col, const T *w, const T *x, T *out, I *arg,                   \
-                  int64_t nrows, int64_t F, int reduce, int nthreads) {                                    \
-    int64_t bounds[MAX_THREADS + 1];                                                                       \
-    fwd_args_##SUF a = {rowptr, col, w, x, out, reduce >= 2 ? arg : 0, F, reduce};                         \
-    nthreads = clamp_threads(nthreads);                                                                    \
-    row_bounds_##SUF(rowptr, nrows, nthreads, bounds);                                                     \
-    run_parallel(bounds, nthreads, &a, fwd_range_##SUF);                                                   \
-    if (a.arg) fill_empty_arg_##SUF(rowptr, a.arg, nrows, F);                                              \
-}                                                                                                          \
-                                                                                                           \
-typedef struct { const I *rowptr; const I *col; const T *g; const T *x; T *out; int64_t F; int mean; }     \
-    sddmm_args_##SUF;                                                                                      \
-                                                                                                           \
-static void sddmm_rows_##SUF(const I *rowptr, const I *col, const T *g, const T *x, T *out, int64_t F,     \
-                             int mean, int64_t r0, int64_t r1) {                                           \
-    const int64_t e_end = rowptr[r1];                                                                      \
-    for (int64_t i = r0; i < r1; ++i) {                                                                    \
-        const int64_t e0 = rowptr[i], e1 = rowptr[i + 1];                                                  \
-        const T scale = (mean && e1 - e0 > 1) ? (T)1 / (T)(e1 - e0) : (T)1;                                \
-        const T *restrict gi = g + i * F;                                                                  \
-        for (int64_t e = e0; e < e1; ++e) {                                                                \
-            if (e + PREFETCH_DIST < e_end) PREFETCH_ROW(T, x, col, e + PREFETCH_DIST, F);                  \
-            const T *restrict xr = x + (int64_t)col[e] * F;                                                \
-            T acc = 0;                                                                                     \
-            for (int64_t f = 0; f < F; ++f) acc += gi[f] * xr[f];                                          \
-            out[e] = scale * acc;                                                                          \
-        }                                                                                                  \
-    }                                                                                                      \
-}                                                                                                          \
-                                                                                                           \
-static void sddmm_range_##SUF(const void *p, int64_t r0, int64_t r1) {                                     \
-    const sddmm_args_##SUF *a = (const sddmm_args_##SUF *)p;                                               \
-    sddmm_rows_##SUF(a->rowptr, a->col, a->g, a->x, a->out, a->F, a->mean, r0, r1);                        \
-}                                                                                                          \
-                                                                                                           \
-void gr_sddmm_##SUF(const I *rowptr, const I *col, const T *g, const T *x, T *out,                         \
-                    int64_t nrows, int64_t F, int mean, int nthreads) {                                    \
-    int64_t bounds[MAX_THREADS + 1];                                                                       \
-    sddmm_args_##SUF a = {rowptr, col, g, x, out, F, mean};                                                \
-    nthreads = clamp_threads(nthreads);                                                                    \
-    row_bounds_##SUF(rowptr, nrows, nthreads, bounds);                                                     \
-    run_parallel(bounds, nthreads, &a, sddmm_range_##SUF);                                                 \
-}                                                                                                          \
-                                                                                                           \
-typedef struct { const I *col; const T *w; const I *arg; const T *g; const T *x; T *out;                   \
-                 int64_t nrows, F, E; } argb_args_##SUF;                                                   \
-                                                                                                           \
-/* Features [f0, f1) of every row: grad_x[col[a], f] += w[a] * g[i, f]. */                                 \
-static void arg_bwd_x_range_##SUF(const void *p, int64_t f0, int64_t f1) {                                 \
-    const argb_args_##SUF *a = (const argb_args_##SUF *)p;                                                 \
-    const I *col = a->col; const T *w = a->w; const I *arg = a->arg; const T *g = a->g; T *out = a->out;   \
-    const int64_t F = a->F, E = a->E, nrows = a->nrows;                                                    \
-    for (int64_t i = 0; i < nrows; ++i) {                                                                  \
-        for (int64_t f = f0; f < f1; ++f) {                                                                \
-            const int64_t e = (int64_t)arg[i * F + f];                                                     \
-            if (e >= E) continue;                                                                          \
-            const int64_t j = col ? (int64_t)col[e] : e;                                                   \
-            out[j * F + f] += (w ? w[e] : (T)1) * g[i * F + f];                                            \
-        }                                                                                                  \
-    }                                                                                                      \
-}                                                                                                          \
-                                                                                                           \
-void gr_arg_bwd_x_##SUF(const I *col, const T *w, const I *arg, const T *g, T *out,                        \
-                        int64_t nrows, int64_t F, int64_t E, int nthreads) {                               \
-    int64_t bounds[MAX_THREADS + 1];                                                                       \
-    argb_args_##SUF a = {col, w, arg, g, 0, out, nrows, F, E};                                             \
-    nthreads = clamp_threads(nthreads > F ? (int)F : nthreads);                                            \
-    even_bounds(F, nthreads, bounds);                                                                      \
-    run_parallel(bounds, nthreads, &a, arg_bwd_x_range_##SUF);                                             \
-}                                                                                                          \
-                                                                                                           \
-/* Rows [r0, r1): grad_w[a] += g[i, f] * x[col[a], f]; arg edges of row i belong to row i. */              \
-static void arg_bwd_w_range_##SUF(const void *p, int64_t r0, int64_t r1) {                                 \
-    const argb_args_##SUF *a = (const argb_args_##SUF *)p;                                                 \
-    const I *col = a->col; const I *arg = a->arg; const T *g = a->g; const T *x = a->x; T *out = a->out;   \
-    const int64_t F = a->F, E = a->E;                                                                      \
-    for (int64_t i = r0; i < r1; ++i) {                                                                    \
-        for (int64_t f = 0; f < F; ++f) {                                                                  \
-            const int64_t e = (int64_t)arg[i * F + f];                                                     \
-            if (e >= E) continue;                                                                          \
-            out[e] += g[i * F + f] * x[(int64_t)col[e] * F + f];                                           \
-        }                                                                                                  \
-    }                                                                                                      \
-}                                                                                                          \
-                                                                                                           \
-void gr_arg_bwd_w_##SUF(const I *col, const I *arg, const T *g, const T *x, T *out,                        \
-                        int64_t nrows, int64_t F, int64_t E, int nthreads) {                               \
-    int64_t bounds[MAX_THREADS + 1];                                                                       \
-    argb_args_##SUF a = {col, 0, arg, g, x, out, nrows, F, E};                                             \
-    nthreads = clamp_threads(nthreads);                                                                    \
-    even_bounds(nrows, nthreads, bounds);                                                                  \
-    run_parallel(bounds, nthreads, &a, arg_bwd_w_range_##SUF);                                             \
+# Per value type T and index type I (@S@ = suffix). Hot loops read locals only: with struct fields GCC reloads
+# them every iteration.
+C_TYPED = r"""
+/* Row ranges with about the same cost rowptr[i] + i (edges + rows) each. */
+static void row_bounds_@S@(const @I@ *rowptr, int64_t nrows, int nthreads, int64_t *bounds) {
+    const int64_t total = (int64_t)rowptr[nrows] + nrows;
+    bounds[0] = 0;
+    for (int t = 1; t < nthreads; ++t) {
+        const int64_t target = total * t / nthreads;
+        int64_t lo = bounds[t - 1], hi = nrows;
+        while (lo < hi) {
+            const int64_t mid = lo + (hi - lo) / 2;
+            if ((int64_t)rowptr[mid] + mid < target) lo = mid + 1; else hi = mid;
+        }
+        bounds[t] = lo;
+    }
+    bounds[nthreads] = nrows;
+}
+"""
+
+# One feature tile of one row: TL features kept in registers while the row's edges stream by (feature tiles
+# outer, edges inner). Tiles of 32 and 8 lanes plus a variable tail (@TL@ = "tail": len < 8).
+C_TILE = r"""
+static inline void sum_@TL@_@S@(const @I@ *col, const @T@ *wp, const @T@ *x, int64_t F, int64_t f0, int64_t len,
+                                int64_t e0, int64_t e1, int64_t e_end, int prefetch, @T@ scale, @T@ *restrict o) {
+    @T@ acc[@N@];
+    (void)len;
+    for (int64_t t = 0; t < @LEN@; ++t) acc[t] = 0;
+    for (int64_t e = e0; e < e1; ++e) {
+        if (prefetch && e + PREFETCH_DIST < e_end) PREFETCH_ROW(@T@, x, col, e + PREFETCH_DIST, F);
+        const @T@ *restrict xr = x + (col ? (int64_t)col[e] : e) * F + f0;
+        const @T@ w = wp ? wp[e] : (@T@)1;
+        for (int64_t t = 0; t < @LEN@; ++t) acc[t] += w * xr[t];
+    }
+    for (int64_t t = 0; t < @LEN@; ++t) o[t] = acc[t] * scale;
 }
 
-DEFINE_KERNELS(float, int32_t, f32_i32)
-DEFINE_KERNELS(float, int64_t, f32_i64)
-DEFINE_KERNELS(double, int32_t, f64_i32)
-DEFINE_KERNELS(double, int64_t, f64_i64)
+/* max (OP >) / min (OP <): the first edge initialises, later edges win only when strictly better, so the arg
+   is the first edge in CSR order that attains the extremum. */
+static inline void ext_@TL@_@S@(const @I@ *col, const @T@ *wp, const @T@ *x, int64_t F, int64_t f0, int64_t len,
+                                int64_t e0, int64_t e1, int64_t e_end, int prefetch, int is_max,
+                                @T@ *restrict o, int32_t *restrict ag) {
+    @T@ acc[@N@];
+    int32_t ai[@N@];
+    (void)len;
+    const @T@ *restrict x0 = x + (col ? (int64_t)col[e0] : e0) * F + f0;
+    const @T@ w0 = wp ? wp[e0] : (@T@)1;
+    for (int64_t t = 0; t < @LEN@; ++t) { acc[t] = w0 * x0[t]; ai[t] = (int32_t)e0; }
+    for (int64_t e = e0 + 1; e < e1; ++e) {
+        if (prefetch && e + PREFETCH_DIST < e_end) PREFETCH_ROW(@T@, x, col, e + PREFETCH_DIST, F);
+        const @T@ *restrict xr = x + (col ? (int64_t)col[e] : e) * F + f0;
+        const @T@ w = wp ? wp[e] : (@T@)1;
+        const int32_t ei = (int32_t)e;
+        if (is_max) {
+            for (int64_t t = 0; t < @LEN@; ++t) {
+                const @T@ v = w * xr[t];
+                const int32_t m = -(int32_t)(v > acc[t]);
+                acc[t] = v > acc[t] ? v : acc[t];
+                ai[t] = (ei & m) | (ai[t] & ~m);
+            }
+        } else {
+            for (int64_t t = 0; t < @LEN@; ++t) {
+                const @T@ v = w * xr[t];
+                const int32_t m = -(int32_t)(v < acc[t]);
+                acc[t] = v < acc[t] ? v : acc[t];
+                ai[t] = (ei & m) | (ai[t] & ~m);
+            }
+        }
+    }
+    for (int64_t t = 0; t < @LEN@; ++t) o[t] = acc[t];
+    if (ag) for (int64_t t = 0; t < @LEN@; ++t) ag[t] = ai[t];
+}
 """
+
+C_KERNELS = r"""
+typedef struct {
+    const @I@ *rowptr; const @I@ *col; const @T@ *w; const @T@ *x; @T@ *out; int32_t *arg; int64_t F; int reduce;
+} fwd_args_@S@;
+
+static inline void tile_@S@(const fwd_args_@S@ *a, int64_t f0, int64_t len, int64_t e0, int64_t e1,
+                            int64_t e_end, @T@ scale, @T@ *o, int32_t *ag) {
+    const int prefetch = f0 == 0;
+    if (a->reduce <= 1) {
+        if (len == 32) sum_32_@S@(a->col, a->w, a->x, a->F, f0, len, e0, e1, e_end, prefetch, scale, o);
+        else if (len == 8) sum_8_@S@(a->col, a->w, a->x, a->F, f0, len, e0, e1, e_end, prefetch, scale, o);
+        else sum_tail_@S@(a->col, a->w, a->x, a->F, f0, len, e0, e1, e_end, prefetch, scale, o);
+    } else {
+        const int is_max = a->reduce == 2;
+        if (len == 32) ext_32_@S@(a->col, a->w, a->x, a->F, f0, len, e0, e1, e_end, prefetch, is_max, o, ag);
+        else if (len == 8) ext_8_@S@(a->col, a->w, a->x, a->F, f0, len, e0, e1, e_end, prefetch, is_max, o, ag);
+        else ext_tail_@S@(a->col, a->w, a->x, a->F, f0, len, e0, e1, e_end, prefetch, is_max, o, ag);
+    }
+}
+
+/* Rows [r0, r1): sum (0) / mean (1) / max (2) / min (3); empty rows give 0 (and the arg sentinel E). */
+static void fwd_range_@S@(const void *p, int64_t r0, int64_t r1) {
+    const fwd_args_@S@ *a = (const fwd_args_@S@ *)p;
+    const int64_t F = a->F, e_end = a->rowptr[r1];
+    for (int64_t i = r0; i < r1; ++i) {
+        const int64_t e0 = a->rowptr[i], e1 = a->rowptr[i + 1];
+        @T@ *o = a->out + i * F;
+        int32_t *ag = a->arg ? a->arg + i * F : 0;
+        if (e1 == e0 && a->reduce >= 2) {
+            for (int64_t f = 0; f < F; ++f) o[f] = 0;
+            continue;
+        }
+        const @T@ scale = (a->reduce == 1 && e1 - e0 > 1) ? (@T@)1 / (@T@)(e1 - e0) : (@T@)1;
+        int64_t f0 = 0;
+        for (; f0 + 32 <= F; f0 += 32) tile_@S@(a, f0, 32, e0, e1, e_end, scale, o + f0, ag ? ag + f0 : 0);
+        for (; f0 + 8 <= F; f0 += 8) tile_@S@(a, f0, 8, e0, e1, e_end, scale, o + f0, ag ? ag + f0 : 0);
+        if (f0 < F) tile_@S@(a, f0, F - f0, e0, e1, e_end, scale, o + f0, ag ? ag + f0 : 0);
+    }
+}
+
+/* Empty rows of arg get the sentinel E. */
+static void fill_empty_arg_@S@(const @I@ *rowptr, int32_t *arg, int64_t nrows, int64_t F) {
+    const int32_t sentinel = (int32_t)rowptr[nrows];
+    for (int64_t i = 0; i < nrows; ++i)
+        if (rowptr[i + 1] == rowptr[i]) for (int64_t f = 0; f < F; ++f) arg[i * F + f] = sentinel;
+}
+
+void gr_fwd_@S@(const @I@ *rowptr, const @I@ *col, const @T@ *w, const @T@ *x, @T@ *out, int32_t *arg,
+                int64_t nrows, int64_t F, int reduce, int nthreads) {
+    int64_t bounds[MAX_THREADS + 1];
+    fwd_args_@S@ a = {rowptr, col, w, x, out, reduce >= 2 ? arg : 0, F, reduce};
+    nthreads = clamp_threads(nthreads);
+    row_bounds_@S@(rowptr, nrows, nthreads, bounds);
+    run_parallel(bounds, nthreads, &a, fwd_range_@S@);
+    if (a.arg) fill_empty_arg_@S@(rowptr, a.arg, nrows, F);
+}
+
+typedef struct { const @I@ *rowptr; const @I@ *col; const @T@ *g; const @T@ *x; @T@ *out; int64_t F; int mean; }
+    sddmm_args_@S@;
+
+/* Rows [r0, r1): out[e] = c_i <g_i, x_col[e]>. */
+static void sddmm_range_@S@(const void *p, int64_t r0, int64_t r1) {
+    const sddmm_args_@S@ *a = (const sddmm_args_@S@ *)p;
+    const @I@ *rowptr = a->rowptr, *col = a->col;
+    const @T@ *g = a->g, *x = a->x;
+    @T@ *out = a->out;
+    const int64_t F = a->F, e_end = rowptr[r1];
+    for (int64_t i = r0; i < r1; ++i) {
+        const int64_t e0 = rowptr[i], e1 = rowptr[i + 1];
+        const @T@ scale = (a->mean && e1 - e0 > 1) ? (@T@)1 / (@T@)(e1 - e0) : (@T@)1;
+        const @T@ *restrict gi = g + i * F;
+        for (int64_t e = e0; e < e1; ++e) {
+            if (e + PREFETCH_DIST < e_end) PREFETCH_ROW(@T@, x, col, e + PREFETCH_DIST, F);
+            const @T@ *restrict xr = x + (int64_t)col[e] * F;
+            @T@ acc = 0;
+            for (int64_t f = 0; f < F; ++f) acc += gi[f] * xr[f];
+            out[e] = scale * acc;
+        }
+    }
+}
+
+void gr_sddmm_@S@(const @I@ *rowptr, const @I@ *col, const @T@ *g, const @T@ *x, @T@ *out,
+                  int64_t nrows, int64_t F, int mean, int nthreads) {
+    int64_t bounds[MAX_THREADS + 1];
+    sddmm_args_@S@ a = {rowptr, col, g, x, out, F, mean};
+    nthreads = clamp_threads(nthreads);
+    row_bounds_@S@(rowptr, nrows, nthreads, bounds);
+    run_parallel(bounds, nthreads, &a, sddmm_range_@S@);
+}
+
+typedef struct { const @I@ *col; const @T@ *w; const int32_t *arg; const @T@ *g; const @T@ *x; @T@ *out;
+                 int64_t nrows, F, E; } argb_args_@S@;
+
+/* Features [f0, f1) of every row: grad_x[col[a], f] += w[a] g[i, f] (threads own features: no conflicts). */
+static void arg_bwd_x_range_@S@(const void *p, int64_t f0, int64_t f1) {
+    const argb_args_@S@ *a = (const argb_args_@S@ *)p;
+    const @I@ *col = a->col;
+    const @T@ *w = a->w, *g = a->g;
+    const int32_t *arg = a->arg;
+    @T@ *out = a->out;
+    const int64_t F = a->F, E = a->E, nrows = a->nrows;
+    for (int64_t i = 0; i < nrows; ++i) {
+        for (int64_t f = f0; f < f1; ++f) {
+            const int64_t e = arg[i * F + f];
+            if (e >= E) continue;
+            const int64_t j = col ? (int64_t)col[e] : e;
+            out[j * F + f] += (w ? w[e] : (@T@)1) * g[i * F + f];
+        }
+    }
+}
+
+void gr_arg_bwd_x_@S@(const @I@ *col, const @T@ *w, const int32_t *arg, const @T@ *g, @T@ *out,
+                      int64_t nrows, int64_t F, int64_t E, int nthreads) {
+    int64_t bounds[MAX_THREADS + 1];
+    argb_args_@S@ a = {col, w, arg, g, 0, out, nrows, F, E};
+    nthreads = clamp_threads(nthreads > F ? (int)F : nthreads);
+    even_bounds(F, nthreads, bounds);
+    run_parallel(bounds, nthreads, &a, arg_bwd_x_range_@S@);
+}
+
+/* Rows [r0, r1): grad_w[a] += g[i, f] x[col[a], f]; the arg edges of row i belong to row i (no conflicts). */
+static void arg_bwd_w_range_@S@(const void *p, int64_t r0, int64_t r1) {
+    const argb_args_@S@ *a = (const argb_args_@S@ *)p;
+    const @I@ *col = a->col;
+    const int32_t *arg = a->arg;
+    const @T@ *g = a->g, *x = a->x;
+    @T@ *out = a->out;
+    const int64_t F = a->F, E = a->E;
+    for (int64_t i = r0; i < r1; ++i) {
+        for (int64_t f = 0; f < F; ++f) {
+            const int64_t e = arg[i * F + f];
+            if (e >= E) continue;
+            out[e] += g[i * F + f] * x[(int64_t)col[e] * F + f];
+        }
+    }
+}
+
+void gr_arg_bwd_w_@S@(const @I@ *col, const int32_t *arg, const @T@ *g, const @T@ *x, @T@ *out,
+                      int64_t nrows, int64_t F, int64_t E, int nthreads) {
+    int64_t bounds[MAX_THREADS + 1];
+    argb_args_@S@ a = {col, 0, arg, g, x, out, nrows, F, E};
+    nthreads = clamp_threads(nthreads);
+    even_bounds(nrows, nthreads, bounds);
+    run_parallel(bounds, nthreads, &a, arg_bwd_w_range_@S@);
+}
+"""
+
+_TYPES = {"f32": "float", "f64": "double"}
+_INDICES = {"i32": "int32_t", "i64": "int64_t"}
+_TILES = (("32", "32", "32"), ("8", "8", "8"), ("tail", "8", "len"))  # (name, array size, loop bound)
+
+
+def _instantiate(template: str, **subs: str) -> str:
+    for key, value in subs.items():
+        template = template.replace(f"@{key}@", value)
+    return template
+
+
+def c_source() -> str:
+    """The complete C translation unit: the prelude, then every (value, index) instantiation."""
+    parts = [C_PRELUDE]
+    for t_suf, t_name in _TYPES.items():
+        for i_suf, i_name in _INDICES.items():
+            subs = dict(T=t_name, I=i_name, S=f"{t_suf}_{i_suf}")
+            parts.append(_instantiate(C_TYPED, **subs))
+            for tile, size, bound in _TILES:
+                parts.append(_instantiate(C_TILE, TL=tile, N=size, LEN=bound, **subs))
+            parts.append(_instantiate(C_KERNELS, **subs))
+    return "".join(parts)
+
+
+C_SOURCE = c_source()
 
 _FLAGS = ("-O3", "-shared", "-fPIC", "-pthread", "-std=c99")
 _ARCH_FLAGS = ("-march=native",)
@@ -293,6 +343,7 @@ _ARCH_FLAGS = ("-march=native",)
 _PARALLEL_MIN_WORK = 1 << 16
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64", torch.int32: "i32", torch.int64: "i64"}
 _REDUCE_CODE = {"sum": 0, "mean": 1, "max": 2, "min": 3}
+MAX_ARG_EDGES = 2**31 - 1
 
 _state: dict[str, object] = {"lib": None, "error": None, "tried": False, "enabled": None}
 
@@ -404,10 +455,15 @@ class use_native:  # noqa: N801 - call-or-context-manager like set_backend
         _state["enabled"] = self.previous
 
 
-def supports(x: Tensor, index: Tensor) -> bool:
-    """Dtypes/devices the native kernels handle: CPU, float32/float64 values, int32/int64 indices."""
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and index.dtype in (
-        torch.int32, torch.int64
+def supports(x: Tensor, index: Tensor, num_edges: int, reduce: str) -> bool:
+    """What the native kernels handle: CPU, float32/float64 values, int32/int64 indices, and for max/min at most
+    ``2**31 - 1`` edges (the arg edges are stored as int32: half the memory traffic of int64, and an arg blend as
+    wide as the float one)."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and index.dtype in (torch.int32, torch.int64)
+        and (reduce in ("sum", "mean") or num_edges <= MAX_ARG_EDGES)
     )
 
 
@@ -429,7 +485,7 @@ def _fn(name: str, values: Tensor, index: Tensor):  # noqa: ANN202 - a ctypes fu
 def spmm(
     rowptr: Tensor, col: Tensor | None, weight: Tensor | None, x: Tensor, reduce: str, want_arg: bool
 ) -> tuple[Tensor, Tensor | None]:
-    """``out[i] = reduce_e w_e x[col[e]]`` (``col=None``: ``x[e]``); ``arg`` [N, F] in ``col``'s dtype or ``None``.
+    """``out[i] = reduce_e w_e x[col[e]]`` (``col=None``: ``x[e]``); ``arg`` [N, F] int32 (``E`` = empty) or ``None``.
 
     All tensors must be contiguous CPU tensors; ``rowptr`` must have ``col``'s dtype (``rowptr``'s when
     ``col`` is ``None``) and ``weight`` ``x``'s dtype.
@@ -437,10 +493,12 @@ def spmm(
     index = rowptr if col is None else col
     num_rows, feat = rowptr.numel() - 1, x.size(1)
     out = x.new_empty((num_rows, feat))
+    num_edges = int(rowptr[-1])
     arg = None
     if want_arg and reduce in ("max", "min"):
-        arg = torch.empty((num_rows, feat), dtype=index.dtype)
-    num_edges = int(rowptr[-1])
+        if num_edges > MAX_ARG_EDGES:
+            raise RuntimeError(f"the native max/min kernels store int32 arg edges; {num_edges} edges is too many")
+        arg = torch.empty((num_rows, feat), dtype=torch.int32)
     _fn("gr_fwd", x, index)(
         _ptr(rowptr), _ptr(col), _ptr(weight), _ptr(x), _ptr(out), _ptr(arg),
         num_rows, feat, _REDUCE_CODE[reduce], _threads(num_edges * max(feat, 1)),
@@ -463,7 +521,7 @@ def arg_backward_x(
 ) -> Tensor:
     """``grad_x[col[a], f] += w[a] grad[i, f]`` for ``a = arg[i, f] < E`` (``col=None``: ``grad_x[a, f]``)."""
     out = grad.new_zeros((num_src, grad.size(1)))
-    _fn("gr_arg_bwd_x", grad, arg)(
+    _fn("gr_arg_bwd_x", grad, arg if col is None else col)(
         _ptr(col), _ptr(weight), _ptr(arg), _ptr(grad), _ptr(out),
         arg.size(0), grad.size(1), num_edges, _threads(grad.numel()),
     )

@@ -136,16 +136,17 @@ def segment_reduce(src: Tensor, ptr: Tensor, reduce: Reduce = "sum", *, validate
         return reference.segment_reduce(src, ptr, reduce)
     squeeze = src.dim() == 1
     values = (src.unsqueeze(1) if squeeze else src).contiguous()
-    out = SegmentReduce.apply(values, ptr, reduce, _forward_for(path, values, ptr))
+    out = SegmentReduce.apply(values, ptr, reduce, _forward_for(path, values, ptr, reduce))
     return out.squeeze(1) if squeeze else out
 
 
-def _forward_for(path: str, src: Tensor, ptr: Tensor) -> ForwardFn:
+def _forward_for(path: str, src: Tensor, ptr: Tensor, reduce: str) -> ForwardFn:
     if path == "triton":
         return _triton_forward
     if src.device.type != "cpu":
         raise RuntimeError(f"the 'cpu' path needs CPU tensors but src is on {src.device}; use set_backend('auto')")
-    return _native_forward if _native.supports(src, ptr) and _native.available() else _torch_forward
+    native = _native.supports(src, ptr, src.size(0), reduce) and _native.available()
+    return _native_forward if native else _torch_forward
 
 
 # ----------------------------------------------------------------------------------------------- softmax
@@ -201,5 +202,5 @@ def segment_softmax(src: Tensor, ptr: Tensor, *, validate: bool | None = None) -
         return triton_segment_softmax(src, ptr)
     squeeze = src.dim() == 1
     logits = (src.unsqueeze(1) if squeeze else src).contiguous()
-    out = CPUSegmentSoftmax.apply(logits, ptr, _forward_for(path, logits, ptr))
+    out = CPUSegmentSoftmax.apply(logits, ptr, _forward_for(path, logits, ptr, "max"))
     return out.squeeze(1) if squeeze else out

@@ -225,3 +225,16 @@ def test_cpu_path_refuses_non_cpu_tensors():
     meta = torch.empty(3, 4, device="meta")
     with ops.set_backend("cpu"), pytest.raises(RuntimeError, match="needs CPU tensors"):
         gather_reduce_module.gather_reduce(meta, GOOD_ROWPTR, GOOD_COL, validate=False)
+
+
+def test_native_kernels_build_where_a_compiler_exists():
+    """A broken C source must fail loudly, not silently skip every native test."""
+    import shutil
+
+    from graphlab.ops import _native
+
+    if not _native.enabled():
+        pytest.skip("native kernels disabled by GRAPHLAB_NATIVE=0")
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    assert _native.available(), _native.unavailable_reason()
