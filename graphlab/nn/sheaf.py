@@ -528,10 +528,12 @@ def general_sheaf_laplacian(maps: Tensor, graph: SheafGraph, normalisation: Norm
     d = maps.size(-1)
     maps_t = maps.transpose(1, 2)
     diag = _gather_sum(maps_t @ maps, graph.row, graph.num_nodes)
-    off = -(maps_t @ maps[graph.rev])
     if normalisation == "augmented":
+        # S_u L_uv S_v = -(F_{u<e} S_u)^T (F_{v<e} S_v): normalise the maps once, then one product per edge
         inv_sqrt = spd_inv_sqrt(diag + torch.eye(d, dtype=maps.dtype, device=maps.device))
-        return inv_sqrt @ diag @ inv_sqrt, inv_sqrt[graph.row] @ off @ inv_sqrt[graph.col]
+        scaled = maps @ inv_sqrt[graph.row]
+        return inv_sqrt @ diag @ inv_sqrt, -(scaled.transpose(1, 2) @ scaled[graph.rev])
+    off = -(maps_t @ maps[graph.rev])
     if normalisation == "degree":
         scale = (graph.deg(maps.dtype) * d + 1).rsqrt()
         return diag * (scale * scale).view(-1, 1, 1), _scale_pair(off, scale, graph)
