@@ -176,9 +176,9 @@ class NativeGatherReduce(torch.autograd.Function):
         grad_x = grad_w = None
         if ctx.reduce in ("max", "min"):
             if need_x:
-                grad_x = _native.arg_backward_x(col, weight, arg, grad, x.size(0), col.numel())
+                grad_x = _native.arg_backward_x(rowptr, col, weight, arg, grad, x.size(0), col.numel())
             if need_w:
-                grad_w = _native.arg_backward_w(col, arg, grad, x)
+                grad_w = _native.arg_backward_w(rowptr, col, arg, grad, x)
             return grad_x, None, None, grad_w, None
         if need_x:
             grad_x = _native_transpose_spmm(rowptr, col, weight, grad, x.size(0), ctx.reduce == "mean")

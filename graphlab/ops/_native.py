@@ -46,31 +46,39 @@ C_PRELUDE = r"""
 #define MAX_THREADS 64
 #define PREFETCH_DIST 16  /* edges ahead: best of 4/8/16/32 measured at E = 1e6, F in 16..256 */
 #define CACHE_LINE 64
+#define ARG_PREFETCH_ROWS 2  /* rows ahead in the max/min backward scatter */
 
 typedef void (*range_fn)(const void *args, int64_t begin, int64_t end);
-typedef struct { const void *args; range_fn fn; int64_t begin, end; } task_t;
 
-static void *run_task(void *p) {
-    task_t *t = (task_t *)p;
-    if (t->end > t->begin) t->fn(t->args, t->begin, t->end);
+/* Work is cut into up to CHUNKS_PER_THREAD * nthreads ranges of similar cost that threads claim one at a time
+   (an atomic counter), so a thread slowed down by other processes on a shared machine does not hold up the
+   others as it would with one static range per thread. */
+#define CHUNKS_PER_THREAD 16
+#define MAX_CHUNKS (CHUNKS_PER_THREAD * MAX_THREADS)
+
+typedef struct {
+    const void *args; range_fn fn; const int64_t *bounds; int64_t nchunks; int64_t next;
+} pool_t;
+
+static void *run_worker(void *p) {
+    pool_t *pool = (pool_t *)p;
+    for (;;) {
+        const int64_t c = __atomic_fetch_add(&pool->next, 1, __ATOMIC_RELAXED);
+        if (c >= pool->nchunks) break;
+        if (pool->bounds[c + 1] > pool->bounds[c]) pool->fn(pool->args, pool->bounds[c], pool->bounds[c + 1]);
+    }
     return 0;
 }
 
-/* Run fn over [bounds[t], bounds[t+1]) for t < nthreads, one pthread per range (the caller runs range 0). */
-static void run_parallel(const int64_t *bounds, int nthreads, const void *args, range_fn fn) {
-    task_t tasks[MAX_THREADS];
+/* Run fn over the ranges [bounds[c], bounds[c+1]) for c < nchunks on nthreads threads (the caller is one). */
+static void run_parallel(const int64_t *bounds, int64_t nchunks, int nthreads, const void *args, range_fn fn) {
     pthread_t threads[MAX_THREADS];
     int started[MAX_THREADS];
-    for (int t = 0; t < nthreads; ++t) {
-        tasks[t].args = args; tasks[t].fn = fn; tasks[t].begin = bounds[t]; tasks[t].end = bounds[t + 1];
-        started[t] = 0;
-    }
-    for (int t = 1; t < nthreads; ++t) started[t] = pthread_create(&threads[t], 0, run_task, &tasks[t]) == 0;
-    run_task(&tasks[0]);
-    for (int t = 1; t < nthreads; ++t) {
+    pool_t pool = {args, fn, bounds, nchunks, 0};
+    for (int t = 1; t < nthreads; ++t) started[t] = pthread_create(&threads[t], 0, run_worker, &pool) == 0;
+    run_worker(&pool);
+    for (int t = 1; t < nthreads; ++t)
         if (started[t]) pthread_join(threads[t], 0);
-        else run_task(&tasks[t]);
-    }
 }
 
 static int clamp_threads(int nthreads) {
@@ -78,8 +86,8 @@ static int clamp_threads(int nthreads) {
     return nthreads > MAX_THREADS ? MAX_THREADS : nthreads;
 }
 
-static void even_bounds(int64_t n, int nthreads, int64_t *bounds) {
-    for (int t = 0; t <= nthreads; ++t) bounds[t] = n * t / nthreads;
+static void even_bounds(int64_t n, int64_t nparts, int64_t *bounds) {
+    for (int64_t t = 0; t <= nparts; ++t) bounds[t] = n * t / nparts;
 }
 
 /* Prefetch every cache line of source row `e` (x row col[e], or row e when col is NULL). */
@@ -93,12 +101,12 @@ static void even_bounds(int64_t n, int nthreads, int64_t *bounds) {
 # Per value type T and index type I (@S@ = suffix). Hot loops read locals only: with struct fields GCC reloads
 # them every iteration.
 C_TYPED = r"""
-/* Row ranges with about the same cost rowptr[i] + i (edges + rows) each. */
-static void row_bounds_@S@(const @I@ *rowptr, int64_t nrows, int nthreads, int64_t *bounds) {
+/* nparts row ranges with about the same cost rowptr[i] + i (edges + rows) each. */
+static void row_bounds_@S@(const @I@ *rowptr, int64_t nrows, int64_t nparts, int64_t *bounds) {
     const int64_t total = (int64_t)rowptr[nrows] + nrows;
     bounds[0] = 0;
-    for (int t = 1; t < nthreads; ++t) {
-        const int64_t target = total * t / nthreads;
+    for (int64_t t = 1; t < nparts; ++t) {
+        const int64_t target = total * t / nparts;
         int64_t lo = bounds[t - 1], hi = nrows;
         while (lo < hi) {
             const int64_t mid = lo + (hi - lo) / 2;
@@ -106,7 +114,15 @@ static void row_bounds_@S@(const @I@ *rowptr, int64_t nrows, int nthreads, int64
         }
         bounds[t] = lo;
     }
-    bounds[nthreads] = nrows;
+    bounds[nparts] = nrows;
+}
+
+/* Chunks for nthreads threads over nrows rows. */
+static int64_t row_chunks_@S@(const @I@ *rowptr, int64_t nrows, int nthreads, int64_t *bounds) {
+    int64_t nchunks = nthreads > 1 ? (int64_t)nthreads * CHUNKS_PER_THREAD : 1;
+    if (nchunks > nrows) nchunks = nrows > 0 ? nrows : 1;
+    row_bounds_@S@(rowptr, nrows, nchunks, bounds);
+    return nchunks;
 }
 """
 
@@ -213,11 +229,11 @@ static void fill_empty_arg_@S@(const @I@ *rowptr, int32_t *arg, int64_t nrows, i
 
 void gr_fwd_@S@(const @I@ *rowptr, const @I@ *col, const @T@ *w, const @T@ *x, @T@ *out, int32_t *arg,
                 int64_t nrows, int64_t F, int reduce, int nthreads) {
-    int64_t bounds[MAX_THREADS + 1];
+    int64_t bounds[MAX_CHUNKS + 1];
     fwd_args_@S@ a = {rowptr, col, w, x, out, reduce >= 2 ? arg : 0, F, reduce};
     nthreads = clamp_threads(nthreads);
-    row_bounds_@S@(rowptr, nrows, nthreads, bounds);
-    run_parallel(bounds, nthreads, &a, fwd_range_@S@);
+    const int64_t nchunks = row_chunks_@S@(rowptr, nrows, nthreads, bounds);
+    run_parallel(bounds, nchunks, nthreads, &a, fwd_range_@S@);
     if (a.arg) fill_empty_arg_@S@(rowptr, a.arg, nrows, F);
 }
 
@@ -247,25 +263,40 @@ static void sddmm_range_@S@(const void *p, int64_t r0, int64_t r1) {
 
 void gr_sddmm_@S@(const @I@ *rowptr, const @I@ *col, const @T@ *g, const @T@ *x, @T@ *out,
                   int64_t nrows, int64_t F, int mean, int nthreads) {
-    int64_t bounds[MAX_THREADS + 1];
+    int64_t bounds[MAX_CHUNKS + 1];
     sddmm_args_@S@ a = {rowptr, col, g, x, out, F, mean};
     nthreads = clamp_threads(nthreads);
-    row_bounds_@S@(rowptr, nrows, nthreads, bounds);
-    run_parallel(bounds, nthreads, &a, sddmm_range_@S@);
+    const int64_t nchunks = row_chunks_@S@(rowptr, nrows, nthreads, bounds);
+    run_parallel(bounds, nchunks, nthreads, &a, sddmm_range_@S@);
 }
 
-typedef struct { const @I@ *col; const @T@ *w; const int32_t *arg; const @T@ *g; const @T@ *x; @T@ *out;
-                 int64_t nrows, F, E; } argb_args_@S@;
+typedef struct { const @I@ *rowptr; const @I@ *col; const @T@ *w; const int32_t *arg; const @T@ *g; const @T@ *x;
+                 @T@ *out; int64_t nrows, F, E; } argb_args_@S@;
+
+/* Prefetch features [f0, f1) of the rows that the edges of row i read (grad_x rows for the arg edges are among
+   them): the scatter below is random access, so fetch ARG_PREFETCH_ROWS rows ahead. */
+static inline void prefetch_neighbours_@S@(const @I@ *rowptr, const @I@ *col, const @T@ *base, int64_t i,
+                                           int64_t nrows, int64_t F, int64_t f0, int64_t f1, int write) {
+    if (i >= nrows) return;
+    for (int64_t e = rowptr[i]; e < rowptr[i + 1]; ++e) {
+        const char *p = (const char *)(base + (col ? (int64_t)col[e] : e) * F + f0);
+        for (int64_t b = 0; b < (f1 - f0) * (int64_t)sizeof(@T@); b += CACHE_LINE) {
+            if (write) __builtin_prefetch(p + b, 1);
+            else __builtin_prefetch(p + b, 0);
+        }
+    }
+}
 
 /* Features [f0, f1) of every row: grad_x[col[a], f] += w[a] g[i, f] (threads own features: no conflicts). */
 static void arg_bwd_x_range_@S@(const void *p, int64_t f0, int64_t f1) {
     const argb_args_@S@ *a = (const argb_args_@S@ *)p;
-    const @I@ *col = a->col;
+    const @I@ *rowptr = a->rowptr, *col = a->col;
     const @T@ *w = a->w, *g = a->g;
     const int32_t *arg = a->arg;
     @T@ *out = a->out;
     const int64_t F = a->F, E = a->E, nrows = a->nrows;
     for (int64_t i = 0; i < nrows; ++i) {
+        prefetch_neighbours_@S@(rowptr, col, out, i + ARG_PREFETCH_ROWS, nrows, F, f0, f1, 1);
         for (int64_t f = f0; f < f1; ++f) {
             const int64_t e = arg[i * F + f];
             if (e >= E) continue;
@@ -275,24 +306,25 @@ static void arg_bwd_x_range_@S@(const void *p, int64_t f0, int64_t f1) {
     }
 }
 
-void gr_arg_bwd_x_@S@(const @I@ *col, const @T@ *w, const int32_t *arg, const @T@ *g, @T@ *out,
-                      int64_t nrows, int64_t F, int64_t E, int nthreads) {
+void gr_arg_bwd_x_@S@(const @I@ *rowptr, const @I@ *col, const @T@ *w, const int32_t *arg, const @T@ *g,
+                      @T@ *out, int64_t nrows, int64_t F, int64_t E, int nthreads) {
     int64_t bounds[MAX_THREADS + 1];
-    argb_args_@S@ a = {col, w, arg, g, 0, out, nrows, F, E};
+    argb_args_@S@ a = {rowptr, col, w, arg, g, 0, out, nrows, F, E};
     nthreads = clamp_threads(nthreads > F ? (int)F : nthreads);
-    even_bounds(F, nthreads, bounds);
-    run_parallel(bounds, nthreads, &a, arg_bwd_x_range_@S@);
+    even_bounds(F, nthreads, bounds);  /* features are owned, not shared: one range per thread */
+    run_parallel(bounds, nthreads, nthreads, &a, arg_bwd_x_range_@S@);
 }
 
 /* Rows [r0, r1): grad_w[a] += g[i, f] x[col[a], f]; the arg edges of row i belong to row i (no conflicts). */
 static void arg_bwd_w_range_@S@(const void *p, int64_t r0, int64_t r1) {
     const argb_args_@S@ *a = (const argb_args_@S@ *)p;
-    const @I@ *col = a->col;
+    const @I@ *rowptr = a->rowptr, *col = a->col;
     const int32_t *arg = a->arg;
     const @T@ *g = a->g, *x = a->x;
     @T@ *out = a->out;
     const int64_t F = a->F, E = a->E;
     for (int64_t i = r0; i < r1; ++i) {
+        prefetch_neighbours_@S@(rowptr, col, x, i + ARG_PREFETCH_ROWS, r1, F, 0, F, 0);
         for (int64_t f = 0; f < F; ++f) {
             const int64_t e = arg[i * F + f];
             if (e >= E) continue;
@@ -301,13 +333,13 @@ static void arg_bwd_w_range_@S@(const void *p, int64_t r0, int64_t r1) {
     }
 }
 
-void gr_arg_bwd_w_@S@(const @I@ *col, const int32_t *arg, const @T@ *g, const @T@ *x, @T@ *out,
-                      int64_t nrows, int64_t F, int64_t E, int nthreads) {
-    int64_t bounds[MAX_THREADS + 1];
-    argb_args_@S@ a = {col, 0, arg, g, x, out, nrows, F, E};
+void gr_arg_bwd_w_@S@(const @I@ *rowptr, const @I@ *col, const int32_t *arg, const @T@ *g, const @T@ *x,
+                      @T@ *out, int64_t nrows, int64_t F, int64_t E, int nthreads) {
+    int64_t bounds[MAX_CHUNKS + 1];
+    argb_args_@S@ a = {rowptr, col, 0, arg, g, x, out, nrows, F, E};
     nthreads = clamp_threads(nthreads);
-    even_bounds(nrows, nthreads, bounds);
-    run_parallel(bounds, nthreads, &a, arg_bwd_w_range_@S@);
+    const int64_t nchunks = row_chunks_@S@(rowptr, nrows, nthreads, bounds);
+    run_parallel(bounds, nchunks, nthreads, &a, arg_bwd_w_range_@S@);
 }
 """
 
@@ -402,8 +434,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
             suf = f"{t}_{i}"
             getattr(lib, f"gr_fwd_{suf}").argtypes = [ptr] * 6 + [i64, i64, cint, cint]
             getattr(lib, f"gr_sddmm_{suf}").argtypes = [ptr] * 5 + [i64, i64, cint, cint]
-            getattr(lib, f"gr_arg_bwd_x_{suf}").argtypes = [ptr] * 5 + [i64, i64, i64, cint]
-            getattr(lib, f"gr_arg_bwd_w_{suf}").argtypes = [ptr] * 5 + [i64, i64, i64, cint]
+            getattr(lib, f"gr_arg_bwd_x_{suf}").argtypes = [ptr] * 6 + [i64, i64, i64, cint]
+            getattr(lib, f"gr_arg_bwd_w_{suf}").argtypes = [ptr] * 6 + [i64, i64, i64, cint]
             for name in ("gr_fwd", "gr_sddmm", "gr_arg_bwd_x", "gr_arg_bwd_w"):
                 getattr(lib, f"{name}_{suf}").restype = None
     return lib
@@ -517,22 +549,23 @@ def sddmm(rowptr: Tensor, col: Tensor, grad: Tensor, x: Tensor, mean: bool) -> T
 
 
 def arg_backward_x(
-    col: Tensor | None, weight: Tensor | None, arg: Tensor, grad: Tensor, num_src: int, num_edges: int
+    rowptr: Tensor, col: Tensor | None, weight: Tensor | None, arg: Tensor, grad: Tensor, num_src: int,
+    num_edges: int,
 ) -> Tensor:
     """``grad_x[col[a], f] += w[a] grad[i, f]`` for ``a = arg[i, f] < E`` (``col=None``: ``grad_x[a, f]``)."""
     out = grad.new_zeros((num_src, grad.size(1)))
-    _fn("gr_arg_bwd_x", grad, arg if col is None else col)(
-        _ptr(col), _ptr(weight), _ptr(arg), _ptr(grad), _ptr(out),
+    _fn("gr_arg_bwd_x", grad, rowptr)(
+        _ptr(rowptr), _ptr(col), _ptr(weight), _ptr(arg), _ptr(grad), _ptr(out),
         arg.size(0), grad.size(1), num_edges, _threads(grad.numel()),
     )
     return out
 
 
-def arg_backward_w(col: Tensor, arg: Tensor, grad: Tensor, x: Tensor) -> Tensor:
+def arg_backward_w(rowptr: Tensor, col: Tensor, arg: Tensor, grad: Tensor, x: Tensor) -> Tensor:
     """``grad_w[a] += grad[i, f] x[col[a], f]`` for ``a = arg[i, f] < E``."""
     out = x.new_zeros(col.numel())
     _fn("gr_arg_bwd_w", x, col)(
-        _ptr(col), _ptr(arg), _ptr(grad), _ptr(x), _ptr(out),
+        _ptr(rowptr), _ptr(col), _ptr(arg), _ptr(grad), _ptr(x), _ptr(out),
         arg.size(0), grad.size(1), col.numel(), _threads(grad.numel()),
     )
     return out

@@ -78,12 +78,24 @@ def _check_index_tensor(name: str, t: Any, dim: int) -> None:
 def check_csr(rowptr: Tensor, col: Tensor, num_cols: int, edge_weight: Tensor | None = None) -> None:
     """Validate a CSR graph whose ``col`` indexes ``num_cols`` source rows.
 
+    The passes over ``rowptr``/``col`` run once per ``(rowptr, col)`` pair: a pair that passed is remembered by
+    identity and in-place version (:data:`VALIDATED_CACHE`), so a layer that aggregates over the same graph every
+    step pays for them once. Cheap checks (dtypes, shapes, ``edge_weight``) run every call.
+
     Raises:
         ValueError: naming the problem (dtype, shape, ``rowptr`` not starting at 0 / not non-decreasing / not
             ending at ``len(col)``, ``col`` out of range, ``edge_weight`` length or dtype).
     """
     _check_index_tensor("rowptr", rowptr, 1)
     _check_index_tensor("col", col, 1)
+    if edge_weight is not None:
+        _check_edge_weight(edge_weight, col.numel(), "col", col.device)
+    if VALIDATED_CACHE.get([rowptr, col], num_cols) is None:
+        _check_csr_values(rowptr, col, num_cols)
+        VALIDATED_CACHE.put([rowptr, col], num_cols, True)
+
+
+def _check_csr_values(rowptr: Tensor, col: Tensor, num_cols: int) -> None:
     if rowptr.numel() == 0:
         raise ValueError("rowptr must have num_rows + 1 >= 1 entries, got an empty tensor; use tensor([0]) "
                          "for a graph with no rows")
@@ -103,14 +115,12 @@ def check_csr(rowptr: Tensor, col: Tensor, num_cols: int, edge_weight: Tensor | 
             f"graphlab.ops.to_csr"
         )
     _check_range("col", col, num_cols, "the input has")
-    if edge_weight is not None:
-        _check_edge_weight(edge_weight, col.numel(), "col", col.device)
 
 
 def _check_range(name: str, index: Tensor, bound: int, what: str) -> None:
     if index.numel() == 0:
         return
-    lo, hi = int(index.min()), int(index.max())
+    lo, hi = (int(v) for v in torch.aminmax(index))
     if lo < 0:
         raise ValueError(f"{name} has a negative entry ({lo}); indices must be in [0, {bound})")
     if hi >= bound:
@@ -284,6 +294,7 @@ class IdentityCache:
 
 CSR_CACHE = IdentityCache()
 TRANSPOSE_CACHE = IdentityCache()
+VALIDATED_CACHE = IdentityCache(max_entries=256)  # (rowptr, col) pairs that passed check_csr, per num_cols
 
 
 def cached_csr(edge_index: Tensor, num_nodes: int | Sequence[int], *, validate: bool = True) -> CSR:

@@ -238,3 +238,13 @@ def test_native_kernels_build_where_a_compiler_exists():
     if shutil.which("gcc") is None and shutil.which("cc") is None:
         pytest.skip("no C compiler")
     assert _native.available(), _native.unavailable_reason()
+
+
+def test_validation_is_remembered_per_graph_but_not_across_in_place_edits():
+    rowptr, col, x = GOOD_ROWPTR.clone(), GOOD_COL.clone(), GOOD_X
+    ops.gather_reduce(x, rowptr, col)  # validated and remembered
+    col[0] = 3  # out of range, written in place: the version counter changes
+    with pytest.raises(ValueError, match="col has max 3"):
+        ops.gather_reduce(x, rowptr, col)
+    with pytest.raises(ValueError, match="input has 2 rows"):
+        ops.gather_reduce(x[:2], GOOD_ROWPTR, GOOD_COL)  # same pair, fewer source rows: checked again
