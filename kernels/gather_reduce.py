@@ -12,7 +12,8 @@ Layout (four layers, as every kernel module in graphlab):
      gathers the ``[BLOCK_E, BLOCK_F]`` tile of ``x`` (coalesced along features), and keeps the accumulator in
      registers (fp32, fp64 for fp64 inputs). One store per output tile, no atomics. For ``max``/``min`` it also
      writes the arg edge (first edge in CSR order that attains the extremum, ``E`` for empty rows).
-     ``HAS_COL=False`` reads ``x[e]`` (segment reduction).
+     ``HAS_COL=False`` reads ``x[e]`` (segment reduction). Rows are not split, so a hub row of very high degree
+     runs on one program (as in CxGNN's Triton SpMM); a split-row variant is the next step for skewed graphs.
    * :func:`_sddmm_kernel`: ``dL/dw_e = c_i <g_i, x_{col_e}>``, one program per row, no atomics.
    * :func:`_arg_backward_kernel`: routes ``g`` through the saved arg edges to ``x`` and ``w``. Different rows can
      pick the same source, so these additions use ``tl.atomic_add`` over ``N x F`` entries (the only atomics;
@@ -164,6 +165,11 @@ def _block_f(feat: int) -> int:
     return min(triton.next_power_of_2(max(feat, 1)), MAX_BLOCK_F)
 
 
+def _num_warps(block_f: int) -> int:
+    """One warp per 32 feature lanes, 1 to 4 warps: narrow tiles do not leave most threads idle."""
+    return max(1, min(4, block_f // 32))
+
+
 def launch_gather_reduce_fwd(
     x: Tensor, rowptr: Tensor, col: Tensor | None, weight: Tensor | None, reduce: str, want_arg: bool
 ) -> tuple[Tensor, Tensor | None]:
@@ -181,7 +187,7 @@ def launch_gather_reduce_fwd(
         x, rowptr, col if col is not None else rowptr, weight if weight is not None else x,
         out, arg if arg is not None else out, num_edges, feat,
         REDUCE=_REDUCE_CODE[reduce], HAS_COL=col is not None, HAS_W=weight is not None, WRITE_ARG=write_arg,
-        ACC_DTYPE=_acc_dtype(x.dtype), BLOCK_E=BLOCK_E, BLOCK_F=block_f,
+        ACC_DTYPE=_acc_dtype(x.dtype), BLOCK_E=BLOCK_E, BLOCK_F=block_f, num_warps=_num_warps(block_f),
     )
     return out, arg
 
@@ -214,6 +220,7 @@ def launch_arg_backward(
         grad, x, col if col is not None else arg, weight if weight is not None else grad, arg,
         grad_x if grad_x is not None else grad, grad_w if grad_w is not None else grad, num_edges, feat,
         HAS_COL=col is not None, HAS_W=weight is not None, NEED_X=need_x, NEED_W=need_w, BLOCK_F=block_f,
+        num_warps=_num_warps(block_f),
     )
     return grad_x, grad_w
 

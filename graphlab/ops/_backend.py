@@ -4,7 +4,8 @@ Each op has up to three paths:
 
 * ``"reference"``: plain PyTorch, written from the op's equation; the spec the other paths are tested against.
 * ``"cpu"``: the fastest correct path for CPU tensors (plain torch ops, no per-edge rows where avoidable).
-* ``"triton"``: Triton kernels from :mod:`graphlab.kernels`; chosen automatically for CUDA tensors. With
+* ``"triton"``: Triton kernels from :mod:`graphlab.kernels`; chosen automatically for CUDA tensors (the reference
+  when Triton is missing). With
   ``TRITON_INTERPRET=1`` it can be forced on CPU tensors, which is how the kernels are tested without a GPU.
 
 The backend is a process-wide setting. :func:`set_backend` works both as a call and as a context manager::
@@ -121,8 +122,9 @@ def triton_interpret() -> bool:
 def resolve_backend(*tensors: torch.Tensor | None) -> PathName:
     """Pick the path for an op whose inputs are ``tensors`` (``None`` entries are ignored).
 
-    ``"auto"`` gives ``"triton"`` when the tensors are on CUDA and Triton is importable, ``"cpu"`` otherwise.
-    A forced ``"triton"`` on CPU tensors needs ``TRITON_INTERPRET=1`` (the Triton interpreter).
+    ``"auto"`` gives ``"triton"`` when the tensors are on CUDA and Triton is importable, ``"reference"`` on CUDA
+    without Triton (plain torch ops run on any device), and ``"cpu"`` for CPU tensors. A forced ``"triton"`` on
+    CPU tensors needs ``TRITON_INTERPRET=1`` (the Triton interpreter).
 
     Raises:
         RuntimeError: if ``"triton"`` is forced but Triton is missing, or the tensors are on the CPU without
@@ -131,7 +133,9 @@ def resolve_backend(*tensors: torch.Tensor | None) -> PathName:
     backend = get_backend()
     on_cuda = any(t is not None and t.is_cuda for t in tensors)
     if backend == "auto":
-        return "triton" if on_cuda and triton_available() else "cpu"
+        if on_cuda:
+            return "triton" if triton_available() else "reference"
+        return "cpu"
     if backend == "triton":
         if not triton_available():
             raise RuntimeError(

@@ -15,8 +15,13 @@ for ``mean`` (:math:`\tilde g = g` for ``sum``):
   one ``index_add_`` over ``N x F`` entries and :math:`\partial L/\partial w_a \mathrel{+}= g_{i,f}
   x_{\mathrm{col}_a, f}`.
 
-When the native kernel (:mod:`graphlab.ops._native`) is available it replaces these pieces: it fuses the forward
-of ``max``/``min`` with the arg computation and runs its own row-parallel SpMM.
+When the native kernels (:mod:`graphlab.ops._native`) are available (float32/float64) they replace these pieces:
+they fuse the forward of ``max``/``min`` with the arg computation and run their own row-parallel SpMM; other
+dtypes (bfloat16, float16) use the torch ops here.
+
+``torch_scatter`` is not used on this path even when installed: its CPU kernels are serial (its maintainer
+recommends the PyTorch ops on CPU, pytorch_scatter#404) and materialise ``x[src]``; ``benchmarks/aggregate.py``
+times it as a baseline when it is installed.
 """
 
 from __future__ import annotations

@@ -21,6 +21,19 @@ def test_default_is_auto_and_cpu_tensors_resolve_to_cpu():
     assert ops.resolve_backend(torch.zeros(2), None) == "cpu"
 
 
+class FakeCuda:
+    """Stands in for a CUDA tensor: resolve_backend only asks ``is_cuda``."""
+
+    is_cuda = True
+
+
+def test_auto_on_cuda_prefers_triton_and_falls_back_to_the_reference(monkeypatch):
+    monkeypatch.setattr(_backend, "triton_available", lambda: True)
+    assert ops.resolve_backend(torch.zeros(1), FakeCuda()) == "triton"
+    monkeypatch.setattr(_backend, "triton_available", lambda: False)
+    assert ops.resolve_backend(FakeCuda()) == "reference"
+
+
 def test_set_backend_as_call_persists():
     ops.set_backend("reference")
     assert ops.get_backend() == "reference"

@@ -248,3 +248,27 @@ def test_validation_is_remembered_per_graph_but_not_across_in_place_edits():
         ops.gather_reduce(x, rowptr, col)
     with pytest.raises(ValueError, match="input has 2 rows"):
         ops.gather_reduce(x[:2], GOOD_ROWPTR, GOOD_COL)  # same pair, fewer source rows: checked again
+
+
+@pytest.mark.parametrize("path", ("reference", *FAST_PATHS))
+def test_mixed_index_dtypes(path, make_graph, path_env):
+    """int64 rowptr with int32 col (e.g. pointers from a large graph, columns compressed) on every path."""
+    x, rowptr, col, weight = random_inputs(make_graph, 8, 22, 3, torch.float64, torch.int32, True)
+    rowptr = rowptr.long()
+    for reduce in ("sum", "max"):
+        with ops.set_backend("reference"):
+            expected, expected_grads = run(x, rowptr, col.long(), reduce, weight)
+        with path_env(path):
+            out, grads = run(x, rowptr, col, reduce, weight)
+        torch.testing.assert_close(out, expected, **TOL[torch.float64])
+        for got, want in zip(grads, expected_grads):
+            torch.testing.assert_close(got, want, **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_uses_the_torch_cpu_implementation(dtype, make_graph):
+    x, rowptr, col, _ = random_inputs(make_graph, 9, 30, 4, torch.float32, torch.int64, False)
+    for reduce in REDUCES:
+        out = ops.gather_reduce(x.to(dtype), rowptr, col, reduce)
+        assert out.dtype == dtype and ops.last_path(_cpu.IMPL_LOG) == "torch"
+        torch.testing.assert_close(out.float(), reference.gather_reduce(x, rowptr, col, reduce), atol=3e-2, rtol=2e-2)
