@@ -14,7 +14,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -62,7 +62,43 @@ class _Readout(nn.Module):
         return self.head(h)
 
 
-class GCN(nn.Module):
+class _ConvStack(nn.Module):
+    """``num_layers`` convolutions with ReLU between them, then an optional pooled readout."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden_channels: int, num_layers: int,
+                 dropout: float, pool: Pool, make_conv: Callable[[int, int], nn.Module],
+                 normalize: bool = False) -> None:
+        super().__init__()
+        _check_layers(num_layers)
+        self.in_channels, self.out_channels, self.dropout, self.pool = in_channels, out_channels, dropout, pool
+        self.normalize = normalize
+        dims = [in_channels] + [hidden_channels] * (num_layers - 1)
+        last = out_channels if pool is None else hidden_channels
+        self.convs = nn.ModuleList(make_conv(a, b) for a, b in zip(dims, dims[1:] + [last]))
+        self.readout = _Readout(hidden_channels, out_channels, pool) if pool is not None else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for conv in self.convs:
+            conv.reset_parameters()
+        if self.readout is not None:
+            self.readout.head.reset_parameters()
+
+    def _forward(self, x: Tensor, edge_index: Tensor, batch: Optional[Tensor], *conv_args: Optional[Tensor]) -> Tensor:
+        for i, conv in enumerate(self.convs):
+            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = conv(x, edge_index, *conv_args)
+            if i < len(self.convs) - 1 or self.readout is not None:
+                x = F.relu(x)
+                if self.normalize:
+                    x = F.normalize(x, dim=-1)
+        return x if self.readout is None else self.readout(x, batch)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, num_layers={len(self.convs)}, pool={self.pool})"
+
+
+class GCN(_ConvStack):
     r"""Graph Convolutional Network (Kipf & Welling, 2017).
 
     .. math::
@@ -90,35 +126,15 @@ class GCN(nn.Module):
         pool: Pool = None,
         cached: bool = False,
     ) -> None:
-        super().__init__()
-        _check_layers(num_layers)
-        self.in_channels, self.out_channels, self.dropout, self.pool = in_channels, out_channels, dropout, pool
-        dims = [in_channels] + [hidden_channels] * (num_layers - 1)
-        last = out_channels if pool is None else hidden_channels
-        self.convs = nn.ModuleList(GCNConv(a, b, cached=cached) for a, b in zip(dims, dims[1:] + [last]))
-        self.readout = _Readout(hidden_channels, out_channels, pool) if pool is not None else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for conv in self.convs:
-            conv.reset_parameters()
-        if self.readout is not None:
-            self.readout.head.reset_parameters()
+        super().__init__(in_channels, out_channels, hidden_channels, num_layers, dropout, pool,
+                         lambda a, b: GCNConv(a, b, cached=cached))
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None) -> Tensor:
-        for i, conv in enumerate(self.convs):
-            x = F.dropout(x, p=self.dropout, training=self.training)
-            x = conv(x, edge_index, edge_weight)
-            if i < len(self.convs) - 1 or self.readout is not None:
-                x = F.relu(x)
-        return x if self.readout is None else self.readout(x, batch)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, num_layers={len(self.convs)}, pool={self.pool})"
+        return self._forward(x, edge_index, batch, edge_weight)
 
 
-class GraphSAGE(nn.Module):
+class GraphSAGE(_ConvStack):
     r"""GraphSAGE with mean aggregation (Hamilton et al., 2017).
 
     .. math::
@@ -141,34 +157,11 @@ class GraphSAGE(nn.Module):
         aggr: Literal["mean", "max", "sum"] = "mean",
         normalize: bool = False,
     ) -> None:
-        super().__init__()
-        _check_layers(num_layers)
-        self.in_channels, self.out_channels, self.dropout, self.pool = in_channels, out_channels, dropout, pool
-        self.normalize = normalize
-        dims = [in_channels] + [hidden_channels] * (num_layers - 1)
-        last = out_channels if pool is None else hidden_channels
-        self.convs = nn.ModuleList(SAGEConv(a, b, aggr=aggr) for a, b in zip(dims, dims[1:] + [last]))
-        self.readout = _Readout(hidden_channels, out_channels, pool) if pool is not None else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for conv in self.convs:
-            conv.reset_parameters()
-        if self.readout is not None:
-            self.readout.head.reset_parameters()
+        super().__init__(in_channels, out_channels, hidden_channels, num_layers, dropout, pool,
+                         lambda a, b: SAGEConv(a, b, aggr=aggr), normalize=normalize)
 
     def forward(self, x: Tensor, edge_index: Tensor, batch: Optional[Tensor] = None) -> Tensor:
-        for i, conv in enumerate(self.convs):
-            x = F.dropout(x, p=self.dropout, training=self.training)
-            x = conv(x, edge_index)
-            if i < len(self.convs) - 1 or self.readout is not None:
-                x = F.relu(x)
-                if self.normalize:
-                    x = F.normalize(x, dim=-1)
-        return x if self.readout is None else self.readout(x, batch)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, num_layers={len(self.convs)}, pool={self.pool})"
+        return self._forward(x, edge_index, batch)
 
 
 class GIN(nn.Module):
