@@ -31,12 +31,11 @@ from typing import Any
 
 import torch
 from torch import Tensor
-
 from torch.autograd.function import once_differentiable
 
 from graphlab.ops import _native
 from graphlab.ops._backend import record_path
-from graphlab.ops.csr import cached_transpose
+from graphlab.ops.csr import IdentityCache, cached_transpose
 from graphlab.ops.reference import csr_row_index
 
 IMPL_LOG = "gather_reduce.cpu_impl"  # last_path(IMPL_LOG) says "native" or "torch"
@@ -205,6 +204,17 @@ def _native_transpose_spmm(
     return _native.spmm(colptr, row_t, weight_t, grad, "sum", False)[0]
 
 
+_CONVERTED = IdentityCache()
+
+
+def _rowptr_like(rowptr: Tensor, dtype: torch.dtype) -> Tensor:
+    """``rowptr`` in the index dtype of ``col`` (the kernels take one index type), converted once per tensor so
+    that the transpose cache, keyed on tensor identity, keeps hitting."""
+    if rowptr.dtype == dtype and rowptr.is_contiguous():
+        return rowptr
+    return _CONVERTED.get_or_build([rowptr], dtype, lambda: rowptr.to(dtype).contiguous())
+
+
 def gather_reduce(
     x: Tensor, rowptr: Tensor, col: Tensor, reduce: str, edge_weight: Tensor | None
 ) -> Tensor:
@@ -215,7 +225,7 @@ def gather_reduce(
     x = x.contiguous()
     if _native.supports(x, col, col.numel(), reduce) and _native.available():
         record_path(IMPL_LOG, "native")
-        rowptr = rowptr.to(col.dtype).contiguous()
+        rowptr = _rowptr_like(rowptr, col.dtype)
         weight = None if edge_weight is None else edge_weight.contiguous()
         return NativeGatherReduce.apply(x, rowptr, col.contiguous(), weight, reduce)
     record_path(IMPL_LOG, "torch")

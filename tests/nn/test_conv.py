@@ -219,6 +219,19 @@ def test_csr_is_built_once_per_edge_index(monkeypatch):
     assert len(calls) == 2
 
 
+@pytest.mark.parametrize("kind", ["gcn", "sage"])
+def test_backward_transpose_is_built_once_per_graph(kind, monkeypatch):
+    calls = []
+    real = csr_module.csr_transpose
+    monkeypatch.setattr(csr_module, "csr_transpose", lambda *a, **k: calls.append(1) or real(*a, **k))
+    conv, _ = make_pair(kind, {"aggr": "sum"} if kind == "sage" else {})
+    edge_index = random_graph(10, 30, seed=22)
+    x = torch.randn(10, 5, requires_grad=True)
+    for _ in range(3):
+        conv(x, edge_index).sum().backward()
+    assert len(calls) == 1
+
+
 def test_gcn_structure_is_cached_and_cached_flag_reuses_weights(monkeypatch):
     calls = []
     real = gl_conv.to_csr
