@@ -57,13 +57,15 @@ def is_sparse_csr(adj: Any) -> bool:
     return isinstance(adj, Tensor) and adj.layout == torch.sparse_csr
 
 
-def _sparse_csr_parts(adj_t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Stable ``(rowptr, col, values)`` tensors of a sparse CSR adjacency, cached so the transpose cache hits."""
+def _sparse_csr_index(adj_t: Tensor) -> tuple[Tensor, Tensor]:
+    """Stable ``(rowptr, col)`` copies of a sparse CSR adjacency's indices, cached per ``adj_t`` so that the
+    transpose cache (keyed on tensor identity) hits; the values are read fresh every call (they may carry a
+    gradient)."""
 
-    def build() -> tuple[Tensor, Tensor, Tensor]:
-        return adj_t.crow_indices().clone(), adj_t.col_indices().clone(), adj_t.values()
+    def build() -> tuple[Tensor, Tensor]:
+        return adj_t.crow_indices().clone(), adj_t.col_indices().clone()
 
-    return _SPARSE_CACHE.get_or_build([adj_t], "parts", build)
+    return _SPARSE_CACHE.get_or_build([adj_t], "index", build)
 
 
 def fused_aggregate(
@@ -85,8 +87,8 @@ def fused_aggregate(
     """
     reduce = FUSED_AGGRS.get(reduce, reduce)
     if is_sparse_csr(adj):
-        rowptr, col, values = _sparse_csr_parts(adj)
-        return gather_reduce(x_src, rowptr, col, reduce, values.to(x_src.dtype))
+        rowptr, col = _sparse_csr_index(adj)
+        return gather_reduce(x_src, rowptr, col, reduce, adj.values().to(x_src.dtype))
     num_dst = x_src.size(0) if num_dst is None else num_dst
     rowptr, col, perm = cached_csr(adj, (x_src.size(0), num_dst))
     weight = None

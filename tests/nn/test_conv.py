@@ -160,6 +160,25 @@ def test_sparse_csr_adjacency_gives_the_edge_index_result(kind):
     assert ops.path_count("gather_reduce", "cpu") == 2
 
 
+def test_sparse_adjacency_values_get_gradients_every_call():
+    """Sparse ``adj_t`` values act as edge weights, with gradients, on every call (no stale cached graph)."""
+    gcn, _ = make_pair("gcn", {"normalize": False})
+    edge_index = remove_self_loops(torch.unique(random_graph(8, 20, seed=23), dim=1))[0]
+    rowptr, col, _ = ops.to_csr(edge_index, 8)
+    in_csr_order = torch.stack([col, torch.repeat_interleave(torch.arange(8), rowptr.diff())])
+    values = torch.rand(col.numel(), requires_grad=True)
+    x = torch.randn(8, 5)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        adj_t = torch.sparse_csr_tensor(rowptr, col, values.detach(), (8, 8), check_invariants=True)
+    adj_t.requires_grad_(True)  # a leaf: its gradient is a sparse tensor with the values' gradient
+    expected = torch.autograd.grad(gcn(x, in_csr_order, values).sum(), values)[0]
+    for _ in range(2):  # the second call must not reuse the first call's autograd graph
+        adj_t.grad = None
+        gcn(x, adj_t).sum().backward()
+        torch.testing.assert_close(adj_t.grad.values(), expected, **TOL)
+
+
 def test_fallback_for_aggregation_lists_matches_pyg():
     ours, theirs = make_pair("sage", {"aggr": ["mean", "max"]})
     edge_index = random_graph(10, 30, seed=9)
