@@ -194,14 +194,14 @@ class NativeGatherReduce(torch.autograd.Function):
 def _native_transpose_spmm(
     rowptr: Tensor, col: Tensor, weight: Tensor | None, grad: Tensor, num_cols: int, mean: bool
 ) -> Tensor:
-    r"""``A^T (grad / cnt)`` as a sum-SpMM over the cached transpose with weights ``w_e / max(deg_{row_e}, 1)``."""
+    r"""``A^T (grad / cnt)``: a sum-SpMM over the cached transpose; the kernel scales each gathered ``grad`` row
+    ``i`` by ``1 / max(deg_i, 1)`` for mean (no per-edge temporaries)."""
     colptr, row_t, perm_t = cached_transpose(rowptr, col, num_cols)
-    weight_t = None if weight is None else weight.index_select(0, perm_t)
+    weight_t = None if weight is None else weight.index_select(0, perm_t).contiguous()
+    inv_count = None
     if mean:
         inv_count = 1.0 / (rowptr[1:] - rowptr[:-1]).clamp(min=1).to(grad.dtype)
-        scale = inv_count.index_select(0, row_t)
-        weight_t = scale if weight_t is None else weight_t * scale
-    return _native.spmm(colptr, row_t, weight_t, grad, "sum", False)[0]
+    return _native.spmm(colptr, row_t, weight_t, grad, "sum", False, src_scale=inv_count)[0]
 
 
 _CONVERTED = IdentityCache()

@@ -129,15 +129,17 @@ static int64_t row_chunks_@S@(const @I@ *rowptr, int64_t nrows, int nthreads, in
 # One feature tile of one row: TL features kept in registers while the row's edges stream by (feature tiles
 # outer, edges inner). Tiles of 32 and 8 lanes plus a variable tail (@TL@ = "tail": len < 8).
 C_TILE = r"""
-static inline void sum_@TL@_@S@(const @I@ *col, const @T@ *wp, const @T@ *x, int64_t F, int64_t f0, int64_t len,
-                                int64_t e0, int64_t e1, int64_t e_end, int prefetch, @T@ scale, @T@ *restrict o) {
+static inline void sum_@TL@_@S@(const @I@ *col, const @T@ *wp, const @T@ *ss, const @T@ *x, int64_t F, int64_t f0,
+                                int64_t len, int64_t e0, int64_t e1, int64_t e_end, int prefetch, @T@ scale,
+                                @T@ *restrict o) {
     @T@ acc[@N@];
     (void)len;
     for (int64_t t = 0; t < @LEN@; ++t) acc[t] = 0;
     for (int64_t e = e0; e < e1; ++e) {
         if (prefetch && e + PREFETCH_DIST < e_end) PREFETCH_ROW(@T@, x, col, e + PREFETCH_DIST, F);
-        const @T@ *restrict xr = x + (col ? (int64_t)col[e] : e) * F + f0;
-        const @T@ w = wp ? wp[e] : (@T@)1;
+        const int64_t j = col ? (int64_t)col[e] : e;
+        const @T@ *restrict xr = x + j * F + f0;
+        const @T@ w = (wp ? wp[e] : (@T@)1) * (ss ? ss[j] : (@T@)1);
         for (int64_t t = 0; t < @LEN@; ++t) acc[t] += w * xr[t];
     }
     for (int64_t t = 0; t < @LEN@; ++t) o[t] = acc[t] * scale;
@@ -182,16 +184,17 @@ static inline void ext_@TL@_@S@(const @I@ *col, const @T@ *wp, const @T@ *x, int
 
 C_KERNELS = r"""
 typedef struct {
-    const @I@ *rowptr; const @I@ *col; const @T@ *w; const @T@ *x; @T@ *out; int32_t *arg; int64_t F; int reduce;
+    const @I@ *rowptr; const @I@ *col; const @T@ *w; const @T@ *ss; const @T@ *x; @T@ *out; int32_t *arg;
+    int64_t F; int reduce;
 } fwd_args_@S@;
 
 static inline void tile_@S@(const fwd_args_@S@ *a, int64_t f0, int64_t len, int64_t e0, int64_t e1,
                             int64_t e_end, @T@ scale, @T@ *o, int32_t *ag) {
     const int prefetch = f0 == 0;
     if (a->reduce <= 1) {
-        if (len == 32) sum_32_@S@(a->col, a->w, a->x, a->F, f0, len, e0, e1, e_end, prefetch, scale, o);
-        else if (len == 8) sum_8_@S@(a->col, a->w, a->x, a->F, f0, len, e0, e1, e_end, prefetch, scale, o);
-        else sum_tail_@S@(a->col, a->w, a->x, a->F, f0, len, e0, e1, e_end, prefetch, scale, o);
+        if (len == 32) sum_32_@S@(a->col, a->w, a->ss, a->x, a->F, f0, len, e0, e1, e_end, prefetch, scale, o);
+        else if (len == 8) sum_8_@S@(a->col, a->w, a->ss, a->x, a->F, f0, len, e0, e1, e_end, prefetch, scale, o);
+        else sum_tail_@S@(a->col, a->w, a->ss, a->x, a->F, f0, len, e0, e1, e_end, prefetch, scale, o);
     } else {
         const int is_max = a->reduce == 2;
         if (len == 32) ext_32_@S@(a->col, a->w, a->x, a->F, f0, len, e0, e1, e_end, prefetch, is_max, o, ag);
@@ -227,10 +230,11 @@ static void fill_empty_arg_@S@(const @I@ *rowptr, int32_t *arg, int64_t nrows, i
         if (rowptr[i + 1] == rowptr[i]) for (int64_t f = 0; f < F; ++f) arg[i * F + f] = sentinel;
 }
 
-void gr_fwd_@S@(const @I@ *rowptr, const @I@ *col, const @T@ *w, const @T@ *x, @T@ *out, int32_t *arg,
-                int64_t nrows, int64_t F, int reduce, int nthreads) {
+/* ss (sum/mean only, may be NULL) scales each source row: w_e * ss[col[e]]. */
+void gr_fwd_@S@(const @I@ *rowptr, const @I@ *col, const @T@ *w, const @T@ *ss, const @T@ *x, @T@ *out,
+                int32_t *arg, int64_t nrows, int64_t F, int reduce, int nthreads) {
     int64_t bounds[MAX_CHUNKS + 1];
-    fwd_args_@S@ a = {rowptr, col, w, x, out, reduce >= 2 ? arg : 0, F, reduce};
+    fwd_args_@S@ a = {rowptr, col, w, ss, x, out, reduce >= 2 ? arg : 0, F, reduce};
     nthreads = clamp_threads(nthreads);
     const int64_t nchunks = row_chunks_@S@(rowptr, nrows, nthreads, bounds);
     run_parallel(bounds, nchunks, nthreads, &a, fwd_range_@S@);
@@ -432,7 +436,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     for t in ("f32", "f64"):
         for i in ("i32", "i64"):
             suf = f"{t}_{i}"
-            getattr(lib, f"gr_fwd_{suf}").argtypes = [ptr] * 6 + [i64, i64, cint, cint]
+            getattr(lib, f"gr_fwd_{suf}").argtypes = [ptr] * 7 + [i64, i64, cint, cint]
             getattr(lib, f"gr_sddmm_{suf}").argtypes = [ptr] * 5 + [i64, i64, cint, cint]
             getattr(lib, f"gr_arg_bwd_x_{suf}").argtypes = [ptr] * 6 + [i64, i64, i64, cint]
             getattr(lib, f"gr_arg_bwd_w_{suf}").argtypes = [ptr] * 6 + [i64, i64, i64, cint]
@@ -515,9 +519,11 @@ def _fn(name: str, values: Tensor, index: Tensor):  # noqa: ANN202 - a ctypes fu
 
 
 def spmm(
-    rowptr: Tensor, col: Tensor | None, weight: Tensor | None, x: Tensor, reduce: str, want_arg: bool
+    rowptr: Tensor, col: Tensor | None, weight: Tensor | None, x: Tensor, reduce: str, want_arg: bool,
+    src_scale: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """``out[i] = reduce_e w_e x[col[e]]`` (``col=None``: ``x[e]``); ``arg`` [N, F] int32 (``E`` = empty) or ``None``.
+    """``out[i] = reduce_e w_e s_{col[e]} x[col[e]]`` (``col=None``: ``x[e]``; ``s`` = ``src_scale``, sum/mean
+    only, default 1); ``arg`` [N, F] int32 (``E`` = empty row) for max/min when ``want_arg``, else ``None``.
 
     All tensors must be contiguous CPU tensors; ``rowptr`` must have ``col``'s dtype (``rowptr``'s when
     ``col`` is ``None``) and ``weight`` ``x``'s dtype.
@@ -532,7 +538,7 @@ def spmm(
             raise RuntimeError(f"the native max/min kernels store int32 arg edges; {num_edges} edges is too many")
         arg = torch.empty((num_rows, feat), dtype=torch.int32)
     _fn("gr_fwd", x, index)(
-        _ptr(rowptr), _ptr(col), _ptr(weight), _ptr(x), _ptr(out), _ptr(arg),
+        _ptr(rowptr), _ptr(col), _ptr(weight), _ptr(src_scale), _ptr(x), _ptr(out), _ptr(arg),
         num_rows, feat, _REDUCE_CODE[reduce], _threads(num_edges * max(feat, 1)),
     )
     return out, arg
