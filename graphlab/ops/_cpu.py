@@ -41,6 +41,8 @@ from graphlab.ops.reference import csr_row_index
 IMPL_LOG = "gather_reduce.cpu_impl"  # last_path(IMPL_LOG) says "native" or "torch"
 _TORCH_REDUCE = {"sum": "sum", "mean": "mean", "max": "amax", "min": "amin"}
 
+_CONVERTED = IdentityCache()  # per-rowptr derived tensors (dtype conversion, 1 / degree), see _rowptr_like
+
 # Edges per chunk in the SDDMM / arg passes: chunk x F values live at once (64 K x 64 x 4 B = 16 MiB at F = 64).
 EDGE_CHUNK = 1 << 16
 
@@ -198,13 +200,16 @@ def _native_transpose_spmm(
     ``i`` by ``1 / max(deg_i, 1)`` for mean (no per-edge temporaries)."""
     colptr, row_t, perm_t = cached_transpose(rowptr, col, num_cols)
     weight_t = None if weight is None else weight.index_select(0, perm_t).contiguous()
-    inv_count = None
-    if mean:
-        inv_count = 1.0 / (rowptr[1:] - rowptr[:-1]).clamp(min=1).to(grad.dtype)
+    inv_count = _inverse_count(rowptr, grad.dtype) if mean else None
     return _native.spmm(colptr, row_t, weight_t, grad, "sum", False, src_scale=inv_count)[0]
 
 
-_CONVERTED = IdentityCache()
+def _inverse_count(rowptr: Tensor, dtype: torch.dtype) -> Tensor:
+    """``1 / max(deg_i, 1)`` ``[N]``, once per ``rowptr`` tensor: a few tiny torch ops cost little work but, on a
+    busy machine, each parallel op can wait for a core, so a hot backward avoids them."""
+    return _CONVERTED.get_or_build(
+        [rowptr], ("inverse_count", dtype), lambda: 1.0 / (rowptr[1:] - rowptr[:-1]).clamp(min=1).to(dtype)
+    )
 
 
 def _rowptr_like(rowptr: Tensor, dtype: torch.dtype) -> Tensor:

@@ -275,7 +275,7 @@ void gr_sddmm_@S@(const @I@ *rowptr, const @I@ *col, const @T@ *g, const @T@ *x,
 }
 
 typedef struct { const @I@ *rowptr; const @I@ *col; const @T@ *w; const int32_t *arg; const @T@ *g; const @T@ *x;
-                 @T@ *out; int64_t nrows, F, E; } argb_args_@S@;
+                 @T@ *out; int64_t nrows, F, E, nsrc; } argb_args_@S@;
 
 /* Prefetch features [f0, f1) of the rows that the edges of row i read (grad_x rows for the arg edges are among
    them): the scatter below is random access, so fetch ARG_PREFETCH_ROWS rows ahead. */
@@ -299,6 +299,8 @@ static void arg_bwd_x_range_@S@(const void *p, int64_t f0, int64_t f1) {
     const int32_t *arg = a->arg;
     @T@ *out = a->out;
     const int64_t F = a->F, E = a->E, nrows = a->nrows;
+    for (int64_t i = 0; i < a->nsrc; ++i)
+        for (int64_t f = f0; f < f1; ++f) out[i * F + f] = 0;  /* this thread's features of grad_x */
     for (int64_t i = 0; i < nrows; ++i) {
         prefetch_neighbours_@S@(rowptr, col, out, i + ARG_PREFETCH_ROWS, nrows, F, f0, f1, 1);
         for (int64_t f = f0; f < f1; ++f) {
@@ -310,10 +312,11 @@ static void arg_bwd_x_range_@S@(const void *p, int64_t f0, int64_t f1) {
     }
 }
 
+/* out (grad_x, [nsrc, F]) need not be initialised: each thread zeroes its features first. */
 void gr_arg_bwd_x_@S@(const @I@ *rowptr, const @I@ *col, const @T@ *w, const int32_t *arg, const @T@ *g,
-                      @T@ *out, int64_t nrows, int64_t F, int64_t E, int nthreads) {
+                      @T@ *out, int64_t nrows, int64_t F, int64_t E, int64_t nsrc, int nthreads) {
     int64_t bounds[MAX_THREADS + 1];
-    argb_args_@S@ a = {rowptr, col, w, arg, g, 0, out, nrows, F, E};
+    argb_args_@S@ a = {rowptr, col, w, arg, g, 0, out, nrows, F, E, nsrc};
     nthreads = clamp_threads(nthreads > F ? (int)F : nthreads);
     even_bounds(F, nthreads, bounds);  /* features are owned, not shared: one range per thread */
     run_parallel(bounds, nthreads, nthreads, &a, arg_bwd_x_range_@S@);
@@ -327,6 +330,7 @@ static void arg_bwd_w_range_@S@(const void *p, int64_t r0, int64_t r1) {
     const @T@ *g = a->g, *x = a->x;
     @T@ *out = a->out;
     const int64_t F = a->F, E = a->E;
+    for (int64_t e = rowptr[r0]; e < rowptr[r1]; ++e) out[e] = 0;  /* the edges of these rows */
     for (int64_t i = r0; i < r1; ++i) {
         prefetch_neighbours_@S@(rowptr, col, x, i + ARG_PREFETCH_ROWS, r1, F, 0, F, 0);
         for (int64_t f = 0; f < F; ++f) {
@@ -337,10 +341,11 @@ static void arg_bwd_w_range_@S@(const void *p, int64_t r0, int64_t r1) {
     }
 }
 
+/* out (grad_w, [E]) need not be initialised: each chunk zeroes its rows' edges first. */
 void gr_arg_bwd_w_@S@(const @I@ *rowptr, const @I@ *col, const int32_t *arg, const @T@ *g, const @T@ *x,
                       @T@ *out, int64_t nrows, int64_t F, int64_t E, int nthreads) {
     int64_t bounds[MAX_CHUNKS + 1];
-    argb_args_@S@ a = {rowptr, col, 0, arg, g, x, out, nrows, F, E};
+    argb_args_@S@ a = {rowptr, col, 0, arg, g, x, out, nrows, F, E, 0};
     nthreads = clamp_threads(nthreads);
     const int64_t nchunks = row_chunks_@S@(rowptr, nrows, nthreads, bounds);
     run_parallel(bounds, nchunks, nthreads, &a, arg_bwd_w_range_@S@);
@@ -438,7 +443,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
             suf = f"{t}_{i}"
             getattr(lib, f"gr_fwd_{suf}").argtypes = [ptr] * 7 + [i64, i64, cint, cint]
             getattr(lib, f"gr_sddmm_{suf}").argtypes = [ptr] * 5 + [i64, i64, cint, cint]
-            getattr(lib, f"gr_arg_bwd_x_{suf}").argtypes = [ptr] * 6 + [i64, i64, i64, cint]
+            getattr(lib, f"gr_arg_bwd_x_{suf}").argtypes = [ptr] * 6 + [i64, i64, i64, i64, cint]
             getattr(lib, f"gr_arg_bwd_w_{suf}").argtypes = [ptr] * 6 + [i64, i64, i64, cint]
             for name in ("gr_fwd", "gr_sddmm", "gr_arg_bwd_x", "gr_arg_bwd_w"):
                 getattr(lib, f"{name}_{suf}").restype = None
@@ -559,17 +564,17 @@ def arg_backward_x(
     num_edges: int,
 ) -> Tensor:
     """``grad_x[col[a], f] += w[a] grad[i, f]`` for ``a = arg[i, f] < E`` (``col=None``: ``grad_x[a, f]``)."""
-    out = grad.new_zeros((num_src, grad.size(1)))
+    out = grad.new_empty((num_src, grad.size(1)))  # zeroed by the kernel
     _fn("gr_arg_bwd_x", grad, rowptr)(
         _ptr(rowptr), _ptr(col), _ptr(weight), _ptr(arg), _ptr(grad), _ptr(out),
-        arg.size(0), grad.size(1), num_edges, _threads(grad.numel()),
+        arg.size(0), grad.size(1), num_edges, num_src, _threads(grad.numel()),
     )
     return out
 
 
 def arg_backward_w(rowptr: Tensor, col: Tensor, arg: Tensor, grad: Tensor, x: Tensor) -> Tensor:
     """``grad_w[a] += grad[i, f] x[col[a], f]`` for ``a = arg[i, f] < E``."""
-    out = x.new_zeros(col.numel())
+    out = x.new_empty(col.numel())  # zeroed by the kernel
     _fn("gr_arg_bwd_w", x, col)(
         _ptr(rowptr), _ptr(col), _ptr(arg), _ptr(grad), _ptr(x), _ptr(out),
         arg.size(0), grad.size(1), col.numel(), _threads(grad.numel()),
