@@ -3,25 +3,29 @@ r"""Native CPU kernels for gather-reduce, compiled on first use from the C sourc
 Why: ``torch.sparse.mm(csr, x, reduce)`` is row-parallel but does not hide the latency of the random row gathers
 ``x[col[e]]``, does not return the arg edge that ``max``/``min`` need for backward, and its backward rebuilds the
 transpose every call. The kernels below are plain C99 + pthreads (no torch headers, no OpenMP runtime), so they
-build in about a second with the system C compiler and never touch the network.
+build in a few seconds with the system C compiler and never touch the network. The source is written once as a
+template (:data:`C_TYPED`, :data:`C_TILE`, :data:`C_KERNELS`) and instantiated for ``T`` = float/double and
+``I`` = int32/int64 indices.
 
-Kernels (``T`` = float/double, ``I`` = int32/int64 indices; rows are split across threads by ``edges + rows``):
+Kernels (rows are cut into chunks of similar cost, ``edges + rows``, that threads claim dynamically):
 
-* ``gr_fwd``: :math:`\mathrm{out}_i = \bigoplus_{e \in \mathrm{row}\ i} w_e x_{\mathrm{col}_e}` for sum / mean /
-  max / min with software prefetch of the row ``PREFETCH_DIST`` edges ahead; optionally writes the arg edge per
-  (row, feature) for max/min as int32 (first edge in CSR order attaining the extremum; ``E`` for empty rows). ``col = NULL``
-  means the identity (segment reduction of ``src`` rows).
+* ``gr_fwd``: :math:`\mathrm{out}_i = \bigoplus_{e \in \mathrm{row}\ i} w_e s_{\mathrm{col}_e} x_{\mathrm{col}_e}`
+  for sum / mean / max / min (``s`` an optional per-source scale, used by the mean backward). Each row is done
+  feature tile by feature tile (32, then 8, then the rest), the tile's accumulators stay in registers while the
+  row's edges stream by, and the source row ``PREFETCH_DIST`` edges ahead is prefetched. For max/min it can write
+  the arg edge per (row, feature) as int32 (first edge in CSR order attaining the extremum; ``E`` for empty
+  rows). ``col = NULL`` means the identity (segment reduction of ``src`` rows).
 * ``gr_sddmm``: :math:`s_e = c_i \langle g_i, x_{\mathrm{col}_e} \rangle` with :math:`c_i = 1` or
   :math:`1/\max(\deg_i, 1)` (mean), the gradient w.r.t. edge weights.
-* ``gr_arg_bwd_x``: :math:`\partial x_{\mathrm{col}_a, f} \mathrel{+}= w_a g_{i,f}` for :math:`a = \arg_{i,f}`,
-  threads split the features so no two threads write the same entry (no atomics).
-* ``gr_arg_bwd_w``: :math:`\partial w_a \mathrel{+}= g_{i,f} x_{\mathrm{col}_a, f}`, threads split rows (an arg edge
+* ``gr_arg_bwd_x``: :math:`\partial x_{\mathrm{col}_a, f} \mathrel{+}= w_a g_{i,f}` for :math:`a = \arg_{i,f}`;
+  threads own disjoint feature ranges, so no two threads write the same entry (no atomics).
+* ``gr_arg_bwd_w``: :math:`\partial w_a \mathrel{+}= g_{i,f} x_{\mathrm{col}_a, f}`; chunks of rows (an arg edge
   belongs to its row, so again no conflicts).
 
 Build: the shared library is cached under ``$GRAPHLAB_CACHE_DIR`` (default ``~/.cache/graphlab``) in a file named
-by a hash of the source, the flags and the CPU, written atomically (temp file + rename). ``GRAPHLAB_NATIVE=0``
-disables the kernels (the CPU path then uses :mod:`graphlab.ops._cpu`'s torch-only implementation); so does a
-missing compiler, with the reason in :func:`unavailable_reason`.
+by a hash of the source, the flags, the compiler and the CPU, written atomically (temp file + rename).
+``GRAPHLAB_NATIVE=0`` disables the kernels (the CPU path then uses :mod:`graphlab.ops._cpu`'s torch-only
+implementation); so does a missing or failing compiler, with the reason in :func:`unavailable_reason`.
 """
 
 from __future__ import annotations
