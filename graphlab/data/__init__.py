@@ -2,6 +2,7 @@
 
 from graphlab.data.base import DatasetInfo, GraphDataModule, resolve_root
 from graphlab.data.ogb import OGBGraphData, OGBLinkData, OGBNodeData
+from graphlab.data.movielens import MovieLens100K
 from graphlab.data.pyg import PyGData
 from graphlab.data.synthetic import CSBMData, CSLData, RandomLinkData
 
@@ -10,6 +11,7 @@ __all__ = [
     "CSLData",
     "DatasetInfo",
     "GraphDataModule",
+    "MovieLens100K",
     "OGBGraphData",
     "OGBLinkData",
     "OGBNodeData",

@@ -1,5 +1,19 @@
 """Complete models, as a config's ``model.init_args.model.class_path`` names them."""
 
 from graphlab.models.gnn import GCN, GIN, GraphSAGE, LinkGNN
+from graphlab.models.sheaf import (
+    BundleNSD,
+    ConnectionNSD,
+    ContinuousNSD,
+    DiagNSD,
+    GeneralNSD,
+    NeuralSheafDiffusion,
+    Sheaf4Rec,
+    SheafNN,
+)
 
-__all__ = ["GCN", "GIN", "GraphSAGE", "LinkGNN"]
+__all__ = [
+    "GCN", "GIN", "GraphSAGE", "LinkGNN",
+    "NeuralSheafDiffusion", "DiagNSD", "BundleNSD", "GeneralNSD", "ContinuousNSD", "ConnectionNSD",
+    "SheafNN", "Sheaf4Rec",
+]
