@@ -9,6 +9,7 @@ Public API::
     set_backend("auto" | "reference" | "cpu" | "triton")    # call or context manager
     set_validation(True | False)                             # call or context manager
     ToCSR(), register_csr(data)                              # PyG transform storing the CSR on a Data object
+    block_spmm(diag_blocks, edge_blocks, index, x)           # sheaf Laplacian products, d x d blocks
 
 See :mod:`graphlab.ops._backend` for the dispatch rules and :mod:`graphlab.ops.reference` for the semantics.
 """
@@ -26,14 +27,17 @@ from graphlab.ops._backend import (
 from graphlab.ops.csr import CSR, cached_csr, cached_transpose, csr_transpose, to_csr
 from graphlab.ops.gather_reduce import gather_reduce
 from graphlab.ops.segment import segment_reduce, segment_softmax
+from graphlab.ops.sheaf import BlockIndex, block_spmm
 from graphlab.ops.transforms import ToCSR, register_csr
 
 __all__ = [
+    "BlockIndex",
     "CSR",
     "ToCSR",
     "cached_csr",
     "cached_transpose",
     "csr_transpose",
+    "block_spmm",
     "gather_reduce",
     "get_backend",
     "last_path",
