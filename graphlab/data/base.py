@@ -97,6 +97,81 @@ class GraphDataModule(L.LightningDataModule):
         return self.info.num_outputs
 
 
+class FullBatchMixin:
+    """Full-batch node data: ``setup`` builds ``self.graph`` and every loader yields it.
+
+    List it before :class:`GraphDataModule` in the bases so its loaders take precedence.
+    """
+
+    graph: Any
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        _ = self.graph
+
+    def train_dataloader(self) -> Any:
+        return full_batch_loader(self.graph)
+
+    def val_dataloader(self) -> Any:
+        return full_batch_loader(self.graph)
+
+    def test_dataloader(self) -> Any:
+        return full_batch_loader(self.graph)
+
+    def predict_dataloader(self) -> Any:
+        return full_batch_loader(self.graph)
+
+
+class FullBatchLinkMixin:
+    """Full-batch link data: ``setup`` builds ``self.parts`` (``{"train", "val", "test"}``)
+    and each loader yields its part; ``predict`` yields :func:`link_predict_data` of the test part.
+
+    List it before :class:`GraphDataModule` in the bases so its loaders take precedence.
+    """
+
+    parts: Any
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        _ = self.parts
+
+    def train_dataloader(self) -> Any:
+        return full_batch_loader(self.parts["train"])
+
+    def val_dataloader(self) -> Any:
+        return full_batch_loader(self.parts["val"])
+
+    def test_dataloader(self) -> Any:
+        return full_batch_loader(self.parts["test"])
+
+    def predict_dataloader(self) -> Any:
+        """The test graph with ``edge_label_index`` = its positives then negatives."""
+        return full_batch_loader(link_predict_data(self.parts["test"]))
+
+
+class PartLoaderMixin:
+    """Loaders that delegate to ``self._loader(part, shuffle)``: train shuffled; val, test
+    and predict (on the test part) not. ``_val_part`` names the validation part.
+
+    List it before :class:`GraphDataModule` in the bases so its loaders take precedence.
+    """
+
+    _val_part: str = "val"
+
+    def _loader(self, part: str, shuffle: bool) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define `_loader`")
+
+    def train_dataloader(self) -> Any:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> Any:
+        return self._loader(self._val_part, shuffle=False)
+
+    def test_dataloader(self) -> Any:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> Any:
+        return self._loader("test", shuffle=False)
+
+
 def resolve_root(root: Optional[str]) -> Path:
     """``root`` if given, else ``$GRAPHLAB_DATA``, else ``./data``."""
     if root is None or root == "":

@@ -13,13 +13,13 @@ an item the user never interacted with.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from graphlab.data.base import DatasetInfo, GraphDataModule, full_batch_loader, link_predict_data, missing_files_error
+from graphlab.data.base import DatasetInfo, FullBatchLinkMixin, GraphDataModule, missing_files_error
 
 NUM_USERS, NUM_ITEMS = 943, 1682
 RAW = ("u.data",)
@@ -48,7 +48,7 @@ def sample_negative_items(users: Tensor, known: Tensor, num_users: int, num_item
     raise RuntimeError("could not sample negatives: some user interacted with (almost) every item")
 
 
-class MovieLens100K(GraphDataModule):
+class MovieLens100K(FullBatchLinkMixin, GraphDataModule):
     """MovieLens-100K user-item interactions for link prediction / recommendation.
 
     Args:
@@ -113,18 +113,3 @@ class MovieLens100K(GraphDataModule):
         if self._parts is None:
             self._parts = self._build_parts()
         return self._parts
-
-    def setup(self, stage: Optional[str] = None) -> None:
-        _ = self.parts
-
-    def train_dataloader(self) -> Any:
-        return full_batch_loader(self.parts["train"])
-
-    def val_dataloader(self) -> Any:
-        return full_batch_loader(self.parts["val"])
-
-    def test_dataloader(self) -> Any:
-        return full_batch_loader(self.parts["test"])
-
-    def predict_dataloader(self) -> Any:
-        return full_batch_loader(link_predict_data(self.parts["test"]))

@@ -47,10 +47,11 @@ from torch_geometric.utils import to_undirected
 
 from graphlab.data.base import (
     DatasetInfo,
+    FullBatchLinkMixin,
+    FullBatchMixin,
     GraphDataModule,
+    PartLoaderMixin,
     download_or_raise,
-    full_batch_loader,
-    link_predict_data,
     log_degree_features,
     missing_files,
     missing_files_error,
@@ -426,7 +427,7 @@ def _check_one_hot(name: str, num_nodes: int) -> None:
         )
 
 
-class OGBNodeData(_TransductiveOGB):
+class OGBNodeData(FullBatchMixin, _TransductiveOGB):
     """OGB node property prediction (``ogbn-*``), full-batch, with the official split.
 
     Every loader yields one :class:`~torch_geometric.data.Data` with float ``x`` ``[N, F]``,
@@ -491,23 +492,8 @@ class OGBNodeData(_TransductiveOGB):
             data[mask_name] = mask
         return data
 
-    def setup(self, stage: Optional[str] = None) -> None:
-        _ = self.graph
 
-    def train_dataloader(self) -> Any:
-        return full_batch_loader(self.graph)
-
-    def val_dataloader(self) -> Any:
-        return full_batch_loader(self.graph)
-
-    def test_dataloader(self) -> Any:
-        return full_batch_loader(self.graph)
-
-    def predict_dataloader(self) -> Any:
-        return full_batch_loader(self.graph)
-
-
-class OGBLinkData(_TransductiveOGB):
+class OGBLinkData(FullBatchLinkMixin, _TransductiveOGB):
     """OGB link property prediction (``ogbl-*``) with OGB's edge split, full-batch.
 
     The message-passing graph is the dataset's ``edge_index`` (OGB stores the training
@@ -579,22 +565,6 @@ class OGBLinkData(_TransductiveOGB):
             )
         return parts
 
-    def setup(self, stage: Optional[str] = None) -> None:
-        _ = self.parts
-
-    def train_dataloader(self) -> Any:
-        return full_batch_loader(self.parts["train"])
-
-    def val_dataloader(self) -> Any:
-        return full_batch_loader(self.parts["val"])
-
-    def test_dataloader(self) -> Any:
-        return full_batch_loader(self.parts["test"])
-
-    def predict_dataloader(self) -> Any:
-        """The test graph with ``edge_label_index`` = its positives then negatives."""
-        return full_batch_loader(link_predict_data(self.parts["test"]))
-
 
 def _edges(part: dict[str, Tensor], key: str, name: str) -> Tensor:
     """OGB's ``[E, 2]`` edge list as a ``[2, E]`` long tensor."""
@@ -627,7 +597,7 @@ class OGBGraphTargets:
         return f"{type(self).__name__}({self.task_type}, constant_x={self.constant_x})"
 
 
-class OGBGraphData(_OGBDataModule):
+class OGBGraphData(PartLoaderMixin, _OGBDataModule):
     """OGB graph property prediction (``ogbg-*``) with the official (scaffold) split.
 
     Loaders yield PyG ``Batch`` objects; ``y`` is ``[B, T]`` float with NaN for missing
@@ -645,6 +615,7 @@ class OGBGraphData(_OGBDataModule):
     """
 
     level: Level = "graph"
+    _val_part = "valid"  # OGB's name of the validation split
 
     def __init__(
         self,
@@ -704,15 +675,3 @@ class OGBGraphData(_OGBDataModule):
             self.dataset[self.split_index[part]], batch_size=self.batch_size, shuffle=shuffle,
             num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
         )
-
-    def train_dataloader(self) -> PyGDataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> PyGDataLoader:
-        return self._loader("valid", shuffle=False)
-
-    def test_dataloader(self) -> PyGDataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> PyGDataLoader:
-        return self._loader("test", shuffle=False)

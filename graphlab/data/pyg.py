@@ -38,6 +38,7 @@ from torch_geometric.utils import degree
 from graphlab.data.base import (
     DatasetInfo,
     GraphDataModule,
+    PartLoaderMixin,
     check_split,
     download_or_raise,
     full_batch_loader,
@@ -160,7 +161,7 @@ def _max_degree(dataset: InMemoryDataset) -> int:
 
 
 # --------------------------------------------------------------------------- DataModule
-class PyGData(GraphDataModule):
+class PyGData(PartLoaderMixin, GraphDataModule):
     """A PyG benchmark dataset (see the module table) with its standard split.
 
     Node datasets yield one full-batch :class:`~torch_geometric.data.Data` with 1-D masks
@@ -376,15 +377,3 @@ class PyGData(GraphDataModule):
             self._graph_part(part), batch_size=self.batch_size, shuffle=shuffle,
             num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
         )
-
-    def train_dataloader(self) -> Any:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> Any:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> Any:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> Any:
-        return self._loader("test", shuffle=False)

@@ -15,7 +15,7 @@ state: every draw comes from ``numpy.random.default_rng`` seeded by the argument
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 import numpy as np
 import torch
@@ -24,7 +24,14 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader as PyGDataLoader
 from torch_geometric.utils import coalesce, to_undirected
 
-from graphlab.data.base import DatasetInfo, GraphDataModule, check_split, full_batch_loader, link_predict_data
+from graphlab.data.base import (
+    DatasetInfo,
+    FullBatchLinkMixin,
+    FullBatchMixin,
+    GraphDataModule,
+    PartLoaderMixin,
+    check_split,
+)
 from graphlab.data.splits import (
     IndexSplit,
     check_node_ratios,
@@ -114,7 +121,7 @@ def laplacian_pe(adjacency: Tensor, k: int) -> Tensor:
     return (pe * torch.sign(pe.gather(-2, peak))).to(torch.float)
 
 
-class CSLData(GraphDataModule):
+class CSLData(PartLoaderMixin, GraphDataModule):
     """Circular Skip Links (Murphy et al., "Relational Pooling for Graph Representations", 2019).
 
     150 graphs: the 4-regular circulant graphs C(41, {1, s}) for the ten skips
@@ -206,18 +213,6 @@ class CSLData(GraphDataModule):
         return PyGDataLoader(graphs, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
                              persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> PyGDataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> PyGDataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> PyGDataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> PyGDataLoader:
-        return self._loader("test", shuffle=False)
-
 
 # --------------------------------------------------------------------------- cSBM
 @dataclass(frozen=True)
@@ -290,7 +285,7 @@ def _sample_block_edges(y: np.ndarray, p_in: float, p_out: float, rng: np.random
     return to_undirected(edges, num_nodes=n)
 
 
-class CSBMData(GraphDataModule):
+class CSBMData(FullBatchMixin, GraphDataModule):
     """Contextual stochastic block model for node classification with a homophily knob.
 
     Deshpande et al., "Contextual Stochastic Block Models" (NeurIPS 2018), as used by
@@ -361,24 +356,9 @@ class CSBMData(GraphDataModule):
                                test_mask=test)
         return self._graph
 
-    def setup(self, stage: Optional[str] = None) -> None:
-        _ = self.graph
-
-    def train_dataloader(self) -> Any:
-        return full_batch_loader(self.graph)
-
-    def val_dataloader(self) -> Any:
-        return full_batch_loader(self.graph)
-
-    def test_dataloader(self) -> Any:
-        return full_batch_loader(self.graph)
-
-    def predict_dataloader(self) -> Any:
-        return full_batch_loader(self.graph)
-
 
 # --------------------------------------------------------------------------- random links
-class RandomLinkData(GraphDataModule):
+class RandomLinkData(FullBatchLinkMixin, GraphDataModule):
     """Link prediction on a community graph whose links are predictable.
 
     The graph is a (contextual) stochastic block model: ``num_communities`` balanced
@@ -452,19 +432,3 @@ class RandomLinkData(GraphDataModule):
             "val": Data(**common, pos_edge_index=s.val_pos, neg_edge_index=s.val_neg),
             "test": Data(**common, pos_edge_index=s.test_pos, neg_edge_index=s.test_neg),
         }
-
-    def setup(self, stage: Optional[str] = None) -> None:
-        _ = self.parts
-
-    def train_dataloader(self) -> Any:
-        return full_batch_loader(self.parts["train"])
-
-    def val_dataloader(self) -> Any:
-        return full_batch_loader(self.parts["val"])
-
-    def test_dataloader(self) -> Any:
-        return full_batch_loader(self.parts["test"])
-
-    def predict_dataloader(self) -> Any:
-        """The test graph with ``edge_label_index`` = its positives then negatives."""
-        return full_batch_loader(link_predict_data(self.parts["test"]))
