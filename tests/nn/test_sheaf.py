@@ -10,13 +10,7 @@ from torch_geometric.utils import remove_self_loops, to_undirected
 from graphlab.nn import sheaf as S
 from graphlab.ops import _backend
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The graphs here are tiny: one intra-op thread avoids oversubscribing a shared CPU (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread, restored after
 
 
 def random_undirected(num_nodes: int, num_edges: int, seed: int) -> torch.Tensor:

@@ -10,13 +10,7 @@ from graphlab.models.sheaf import Sheaf4Rec, Sheaf4RecConv, bpr_loss
 from graphlab.nn.sheaf import SheafGraph
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The graphs here are tiny: one intra-op thread avoids oversubscribing a shared CPU (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread, restored after
 
 
 def bipartite(num_users: int = 6, num_items: int = 8, seed: int = 0):

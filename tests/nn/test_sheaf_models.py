@@ -14,13 +14,7 @@ from graphlab.models import sheaf as M
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "sheaf"
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The graphs here are tiny: one intra-op thread avoids oversubscribing a shared CPU (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread, restored after
 
 
 def heterophilic_graph(num_nodes: int = 24, num_classes: int = 3, seed: int = 0):

@@ -15,13 +15,7 @@ from graphlab.ops.sheaf import BlockIndex, block_spmm, block_spmm_reference
 
 TOL = {torch.float32: dict(atol=1e-5, rtol=1e-4), torch.float64: dict(atol=1e-10, rtol=1e-9)}
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The graphs here are tiny: one intra-op thread avoids oversubscribing a shared CPU (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread, restored after
 
 
 def random_graph(num_nodes: int, num_edges: int, seed: int) -> torch.Tensor:
