@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from types import TracebackType
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 import torch
 
@@ -37,8 +37,29 @@ _state: dict[str, object] = {"backend": "auto", "validate": True}
 _last_paths: dict[str, str] = {}
 _path_counts: dict[tuple[str, str], int] = {}
 
+_Setter = TypeVar("_Setter", bound="_RestoreOnExit")
 
-class set_backend:  # noqa: N801 - lower-case on purpose: it reads as a function call
+
+class _RestoreOnExit:
+    """Shared context-manager half of :class:`set_backend` / :class:`set_validation`: the setter stores the
+    previous value of ``_state[self._key]`` in ``self.previous`` and leaving the block restores it."""
+
+    _key: str
+    previous: object
+
+    def __enter__(self: _Setter) -> _Setter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _state[self._key] = self.previous
+
+
+class set_backend(_RestoreOnExit):  # noqa: N801 - lower-case on purpose: it reads as a function call
     """Force the path every op takes; also a context manager that restores the previous backend.
 
     Args:
@@ -49,6 +70,8 @@ class set_backend:  # noqa: N801 - lower-case on purpose: it reads as a function
         ValueError: if ``name`` is not one of the four names.
     """
 
+    _key = "backend"
+
     def __init__(self, name: str) -> None:
         if name not in _BACKENDS:
             raise ValueError(
@@ -57,17 +80,6 @@ class set_backend:  # noqa: N801 - lower-case on purpose: it reads as a function
         self.previous: str = str(_state["backend"])
         self.name: str = name
         _state["backend"] = name
-
-    def __enter__(self) -> "set_backend":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        _state["backend"] = self.previous
 
     def __repr__(self) -> str:
         return f"set_backend({self.name!r})"
@@ -78,7 +90,7 @@ def get_backend() -> str:
     return str(_state["backend"])
 
 
-class set_validation:  # noqa: N801 - same call-or-context-manager shape as set_backend
+class set_validation(_RestoreOnExit):  # noqa: N801 - same call-or-context-manager shape as set_backend
     """Switch the input checks at the public boundary of every op on (default) or off.
 
     The checks cost a few passes over the index tensors (and a host sync on CUDA); switch them off in a hot
@@ -86,22 +98,13 @@ class set_validation:  # noqa: N801 - same call-or-context-manager shape as set_
     previous setting.
     """
 
+    _key = "validate"
+
     def __init__(self, enabled: bool) -> None:
         if not isinstance(enabled, bool):
             raise ValueError(f"set_validation expects True or False, got {enabled!r}")
         self.previous: bool = bool(_state["validate"])
         _state["validate"] = enabled
-
-    def __enter__(self) -> "set_validation":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        _state["validate"] = self.previous
 
 
 def validation_enabled() -> bool:
