@@ -176,9 +176,11 @@ class NeuralSheafDiffusion(_SheafEncoderDecoder):
         return f"sheaf_type={self.sheaf_type!r}, d={self.d}, final_d={self.final_d}, num_layers={self.num_layers}"
 
 
-class DiagNSD(NeuralSheafDiffusion):
-    """Discrete NSD with diagonal restriction maps (``DiagSheaf`` of the official code); see
-    :class:`NeuralSheafDiffusion` for the equations and arguments."""
+class _NoOrthMapNSD(NeuralSheafDiffusion):
+    """Shared constructor of :class:`DiagNSD` and :class:`GeneralNSD` (no ``orth_map``/``edge_weights``): the
+    subclass names its ``_sheaf_type``."""
+
+    _sheaf_type: SheafType
 
     def __init__(self, in_channels: int, out_channels: int, d: int = 2, num_layers: int = 2,
                  hidden_channels: int = 20, dropout: float = 0.0, input_dropout: float = 0.0, add_lp: bool = False,
@@ -186,9 +188,16 @@ class DiagNSD(NeuralSheafDiffusion):
                  left_weights: bool = True, right_weights: bool = True, use_act: bool = True,
                  second_linear: bool = False, sheaf_act: SheafAct = "tanh", sparse_learner: bool = False,
                  sheaf_decay: Optional[float] = None) -> None:
-        super().__init__(in_channels, out_channels, "diag", d, num_layers, hidden_channels, dropout, input_dropout,
-                         add_lp, add_hp, normalisation, linear, left_weights, right_weights, use_act, second_linear,
-                         sheaf_act, sparse_learner, sheaf_decay=sheaf_decay)
+        super().__init__(in_channels, out_channels, self._sheaf_type, d, num_layers, hidden_channels, dropout,
+                         input_dropout, add_lp, add_hp, normalisation, linear, left_weights, right_weights, use_act,
+                         second_linear, sheaf_act, sparse_learner, sheaf_decay=sheaf_decay)
+
+
+class DiagNSD(_NoOrthMapNSD):
+    """Discrete NSD with diagonal restriction maps (``DiagSheaf`` of the official code); see
+    :class:`NeuralSheafDiffusion` for the equations and arguments."""
+
+    _sheaf_type: SheafType = "diag"
 
 
 class BundleNSD(NeuralSheafDiffusion):
@@ -207,19 +216,11 @@ class BundleNSD(NeuralSheafDiffusion):
                          sheaf_act, sparse_learner, orth_map, edge_weights, sheaf_decay)
 
 
-class GeneralNSD(NeuralSheafDiffusion):
+class GeneralNSD(_NoOrthMapNSD):
     """Discrete NSD with general ``d x d`` restriction maps (``GeneralSheaf``); see :class:`NeuralSheafDiffusion`.
     The block normaliser uses :func:`graphlab.nn.sheaf.spd_inv_sqrt` (no noise injection)."""
 
-    def __init__(self, in_channels: int, out_channels: int, d: int = 2, num_layers: int = 2,
-                 hidden_channels: int = 20, dropout: float = 0.0, input_dropout: float = 0.0, add_lp: bool = False,
-                 add_hp: bool = False, normalisation: Normalisation = "augmented", linear: bool = False,
-                 left_weights: bool = True, right_weights: bool = True, use_act: bool = True,
-                 second_linear: bool = False, sheaf_act: SheafAct = "tanh", sparse_learner: bool = False,
-                 sheaf_decay: Optional[float] = None) -> None:
-        super().__init__(in_channels, out_channels, "general", d, num_layers, hidden_channels, dropout, input_dropout,
-                         add_lp, add_hp, normalisation, linear, left_weights, right_weights, use_act, second_linear,
-                         sheaf_act, sparse_learner, sheaf_decay=sheaf_decay)
+    _sheaf_type: SheafType = "general"
 
 
 class _SheafODEFunc(nn.Module):
