@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,5 +38,10 @@ def test_peak_memory_sees_a_large_temporary():
     bench = load_script()
     if bench.HEAP is None:
         pytest.skip("peak memory needs glibc's mallinfo2")
-    extra = bench.peak_extra_mib(lambda: torch.ones(4 * 2**20).sum())  # a 16 MiB temporary
+    def hold_temporary() -> torch.Tensor:
+        temporary = torch.ones(4 * 2**20)  # 16 MiB
+        time.sleep(0.05)  # the sampler thread samples every ~50 us; give it the GIL even on a busy CPU
+        return temporary.sum()
+
+    extra = bench.peak_extra_mib(hold_temporary)
     assert extra is not None and extra >= 15.0
