@@ -9,6 +9,7 @@ model's ``in_channels`` / ``out_channels``, so both must be known right after
 
 from __future__ import annotations
 
+import abc
 import copy
 import os
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ class DatasetInfo:
         return self.metric not in ("rmse", "mae")
 
 
-class GraphDataModule(L.LightningDataModule):
+class GraphDataModule(L.LightningDataModule, abc.ABC):
     """Base class of graphlab DataModules.
 
     Batch layouts, by ``info.level``:
@@ -85,8 +86,9 @@ class GraphDataModule(L.LightningDataModule):
         self.root = resolve_root(root)
 
     @property
+    @abc.abstractmethod
     def info(self) -> DatasetInfo:
-        raise NotImplementedError(f"{type(self).__name__} must define `info`")
+        """The dataset description; every concrete DataModule defines it."""
 
     @property
     def num_features(self) -> int:
@@ -147,7 +149,7 @@ class FullBatchLinkMixin:
         return full_batch_loader(link_predict_data(self.parts["test"]))
 
 
-class PartLoaderMixin:
+class PartLoaderMixin(abc.ABC):
     """Loaders that delegate to ``self._loader(part, shuffle)``: train shuffled; val, test
     and predict (on the test part) not. ``_val_part`` names the validation part.
 
@@ -156,8 +158,9 @@ class PartLoaderMixin:
 
     _val_part: str = "val"
 
+    @abc.abstractmethod
     def _loader(self, part: str, shuffle: bool) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} must define `_loader`")
+        """A loader over ``part`` (``train``, ``val``/``valid``, ``test``)."""
 
     def train_dataloader(self) -> Any:
         return self._loader("train", shuffle=True)

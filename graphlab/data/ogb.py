@@ -20,6 +20,8 @@ with three fixes for running offline on torch >= 2.6, without editing ``ogb``:
 
 from __future__ import annotations
 
+import abc
+
 import os
 import pickle
 import shutil
@@ -353,8 +355,9 @@ class _OGBDataModule(GraphDataModule):
             self._info = self._build_info()
         return self._info
 
+    @abc.abstractmethod
     def _build_info(self) -> DatasetInfo:
-        raise NotImplementedError
+        """The dataset description, from metadata (each OGB level defines it)."""
 
     # ---- cheap metadata: first rows of the raw CSVs, falling back to the processed data
     def _raw_width(self, file: str) -> Optional[int]:
