@@ -6,7 +6,11 @@ dataset's fixed split ``i`` when it has several), and reports mean ± unbiased s
 seeds. Results are stored per config in ``leaderboards/<dataset>/<config-id>.json``
 (written atomically after every seed, so an interrupted run resumes where it stopped)
 and the table ``leaderboards/<dataset>.md`` is regenerated from all configs of the
-dataset.
+dataset, as is ``leaderboards/<family>-summary.md`` (models × datasets of the config
+family ``configs/<family>/...``). Published numbers to compare with live in the
+hand-written ``leaderboards/references.yaml`` (each with its citation); tables show
+them beside ours with the gap in published standard deviations.
+``graphlab leaderboard --render-only`` regenerates every table without running.
 """
 
 from __future__ import annotations
@@ -168,34 +172,158 @@ def _fmt(mean: float, std: Optional[float], scale: float) -> str:
     return f"{mean * scale:.2f} ± {std * scale:.2f}"
 
 
-def render_table(dataset: str, records: list[dict[str, Any]]) -> str:
-    """Markdown table of every config's record for one dataset."""
+def _scale(metric: str) -> float:
+    return 1.0 if metric in ("rmse", "mae") else 100.0
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published result for one config, in the table's units (percent for accuracy-like metrics)."""
+
+    mean: float
+    std: Optional[float]
+    source: str
+
+    def text(self) -> str:
+        return f"{self.mean:.2f}" if self.std is None else f"{self.mean:.2f} ± {self.std:.2f}"
+
+    def verdict(self, ours: float) -> str:
+        """How our (scaled) mean sits against the published mean ± std."""
+        gap = ours - self.mean
+        if self.std is None or self.std <= 0:
+            return f"{gap:+.2f} (no std published)"
+        where = "within 1 std" if abs(gap) <= self.std else ("above" if gap > 0 else "below")
+        return f"{gap:+.2f} = {gap / self.std:+.1f} std ({where})"
+
+
+def load_references(out_dir: Path) -> dict[str, Reference]:
+    """``<out_dir>/references.yaml``: ``{sources: {key: citation}, results: {config-id: {mean, std, source}}}``.
+
+    The only hand-written file under the leaderboard folder: published numbers to compare with, each naming its
+    source. Missing file → no comparison columns."""
+    import yaml
+
+    path = out_dir / "references.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML ({err}); fix or delete it") from err
+    sources, results = raw.get("sources", {}), raw.get("results", {})
+    if not isinstance(sources, dict) or not isinstance(results, dict):
+        raise ValueError(f"{path}: expected mappings `sources: {{key: citation}}` and `results: {{config-id: ...}}`")
+    refs = {}
+    for cid, entry in results.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("mean"), (int, float)):
+            raise ValueError(f"{path}: results[{cid!r}] needs a numeric `mean` (and optional `std`, `source`)")
+        std, source = entry.get("std"), entry.get("source", "")
+        if std is not None and not isinstance(std, (int, float)):
+            raise ValueError(f"{path}: results[{cid!r}].std must be a number or null, got {std!r}")
+        if source not in sources:
+            raise ValueError(f"{path}: results[{cid!r}].source {source!r} is not a key of `sources` "
+                             f"({sorted(sources)}); add the citation there")
+        refs[cid] = Reference(float(entry["mean"]), None if std is None else float(std), str(sources[source]))
+    return refs
+
+
+def _seed_range(seeds: list[int]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
+
+
+def render_table(dataset: str, records: list[dict[str, Any]],
+                 references: Optional[dict[str, Reference]] = None) -> str:
+    """Markdown table of every config's record for one dataset (with the published result where one is known)."""
+    references = references or {}
+    compared = any(r["config_id"] in references for r in records)
+    head = "| config | metric | test | val |" + (" published | test vs published |" if compared else "")
     lines = [
         f"# {dataset}",
         "",
         "Written by `graphlab leaderboard`; do not edit by hand. Test and validation: mean ± unbiased std over "
         "seeds, each evaluated at its best-validation checkpoint. Percentages for accuracy / ROC-AUC / hits / MRR.",
         "",
-        "| config | metric | test | val | #params | seeds | wall time (s) | command | commit |",
-        "|---|---|---|---|---|---|---|---|---|",
+        head + " #params | seeds | wall time (s) | command | commit |",
+        "|---" * (head.count("|") + 4) + "|",
     ]
     for r in sorted(records, key=lambda r: r["config_id"]):
-        scale = 1.0 if r["metric"] in ("rmse", "mae") else 100.0
-        seeds = r["seeds"]
-        seed_text = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
+        scale = _scale(r["metric"])
+        row = f"| {r['config_id']} | {r['metric']} | {_fmt(r['test_mean'], r['test_std'], scale)} | " \
+              f"{_fmt(r['val_mean'], r['val_std'], scale)} |"
+        if compared:
+            ref = references.get(r["config_id"])
+            row += f" {ref.text()} | {ref.verdict(r['test_mean'] * scale)} |" if ref else " | |"
         lines.append(
-            f"| {r['config_id']} | {r['metric']} | {_fmt(r['test_mean'], r['test_std'], scale)} | "
-            f"{_fmt(r['val_mean'], r['val_std'], scale)} | {r['num_params']:,} | {seed_text} | "
-            f"{r['wall_time_s']:.0f} | `{r['command']}` | {r['commit'][:12]} |"
+            row + f" {r['num_params']:,} | {_seed_range(r['seeds'])} | {r['wall_time_s']:.0f} | `{r['command']}` | "
+                  f"{r['commit'][:12]} |"
         )
+    sources = sorted({references[r["config_id"]].source for r in records if r["config_id"] in references})
+    if sources:
+        lines += ["", "Published results (from `references.yaml`): " + "; ".join(sources) + "."]
     return "\n".join(lines) + "\n"
 
 
+def render_summary(family: str, records: list[dict[str, Any]],
+                   references: Optional[dict[str, Reference]] = None) -> str:
+    """One grid per config family (``<family>/<model>/<dataset>``): models × datasets, test mean ± std next to
+    the published result and whether it lies within one published std."""
+    references = references or {}
+    cells: dict[str, dict[str, str]] = {}
+    datasets: list[str] = []
+    for r in sorted(records, key=lambda r: r["config_id"]):
+        model = "/".join(r["config_id"].split("/")[1:-1]) or r["config_id"]
+        scale = _scale(r["metric"])
+        text = f"{_fmt(r['test_mean'], r['test_std'], scale)} (n={len(r['seeds'])})"
+        ref = references.get(r["config_id"])
+        if ref is not None:
+            text += f"<br>paper {ref.text()}<br>{ref.verdict(r['test_mean'] * scale)}"
+        cells.setdefault(model, {})[r["dataset"]] = text
+        if r["dataset"] not in datasets:
+            datasets.append(r["dataset"])
+    datasets.sort()
+    lines = [
+        f"# {family}: summary",
+        "",
+        "Written by `graphlab leaderboard` from the per-config records under this folder; do not edit by hand. "
+        "Test metric, mean ± unbiased std over n seeds/splits; `paper` is the published mean ± std from "
+        "`references.yaml` and the last line our gap to it.",
+        "",
+        "| model | " + " | ".join(datasets) + " |",
+        "|---" * (len(datasets) + 1) + "|",
+    ]
+    for model in sorted(cells):
+        lines.append(f"| {model} | " + " | ".join(cells[model].get(d, "") for d in datasets) + " |")
+    sources = sorted({references[r["config_id"]].source for r in records if r["config_id"] in references})
+    if sources:
+        lines += ["", "Published results: " + "; ".join(sources) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _all_records(out_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(out_dir.glob("*/*.json"))]
+
+
 def write_table(out_dir: Path, dataset: str) -> Path:
+    references = load_references(out_dir)
     records = [json.loads(p.read_text()) for p in sorted((out_dir / dataset).glob("*.json"))]
     path = out_dir / f"{dataset}.md"
-    atomic_write_text(path, render_table(dataset, records))
+    atomic_write_text(path, render_table(dataset, records, references))
     return path
+
+
+def write_summary(out_dir: Path, family: str) -> Path:
+    records = [r for r in _all_records(out_dir) if r["config_id"].split("/")[0] == family]
+    path = out_dir / f"{family}-summary.md"
+    atomic_write_text(path, render_summary(family, records, load_references(out_dir)))
+    return path
+
+
+def render_all(out_dir: Path) -> list[Path]:
+    """Regenerate every dataset table and family summary from the stored records."""
+    records = _all_records(out_dir)
+    written = [write_table(out_dir, d) for d in sorted({r["dataset"] for r in records})]
+    families = sorted({r["config_id"].split("/")[0] for r in records if "/" in r["config_id"]})
+    return written + [write_summary(out_dir, f) for f in families]
 
 
 def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: Path, runs_dir: Path,
@@ -207,7 +335,7 @@ def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: P
     cid, fp = config_id(config), fingerprint(config, extra)
     record_path = out_dir / info.name / f"{cid.replace('/', '__')}.json"
     record = _load_record(record_path, fp)
-    command = shlex.join(["graphlab", "leaderboard", "--config", str(config), "--seeds", _seed_text(seeds), *(
+    command = shlex.join(["graphlab", "leaderboard", "--config", str(config), "--seeds", _seed_range(seeds), *(
         ["--", *extra] if extra else [])])
     record.update(config=str(config), config_id=cid, fingerprint=fp, dataset=info.name, metric=info.metric,
                   higher_is_better=info.higher_is_better, command=command, versions=_versions())
@@ -228,6 +356,8 @@ def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: P
     record.setdefault("commit", git_commit())
     atomic_write_json(record_path, record)
     table = write_table(out_dir, info.name)
+    if "/" in cid:
+        write_summary(out_dir, cid.split("/")[0])
     if json_out is not None:
         atomic_write_json(json_out, record)
     print(f"[leaderboard] {info.metric}: test {_fmt(record['test_mean'], record['test_std'], 1.0)}, "
@@ -245,12 +375,6 @@ def _load_record(path: Path, fp: str) -> dict[str, Any]:
             return record
         print(f"[leaderboard] {path}: the config changed since it was written; rerunning every seed")
     return {"runs": []}
-
-
-def _seed_text(seeds: list[int]) -> str:
-    if seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}-{seeds[-1]}"
-    return ",".join(map(str, seeds))
 
 
 def _versions() -> dict[str, str]:
@@ -271,10 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Multi-seed fit + best-checkpoint test; writes leaderboards/<dataset>.md and a JSON record. "
                     "Arguments after `--` are passed to every run (e.g. -- --trainer.max_epochs=50).",
     )
-    parser.add_argument("--config", required=True, type=Path, help="a config under configs/")
+    parser.add_argument("--config", type=Path, default=None, help="a config under configs/")
     parser.add_argument("--seeds", default="0-9", help="seeds to run, e.g. 0-9 or 0,2,4 (default 0-9)")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON record here")
     parser.add_argument("--out-dir", type=Path, default=Path("leaderboards"), help="where tables go")
+    parser.add_argument("--render-only", action="store_true",
+                        help="run nothing: regenerate every table and family summary in --out-dir from its records "
+                             "(e.g. after editing references.yaml)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/leaderboard"), help="checkpoints and logs")
     return parser
 
@@ -285,9 +412,16 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     if "--" in argv:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1:]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.render_only:
+        for path in render_all(args.out_dir):
+            print(f"[leaderboard] wrote {path}")
+        return {}
+    if args.config is None:
+        parser.error("--config is required (or pass --render-only)")
     try:
         seeds = parse_seeds(args.seeds)
     except ValueError as err:
-        build_parser().error(str(err))
+        parser.error(str(err))
     return run_leaderboard(args.config, seeds, extra, args.out_dir, args.runs_dir, args.json)

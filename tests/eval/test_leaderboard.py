@@ -73,9 +73,10 @@ def test_runs_each_seed_on_its_split_and_aggregates(tmp_path):
     assert record["num_params"] == runs[0]["num_params"] > 0
     saved = json.loads((tmp_path / "out.json").read_text())
     assert {"metric", "val_mean", "val_std", "test_mean", "test_std", "runs"} <= saved.keys()
-    tables = list((tmp_path / "lb").glob("*.md"))
-    assert len(tables) == 1
-    table = tables[0].read_text()
+    assert sorted(p.name for p in (tmp_path / "lb").glob("*.md")) == ["baselines-summary.md", "csbm.md"]
+    table = (tmp_path / "lb" / "csbm.md").read_text()
+    assert "baselines/gcn/tiny" not in (tmp_path / "lb" / "baselines-summary.md").read_text()  # model column
+    assert "| gcn |" in (tmp_path / "lb" / "baselines-summary.md").read_text()
     assert "baselines/gcn/tiny" in table and "graphlab leaderboard --config" in table
     assert f"{100 * record['test_mean']:.2f} ± {100 * record['test_std']:.2f}" in table
 
@@ -134,3 +135,80 @@ def test_render_table_single_seed_has_no_std():
               "commit": "abc"}
     table = render_table("ds", [record])
     assert "| a/b | rmse | 1.23 ± n/a | 1.00 ± n/a | 1,234 | 0-0 |" in table
+
+
+def _record(cid: str, dataset: str, test_mean: float, test_std: float | None = 0.02) -> dict:
+    return {"config_id": cid, "dataset": dataset, "metric": "acc", "test_mean": test_mean, "test_std": test_std,
+            "val_mean": 0.5, "val_std": 0.01, "num_params": 10, "seeds": [0, 1, 2], "wall_time_s": 1.0,
+            "command": "graphlab leaderboard", "commit": "abc"}
+
+
+def _write_references(out_dir: Path, text: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "references.yaml").write_text(text)
+
+
+REFS = """
+sources: {p1: "Paper One, Table 1"}
+results:
+  fam/m1/ds1: {mean: 80.0, std: 2.0, source: p1}
+  fam/m1/ds2: {mean: 50.0, std: 1.0, source: p1}
+  fam/m2/ds1: {mean: 70.0, std: null, source: p1}
+"""
+
+
+def test_references_are_compared_in_units_of_the_published_std(tmp_path):
+    _write_references(tmp_path, REFS)
+    refs = leaderboard.load_references(tmp_path)
+    assert refs["fam/m1/ds1"].verdict(81.5) == "+1.50 = +0.8 std (within 1 std)"
+    assert refs["fam/m1/ds2"].verdict(47.0) == "-3.00 = -3.0 std (below)"
+    assert refs["fam/m1/ds2"].verdict(52.5).endswith("(above)")
+    assert refs["fam/m2/ds1"].verdict(71.0) == "+1.00 (no std published)"
+    table = render_table("ds1", [_record("fam/m1/ds1", "ds1", 0.815), _record("other/x/ds1", "ds1", 0.6)], refs)
+    header, rule = table.splitlines()[4:6]
+    assert header.count("|") == rule.count("|")
+    assert "| fam/m1/ds1 | acc | 81.50 ± 2.00 | 50.00 ± 1.00 | 80.00 ± 2.00 | +1.50 = +0.8 std (within 1 std) |" in table
+    assert "| other/x/ds1 | acc | 60.00 ± 2.00 | 50.00 ± 1.00 | | |" in table
+    assert "Paper One, Table 1" in table
+
+
+def test_summary_is_a_models_by_datasets_grid(tmp_path):
+    _write_references(tmp_path, REFS)
+    records = [_record("fam/m1/ds1", "ds1", 0.815), _record("fam/m1/ds2", "ds2", 0.47), _record("fam/m2/ds1", "ds1", 0.7)]
+    text = leaderboard.render_summary("fam", records, leaderboard.load_references(tmp_path))
+    lines = text.splitlines()
+    assert "| model | ds1 | ds2 |" in lines
+    m1 = next(line for line in lines if line.startswith("| m1 |"))
+    assert "81.50 ± 2.00 (n=3)<br>paper 80.00 ± 2.00<br>+1.50 = +0.8 std (within 1 std)" in m1
+    assert "47.00 ± 2.00 (n=3)<br>paper 50.00 ± 1.00<br>-3.00 = -3.0 std (below)" in m1
+    m2 = next(line for line in lines if line.startswith("| m2 |"))
+    assert m2.endswith("|  |")  # m2 has no ds2 run
+
+
+@pytest.mark.parametrize("text, match", [
+    ("results: [1, 2", "not valid YAML"),
+    ("sources: {p: x}\nresults: {a/b/c: {std: 1.0, source: p}}", "numeric `mean`"),
+    ("sources: {p: x}\nresults: {a/b/c: {mean: 1.0, source: q}}", "not a key of `sources`"),
+    ("sources: {p: x}\nresults: {a/b/c: {mean: 1.0, std: wide, source: p}}", "std must be a number"),
+])
+def test_bad_references_file_names_the_problem(tmp_path, text, match):
+    _write_references(tmp_path, text)
+    with pytest.raises(ValueError, match=match):
+        leaderboard.load_references(tmp_path)
+
+
+def test_render_only_rebuilds_tables_and_summaries_from_records(tmp_path):
+    out = tmp_path / "lb"
+    _write_references(out, REFS)
+    for rec in (_record("fam/m1/ds1", "ds1", 0.815), _record("fam/m1/ds2", "ds2", 0.47)):
+        (out / rec["dataset"]).mkdir(parents=True, exist_ok=True)
+        (out / rec["dataset"] / (rec["config_id"].replace("/", "__") + ".json")).write_text(json.dumps(rec))
+    leaderboard.main(["--render-only", "--out-dir", str(out)])
+    assert "fam/m1/ds1" in (out / "ds1.md").read_text()
+    assert "paper 50.00 ± 1.00" in (out / "fam-summary.md").read_text()
+
+
+def test_config_is_required_unless_render_only(capsys):
+    with pytest.raises(SystemExit):
+        leaderboard.main([])
+    assert "--config is required" in capsys.readouterr().err
