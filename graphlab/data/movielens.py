@@ -7,19 +7,28 @@ the interactions rated at least ``min_rating`` (Sheaf4Rec keeps ratings >= 3), a
 Graph: one node per user (``0 .. U-1``) then per item (``U .. U+I-1``); the message-passing graph holds the
 training interactions in both directions. Features are the identity (one-hot node ids), so a model's first
 linear layer is its embedding table. Validation/test batches carry one sampled negative item per positive,
-an item the user never interacted with.
+an item the user never interacted with (for ``hits@K`` / ``mrr``), and the full-ranking fields
+(``rank_src`` = all users, ``rank_dst`` = all items, ``rank_exclude`` = the interactions seen in training,
+plus validation for the test split) for ``recall@K`` / ``ndcg@K``, where each user ranks every item it has not
+interacted with in training, as recommendation papers (Sheaf4Rec, LightGCN) evaluate.
+With ``batch_size`` the training loader yields shuffled mini-batches of training interactions (BPR's
+batches; the message-passing graph stays whole), else one full batch per epoch.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 from typing import Optional
 
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader
 from torch_geometric.data import Data
 
 from graphlab.data.base import DatasetInfo, FullBatchLinkMixin, GraphDataModule, missing_files_error
+from graphlab.data.splits import pair_keys, sample_tail_negatives
 
 NUM_USERS, NUM_ITEMS = 943, 1682
 RAW = ("u.data",)
@@ -33,21 +42,6 @@ def read_ratings(raw_dir: Path) -> Tensor:
     return ratings
 
 
-def sample_negative_items(users: Tensor, known: Tensor, num_users: int, num_items: int, gen: torch.Generator,
-                          max_rounds: int = 100) -> Tensor:
-    """One item per user in ``users`` that the user has no interaction with (``known``: sorted keys
-    ``user * num_items + item``), by rejection sampling in vectorised rounds. Returns node ids."""
-    items = torch.randint(0, num_items, (users.numel(),), generator=gen)
-    for _ in range(max_rounds):
-        keys = users * num_items + items
-        pos = torch.searchsorted(known, keys).clamp_max(max(known.numel() - 1, 0))
-        clash = known[pos] == keys if known.numel() else torch.zeros_like(keys, dtype=torch.bool)
-        if not bool(clash.any()):
-            return items + num_users
-        items[clash] = torch.randint(0, num_items, (int(clash.sum()),), generator=gen)
-    raise RuntimeError("could not sample negatives: some user interacted with (almost) every item")
-
-
 class MovieLens100K(FullBatchLinkMixin, GraphDataModule):
     """MovieLens-100K user-item interactions for link prediction / recommendation.
 
@@ -56,12 +50,23 @@ class MovieLens100K(FullBatchLinkMixin, GraphDataModule):
         min_rating: keep interactions rated at least this (1..5).
         val_ratio, test_ratio: fractions of the kept interactions held out.
         split_seed: seed of the random split and of the evaluation negatives.
-        metric: link metric of the task (``"hits@K"`` or ``"mrr"``).
+        metric: link metric of the task: ``"recall@K"`` / ``"ndcg@K"`` (full ranking of all items per user)
+            or ``"hits@K"`` / ``"mrr"`` (held-out positives against one sampled negative each).
+        batch_size: training interactions per step (``None``: all of them, one step per epoch).
     """
 
     def __init__(self, root: Optional[str] = None, min_rating: int = 3, val_ratio: float = 0.1,
-                 test_ratio: float = 0.1, split_seed: int = 0, metric: str = "hits@50") -> None:
+                 test_ratio: float = 0.1, split_seed: int = 0, metric: str = "ndcg@10",
+                 batch_size: Optional[int] = None) -> None:
         super().__init__(root)
+        from graphlab.eval.metrics import is_ranking_metric  # here: graphlab.eval imports graphlab.data
+
+        name, _, k = metric.partition("@")
+        if not (is_ranking_metric(metric) or metric == "mrr" or (name == "hits" and k.isdigit() and int(k) > 0)):
+            raise ValueError(f"metric {metric!r} is not supported: use recall@K, ndcg@K, hits@K or mrr")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 (or null for full batch), got {batch_size}")
+        self.batch_size = batch_size
         if not 1 <= min_rating <= 5:
             raise ValueError(f"min_rating must lie in 1..5, got {min_rating}")
         if val_ratio <= 0 or test_ratio <= 0 or val_ratio + test_ratio >= 1:
@@ -98,14 +103,26 @@ class MovieLens100K(FullBatchLinkMixin, GraphDataModule):
         train_edges = edges[:, train]
         message = torch.cat([train_edges, train_edges.flip(0)], dim=1)
         x = torch.eye(self.num_nodes)
-        known = torch.sort(pairs[:, 0] * NUM_ITEMS + pairs[:, 1]).values
-        parts = {"train": Data(x=x, edge_index=message, num_nodes=self.num_nodes, pos_edge_index=train_edges)}
+        known = pair_keys(edges, self.num_nodes)
+        items = torch.arange(NUM_USERS, self.num_nodes)
+        parts = {"train": Data(x=x, edge_index=message, num_nodes=self.num_nodes, pos_edge_index=train_edges,
+                               dst_candidates=items)}
+        seen = train_edges
         for name, index in (("val", val), ("test", test)):
             pos = edges[:, index]
-            neg_items = sample_negative_items(pos[0], known, NUM_USERS, NUM_ITEMS, gen)
+            neg_items = sample_tail_negatives(pos[0], items, known, self.num_nodes, gen)
             parts[name] = Data(x=x, edge_index=message, num_nodes=self.num_nodes, pos_edge_index=pos,
-                               neg_edge_index=torch.stack([pos[0], neg_items]))
+                               neg_edge_index=torch.stack([pos[0], neg_items]), rank_src=torch.arange(NUM_USERS),
+                               rank_dst=items, rank_exclude=seen)
+            seen = torch.cat([seen, pos], dim=1)  # the test ranking also skips validation interactions
         return parts
+
+    def train_dataloader(self) -> DataLoader:
+        if self.batch_size is None:
+            return super().train_dataloader()
+        train = self.parts["train"]
+        return DataLoader(range(train.pos_edge_index.size(1)), batch_size=self.batch_size, shuffle=True,
+                          collate_fn=functools.partial(_with_positives, train))
 
     @property
     def parts(self) -> dict[str, Data]:
@@ -113,3 +130,10 @@ class MovieLens100K(FullBatchLinkMixin, GraphDataModule):
         if self._parts is None:
             self._parts = self._build_parts()
         return self._parts
+
+
+def _with_positives(train: Data, index: list[int]) -> Data:
+    """A shallow copy of the training part whose ``pos_edge_index`` holds the interactions ``index``."""
+    out = copy.copy(train)
+    out.pos_edge_index = train.pos_edge_index[:, torch.as_tensor(index)]
+    return out

@@ -6,6 +6,8 @@
 * :func:`random_node_masks`: random train/val/test node masks (cSBM).
 * :func:`split_edges`: disjoint train/val/test positive edges plus fixed negatives for
   link prediction on an undirected graph.
+* :func:`sample_tail_negatives`: corrupt the tail of each pair with a candidate node it is
+  not known to link to (BPR training, recommendation negatives).
 
 All functions take an explicit seed and never touch the global random state.
 """
@@ -143,3 +145,43 @@ def _sample_non_edges(undirected: Tensor, num_nodes: int, count: int, rng: np.ra
                     break
     keys = torch.tensor(chosen, dtype=torch.long)
     return torch.stack([keys // num_nodes, keys % num_nodes])
+
+
+def sample_tail_negatives(heads: Tensor, candidates: Tensor, known: Tensor, num_nodes: int,
+                          generator: torch.Generator | None = None, max_rounds: int = 100) -> Tensor:
+    """For each head node, a uniformly drawn node of ``candidates`` that ``head -> tail`` is not in ``known``.
+
+    Vectorised rejection sampling: all heads draw at once, only the clashes redraw.
+
+    Args:
+        heads: ``[B]`` head node ids.
+        candidates: ``[C]`` node ids the tail is drawn from (e.g. all items of a user-item graph).
+        known: sorted ``[K]`` int64 keys ``head * num_nodes + tail`` of the pairs to avoid.
+        num_nodes: the key base (number of nodes).
+        generator: random generator (``None``: the global one, e.g. ``seed_everything``).
+        max_rounds: redraw rounds before giving up.
+
+    Returns:
+        ``[B]`` tail node ids.
+    """
+    if candidates.numel() == 0:
+        raise ValueError("no candidate tails to sample negatives from")
+    device = heads.device
+    draw = torch.randint(0, candidates.numel(), (heads.numel(),), generator=generator, device=device)
+    tails = candidates[draw]
+    if known.numel() == 0:
+        return tails
+    for _ in range(max_rounds):
+        keys = heads * num_nodes + tails
+        at = torch.searchsorted(known, keys).clamp_max(known.numel() - 1)
+        clash = known[at] == keys
+        if not bool(clash.any()):
+            return tails
+        redraw = torch.randint(0, candidates.numel(), (int(clash.sum()),), generator=generator, device=device)
+        tails[clash] = candidates[redraw]
+    raise RuntimeError("could not sample negatives: some head links to (almost) every candidate tail")
+
+
+def pair_keys(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """Sorted int64 keys ``head * num_nodes + tail`` of ``edge_index`` (``[2, E]``), for :func:`sample_tail_negatives`."""
+    return torch.sort(edge_index[0].long() * num_nodes + edge_index[1].long()).values

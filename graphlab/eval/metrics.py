@@ -150,3 +150,43 @@ def mean_reciprocal_rank(pos_score: Tensor, neg_score: Tensor, neg_per_pos: Opti
     pessimistic = (neg_score >= pos).sum(dim=1) + 1
     rank = 0.5 * (optimistic + pessimistic).float()
     return float((1.0 / rank).mean())
+
+
+RANKING = ("recall", "ndcg")  # "recall@K", "ndcg@K": full ranking per query node (recommendation)
+
+
+def is_ranking_metric(metric: str) -> bool:
+    """``recall@K`` / ``ndcg@K``: every query node ranks all candidate nodes."""
+    name, _, k = metric.partition("@")
+    return name in RANKING and k.isdigit() and int(k) > 0
+
+
+def ranking_metric(scores: Tensor, relevant: Tensor, metric: str) -> Tensor:
+    r"""Per-query ``recall@K`` or ``ndcg@K`` of a score matrix (LightGCN/NGCF definitions).
+
+    With :math:`T_q` the top-K candidates of query :math:`q` and :math:`R_q` its relevant set:
+    recall@K :math:`= |T_q \cap R_q| / |R_q|`; ndcg@K :math:`= \sum_{r \le K} \mathbb 1[t_r \in R_q] / \log_2(r+1)`
+    divided by the same sum for an ideal ranking of :math:`\min(|R_q|, K)` hits.
+
+    Args:
+        scores: ``[Q, I]`` scores; entries that must not be ranked (known interactions) set to ``-inf``.
+        relevant: ``[Q, I]`` bool, the held-out positives.
+        metric: ``"recall@K"`` or ``"ndcg@K"``.
+
+    Returns:
+        ``[Q']`` values of the queries with at least one relevant candidate (others are skipped).
+    """
+    if not is_ranking_metric(metric):
+        raise ValueError(f"{metric!r} is not a ranking metric: use recall@K or ndcg@K")
+    if scores.shape != relevant.shape or scores.dim() != 2:
+        raise ValueError(f"scores {tuple(scores.shape)} and relevant {tuple(relevant.shape)} must be the same [Q, I]")
+    name, k = metric.split("@")[0], min(int(metric.split("@")[1]), scores.size(1))
+    keep = relevant.any(1)
+    scores, relevant = scores[keep].float(), relevant[keep]
+    hits = relevant.gather(1, scores.topk(k, dim=1).indices).float()  # [Q', K] in rank order
+    num_rel = relevant.sum(1)
+    if name == "recall":
+        return hits.sum(1) / num_rel
+    discount = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float32, device=scores.device))
+    ideal = torch.cumsum(discount, 0)[num_rel.clamp(max=k) - 1]
+    return (hits * discount).sum(1) / ideal

@@ -9,7 +9,7 @@ r"""Sheaf neural networks for node classification, selectable from YAML.
   Procrustes alignment (Barbero et al. 2022).
 * :class:`SheafNN`: Hansen & Gebhart's sheaf convolutional network on a given sheaf.
 * :class:`Sheaf4Rec`: Purificato et al.'s recommender, ``d = 1`` learned sheaf on the user-item graph,
-  concatenated layer outputs, dot-product scores (:func:`bpr_loss` is its training loss).
+  concatenated layer outputs, dot-product scores (trained with ``LinkPrediction(loss="bpr")``).
 
 Every model takes ``in_channels``, ``out_channels`` and its hyperparameters (the defaults of the official
 NSD parser), and ``forward(x, edge_index) -> logits [N, C]``. The graph is prepared once and cached across
@@ -32,7 +32,7 @@ from graphlab.nn.sheaf import (
 )
 
 __all__ = ["NeuralSheafDiffusion", "DiagNSD", "BundleNSD", "GeneralNSD", "ContinuousNSD", "ConnectionNSD", "SheafNN",
-           "Sheaf4Rec", "bpr_loss"]
+           "Sheaf4Rec"]
 
 ODEMethod = Literal["dopri5", "adaptive_heun", "bosh3", "euler", "midpoint", "rk4"]
 
@@ -500,7 +500,8 @@ class Sheaf4Rec(nn.Module):
 
     The embedding table is the first linear layer applied to one-hot node features (as the MovieLens and
     ``ogbl-ddi`` DataModules provide them), so ``in_channels`` is the number of nodes. The paper trains with
-    :func:`bpr_loss` (BPR plus L2 on :math:`E_0`, decay 1e-4), batch 1024, Adam 1e-3.
+    BPR plus L2 on :math:`E_0` (decay 1e-4), batch 1024, Adam 1e-3: ``LinkPrediction(loss="bpr",
+    l2_decay=1e-4)`` with :class:`~graphlab.data.MovieLens100K` ``(batch_size=1024)``.
 
     Args:
         in_channels: node-feature width (number of nodes for one-hot features).
@@ -546,19 +547,3 @@ class Sheaf4Rec(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_label_index: Tensor) -> Tensor:
         return self.decode(self.encode(x, edge_index), edge_label_index)
-
-
-def bpr_loss(z: Tensor, emb0: Tensor, users: Tensor, pos_items: Tensor, neg_items: Tensor,
-             decay: float = 1e-4) -> Tensor:
-    r"""Bayesian personalised ranking loss with L2 on the initial embeddings (Sheaf4Rec's ``compute_bpr_loss``):
-
-    .. math::
-        \frac{1}{B}\sum_b \mathrm{softplus}(s(u_b, j_b) - s(u_b, i_b)) + \lambda \frac{1}{2B}
-        \big(\lVert E_0[u] \rVert^2 + \lVert E_0[i] \rVert^2 + \lVert E_0[j] \rVert^2\big).
-
-    Shapes: ``z [N, D]`` final representations, ``emb0 [N, D0]``, ``users``/``pos_items``/``neg_items`` ``[B]``.
-    """
-    pos = (z[users] * z[pos_items]).sum(-1)
-    neg = (z[users] * z[neg_items]).sum(-1)
-    reg = 0.5 * (emb0[users].pow(2).sum() + emb0[pos_items].pow(2).sum() + emb0[neg_items].pow(2).sum()) / users.numel()
-    return F.softplus(neg - pos).mean() + decay * reg

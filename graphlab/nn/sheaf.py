@@ -143,9 +143,12 @@ class SheafGraphCache:
         graph, key = self._graph, self._key
         if (graph is None or key is None or graph.num_nodes != num_nodes or key.shape != edge_index.shape
                 or key.device != edge_index.device or not torch.equal(key, edge_index)):
-            self._graph = graph = SheafGraph.from_edge_index(
-                canonical_edge_index(edge_index, num_nodes) if self.canonicalise else edge_index, num_nodes)
-            self._key = edge_index.clone()
+            # built outside inference mode even under `trainer.validate`, so training may reuse it afterwards
+            with torch.inference_mode(False):
+                edge_index = edge_index.clone()
+                self._graph = graph = SheafGraph.from_edge_index(
+                    canonical_edge_index(edge_index, num_nodes) if self.canonicalise else edge_index, num_nodes)
+                self._key = edge_index
         return graph
 
 

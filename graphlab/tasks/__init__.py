@@ -2,7 +2,7 @@
 
 from graphlab.tasks.base import GraphTask
 from graphlab.tasks.graph import GraphPrediction
-from graphlab.tasks.link import LinkPrediction
+from graphlab.tasks.link import LinkPrediction, bpr_loss
 from graphlab.tasks.node import NodeClassification
 
-__all__ = ["GraphTask", "NodeClassification", "GraphPrediction", "LinkPrediction"]
+__all__ = ["GraphTask", "NodeClassification", "GraphPrediction", "LinkPrediction", "bpr_loss"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -11,18 +11,44 @@ from torch_geometric.data import Data
 from torch_geometric.utils import negative_sampling
 
 from graphlab.data.base import DatasetInfo
-from graphlab.eval.metrics import link_metric
+from graphlab.data.splits import pair_keys, sample_tail_negatives
+from graphlab.eval.metrics import is_ranking_metric, link_metric, ranking_metric
 from graphlab.tasks.base import GraphTask
 
 
-class LinkPrediction(GraphTask):
-    r"""Binary link prediction with negative sampling.
+def bpr_loss(pos_score: Tensor, neg_score: Tensor, embeddings: Optional[Tensor] = None,
+             decay: float = 0.0) -> Tensor:
+    r"""Bayesian personalised ranking (Rendle et al. 2009) with L2 on the rows the batch touches:
 
-    Training minimises
+    .. math::
+        \frac1B \sum_b \mathrm{softplus}\big(s(u_b, j_b) - s(u_b, i_b)\big)
+        + \lambda \frac{1}{2B} \sum_{r \in \text{rows}} \lVert e_r \rVert^2,
+
+    ``pos_score``/``neg_score`` ``[B]`` (positive pair ``(u, i)``, its negative ``(u, j)``), ``embeddings``
+    the initial-embedding rows of ``u``, ``i`` and ``j`` (Sheaf4Rec's and LightGCN's regulariser), ``decay`` = λ.
+    """
+    loss = F.softplus(neg_score - pos_score).mean()
+    if embeddings is not None and decay:
+        loss = loss + decay * 0.5 * embeddings.pow(2).sum() / max(pos_score.numel(), 1)
+    return loss
+
+
+class LinkPrediction(GraphTask):
+    r"""Link prediction and recommendation with sampled negatives.
+
+    Training, ``loss="bce"``: minimise
     :math:`-\log\sigma(s(u,v)) - \log(1-\sigma(s(u',v')))` over positive training edges
     :math:`(u,v)` and uniformly sampled non-edges :math:`(u',v')`, ``num_negatives`` per
-    positive. Evaluation scores the split's fixed positives and negatives and reports
-    ``hits@K`` or ``mrr`` (OGB's ``Evaluator`` for OGB data).
+    positive. ``loss="bpr"``: :func:`bpr_loss`, each positive :math:`(u, v)` against ``num_negatives``
+    corrupted tails :math:`(u, v')` (``v'`` drawn from the batch's ``dst_candidates``, e.g. all items, or from
+    all nodes, never a training edge), plus ``l2_decay`` times the L2 of the model's initial embeddings
+    (``model.embed(x)``) of the touched rows.
+
+    Evaluation: ``hits@K`` / ``mrr`` score the split's fixed positives and negatives (OGB's
+    ``Evaluator`` for OGB data); ``recall@K`` / ``ndcg@K`` rank, for every query node of the batch's
+    ``rank_src``, all candidates of ``rank_dst`` except its ``rank_exclude`` pairs, with the split's positives
+    as the relevant set (:func:`~graphlab.eval.metrics.ranking_metric`, averaged over queries with a positive).
+    ``val_loss`` is the BCE of the fixed positives and negatives in every case.
 
     The model either defines ``encode(x, edge_index) -> z`` and ``decode(z, pairs) -> [P]``
     (the task then encodes once and scores pairs in chunks), or
@@ -31,6 +57,8 @@ class LinkPrediction(GraphTask):
     Args:
         num_negatives: negatives sampled per positive training edge.
         eval_batch_size: pairs scored at once during evaluation.
+        loss: ``"bce"`` or ``"bpr"``.
+        l2_decay: λ of the BPR embedding regulariser (needs ``model.embed``); 0 disables it.
         model, lr, weight_decay, optimizer, lr_scheduler, info: see
             :class:`~graphlab.tasks.base.GraphTask`.
     """
@@ -45,23 +73,42 @@ class LinkPrediction(GraphTask):
         info: Optional[DatasetInfo] = None,
         num_negatives: int = 1,
         eval_batch_size: int = 65536,
+        loss: Literal["bce", "bpr"] = "bce",
+        l2_decay: float = 0.0,
     ) -> None:
         if num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
+        if l2_decay < 0 or (l2_decay and loss != "bpr"):
+            raise ValueError(f"l2_decay must be >= 0 and is used by loss='bpr' only, got {l2_decay} with {loss!r}")
+        if l2_decay and not callable(getattr(model, "embed", None)):
+            raise ValueError(f"l2_decay > 0 regularises the initial embeddings, but {type(model).__name__} has no "
+                             "`embed(x)` method: set l2_decay to 0 or use a model with an embedding table")
         super().__init__(model, lr, weight_decay, optimizer, lr_scheduler, info)
         self.num_negatives = num_negatives
         self.eval_batch_size = eval_batch_size
+        self.loss_name, self.l2_decay = loss, l2_decay
 
-    def score(self, batch: Data, pairs: Tensor) -> Tensor:
-        """Logits of the node pairs ``pairs`` (``[2, P]``) on the batch's graph."""
+    def scorer(self, batch: Data) -> Callable[[Tensor], Tensor]:
+        """A function ``pairs [2, P] -> [P]`` logits on the batch's graph (encodes once when the model can)."""
         encode, decode = getattr(self.model, "encode", None), getattr(self.model, "decode", None)
         if callable(encode) and callable(decode):
             z = encode(batch.x, batch.edge_index)
-            chunks = pairs.split(self.eval_batch_size, dim=1)
-            return torch.cat([decode(z, c) for c in chunks]) if chunks else pairs.new_zeros(0, dtype=z.dtype)
-        return self.call_model(batch, edge_label_index=pairs)
+            return lambda pairs: decode(z, pairs)
+        return lambda pairs: self.call_model(batch, edge_label_index=pairs)
+
+    def score(self, batch: Data, pairs: Tensor) -> Tensor:
+        """Logits of the node pairs ``pairs`` (``[2, P]``), ``eval_batch_size`` pairs at a time."""
+        score = self.scorer(batch)
+        chunks = pairs.split(self.eval_batch_size, dim=1)
+        if not chunks:
+            return pairs.new_zeros(0, dtype=torch.get_default_dtype())
+        return torch.cat([score(c) for c in chunks])
 
     def training_step(self, batch: Data, batch_idx: int) -> Tensor:
+        if self.loss_name == "bpr":
+            loss = self._bpr_step(batch)
+            self.log("train_loss", loss, prog_bar=True, batch_size=batch.pos_edge_index.size(1))
+            return loss
         pos = batch.pos_edge_index
         neg = negative_sampling(
             batch.edge_index, num_nodes=batch.num_nodes, num_neg_samples=pos.size(1) * self.num_negatives
@@ -72,6 +119,20 @@ class LinkPrediction(GraphTask):
         self.log("train_loss", loss, prog_bar=True, batch_size=pos.size(1))
         return loss
 
+    def _bpr_step(self, batch: Data) -> Tensor:
+        pos = batch.pos_edge_index.repeat(1, self.num_negatives)
+        candidates = getattr(batch, "dst_candidates", None)
+        if candidates is None:
+            candidates = torch.arange(batch.num_nodes, device=pos.device)
+        tails = sample_tail_negatives(pos[0], candidates, pair_keys(batch.edge_index, batch.num_nodes),
+                                      batch.num_nodes)
+        pairs = torch.cat([pos, torch.stack([pos[0], tails])], dim=1)
+        scores = self.score(batch, pairs)
+        rows = None
+        if self.l2_decay:
+            rows = self.model.embed(batch.x)[torch.cat([pos[0], pos[1], tails])]
+        return bpr_loss(scores[: pos.size(1)], scores[pos.size(1):], rows, self.l2_decay)
+
     def _evaluate(self, batch: Data, stage: str) -> None:
         for key in ("pos_edge_index", "neg_edge_index"):
             if getattr(batch, key, None) is None:
@@ -81,9 +142,48 @@ class LinkPrediction(GraphTask):
         num_pos = batch.pos_edge_index.size(1)
         labels = torch.cat([scores.new_ones(num_pos), scores.new_zeros(scores.numel() - num_pos)])
         self.log(f"{stage}_loss", F.binary_cross_entropy_with_logits(scores, labels), batch_size=num_pos)
-        self.collect(stage, labels, scores)
+        if self.info is not None and is_ranking_metric(self.info.metric):
+            per_query = self.rank(batch, stage)
+            self.collect(stage, torch.ones_like(per_query), per_query)
+        else:
+            self.collect(stage, labels, scores)
+
+    @torch.no_grad()
+    def rank(self, batch: Data, stage: str = "eval") -> Tensor:
+        """Per-query ``recall@K`` / ``ndcg@K`` of the batch's full ranking (see the class docstring)."""
+        fields = ("rank_src", "rank_dst", "rank_exclude")
+        missing = [k for k in fields if getattr(batch, k, None) is None]
+        if missing:
+            raise ValueError(f"the {stage} batch has no {missing}: {self.info.metric} ranks every `rank_dst` node for "
+                             f"each `rank_src` node; use a DataModule that provides {list(fields)} or metric hits@K")
+        src, dst = batch.rank_src, batch.rank_dst
+        row_of = torch.full((batch.num_nodes,), -1, dtype=torch.long, device=src.device)
+        col_of = row_of.clone()
+        row_of[src], col_of[dst] = torch.arange(src.numel(), device=src.device), torch.arange(dst.numel(), device=src.device)
+
+        def dense(pairs: Tensor) -> Tensor:
+            rows, cols = row_of[pairs[0]], col_of[pairs[1]]
+            keep = (rows >= 0) & (cols >= 0)
+            out = torch.zeros(src.numel(), dst.numel(), dtype=torch.bool, device=src.device)
+            out[rows[keep], cols[keep]] = True
+            return out
+
+        relevant, excluded = dense(batch.pos_edge_index), dense(batch.rank_exclude)
+        scores = self._score_grid(batch, src, dst).masked_fill(excluded, float("-inf"))
+        return ranking_metric(scores, relevant & ~excluded, self.info.metric)
+
+    def _score_grid(self, batch: Data, src: Tensor, dst: Tensor) -> Tensor:
+        """``[len(src), len(dst)]`` scores, about ``eval_batch_size`` pairs at a time."""
+        score = self.scorer(batch)
+        out = []
+        for chunk in src.split(max(1, self.eval_batch_size // max(dst.numel(), 1))):
+            pairs = torch.stack([chunk.repeat_interleave(dst.numel()), dst.repeat(chunk.numel())])
+            out.append(score(pairs).view(chunk.numel(), dst.numel()))
+        return torch.cat(out)
 
     def compute_metric(self, y_true: Tensor, y_pred: Tensor) -> float:
+        if is_ranking_metric(self.info.metric):  # collected per-query values (see _evaluate)
+            return float(y_pred.mean())
         positive = y_true.bool()
         return link_metric(self.info, y_pred[positive], y_pred[~positive])
 

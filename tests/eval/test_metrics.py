@@ -94,3 +94,40 @@ def test_rocauc_undefined_split_raises_clear_error():
 def test_unknown_metric_is_rejected():
     with pytest.raises(ValueError, match="unknown metric"):
         evaluate(_info("f1"), torch.zeros(3, 1), torch.zeros(3, 1))
+
+
+@pytest.mark.parametrize("k", [1, 5, 12])
+def test_ranking_metrics_match_torchmetrics_retrieval(k):
+    """recall@K / ndcg@K per query against torchmetrics' retrieval metrics (the reference), with excluded
+    candidates removed from the reference's lists and queries without a relevant candidate skipped."""
+    from torchmetrics.functional.retrieval import retrieval_normalized_dcg, retrieval_recall
+
+    from graphlab.eval.metrics import ranking_metric
+
+    gen = torch.Generator().manual_seed(k)
+    scores = torch.rand(9, 12, generator=gen) + 0.01  # torchmetrics' recall counts only scores > 0 as retrieved
+    relevant = torch.rand(9, 12, generator=gen) < 0.25
+    excluded = (torch.rand(9, 12, generator=gen) < 0.2) & ~relevant
+    relevant[0] = False  # a query with nothing held out is skipped
+    masked = scores.masked_fill(excluded, float("-inf"))
+    recall = ranking_metric(masked, relevant, f"recall@{k}")
+    ndcg = ranking_metric(masked, relevant, f"ndcg@{k}")
+    ref_recall, ref_ndcg = [], []
+    for q in range(9):
+        if not relevant[q].any():
+            continue
+        keep = ~excluded[q]
+        top = min(k, int(keep.sum()))  # torchmetrics wants top_k <= list length; the top-k of a shorter list is all
+        ref_recall.append(retrieval_recall(scores[q, keep], relevant[q, keep], top_k=top))
+        ref_ndcg.append(retrieval_normalized_dcg(scores[q, keep], relevant[q, keep], top_k=top))
+    torch.testing.assert_close(recall, torch.stack(ref_recall))
+    torch.testing.assert_close(ndcg, torch.stack(ref_ndcg))
+
+
+def test_ranking_metric_rejects_bad_input():
+    from graphlab.eval.metrics import ranking_metric
+
+    with pytest.raises(ValueError, match="not a ranking metric"):
+        ranking_metric(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bool), "hits@3")
+    with pytest.raises(ValueError, match="same"):
+        ranking_metric(torch.zeros(2, 3), torch.zeros(3, 2, dtype=torch.bool), "ndcg@3")
