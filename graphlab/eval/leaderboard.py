@@ -80,11 +80,17 @@ def fingerprint(config: Path, extra: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def git_commit() -> str:
+def git_commit(ignore: Optional[Path] = None) -> str:
+    """``HEAD``'s sha, with ``-dirty`` when tracked files differ from it, except under ``ignore`` (the
+    leaderboard's own output folder, which every run rewrites)."""
+    status = ["git", "status", "--porcelain", "--untracked-files=no"]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        if ignore is not None and ignore.resolve().is_relative_to(Path(top).resolve()):
+            status += ["--", top, f":(exclude){ignore.resolve()}"]
+        dirty = subprocess.run(status, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + ("-dirty" if dirty else "")
@@ -346,14 +352,14 @@ def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: P
             continue
         result = run_seed(config, seed, extra, runs_dir / cid / f"seed_{seed}", split_arg, info.num_splits)
         record["runs"].append(result.__dict__)
-        record["commit"] = git_commit()
+        record["commit"] = git_commit(ignore=out_dir)
         record = summarise(record)
         atomic_write_json(record_path, record)
         print(f"[leaderboard] {cid} seed {seed}: val {result.val:.4f} test {result.test:.4f}")
     if not record["runs"]:
         raise RuntimeError(f"no seed finished for {config}")
     record = summarise(record)
-    record.setdefault("commit", git_commit())
+    record.setdefault("commit", git_commit(ignore=out_dir))
     atomic_write_json(record_path, record)
     table = write_table(out_dir, info.name)
     if "/" in cid:

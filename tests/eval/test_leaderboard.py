@@ -212,3 +212,23 @@ def test_config_is_required_unless_render_only(capsys):
     with pytest.raises(SystemExit):
         leaderboard.main([])
     assert "--config is required" in capsys.readouterr().err
+
+
+def test_commit_is_dirty_for_code_changes_but_not_for_the_leaderboards_own_tables(tmp_path, monkeypatch):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "lb").mkdir()
+    (tmp_path / "lb" / "cora.md").write_text("old table\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lb" / "cora.md").write_text("new table\n")  # every leaderboard run rewrites its tables
+    assert not leaderboard.git_commit(ignore=Path("lb")).endswith("-dirty")
+    assert leaderboard.git_commit().endswith("-dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert leaderboard.git_commit(ignore=Path("lb")).endswith("-dirty")
