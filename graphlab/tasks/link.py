@@ -96,9 +96,10 @@ class LinkPrediction(GraphTask):
             return lambda pairs: decode(z, pairs)
         return lambda pairs: self.call_model(batch, edge_label_index=pairs)
 
-    def score(self, batch: Data, pairs: Tensor) -> Tensor:
-        """Logits of the node pairs ``pairs`` (``[2, P]``), ``eval_batch_size`` pairs at a time."""
-        score = self.scorer(batch)
+    def score(self, batch: Data, pairs: Tensor, scorer: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
+        """Logits of the node pairs ``pairs`` (``[2, P]``), ``eval_batch_size`` pairs at a time (with ``scorer``
+        from :meth:`scorer` when the batch was already encoded)."""
+        score = scorer if scorer is not None else self.scorer(batch)
         chunks = pairs.split(self.eval_batch_size, dim=1)
         if not chunks:
             return pairs.new_zeros(0, dtype=torch.get_default_dtype())
@@ -138,18 +139,19 @@ class LinkPrediction(GraphTask):
             if getattr(batch, key, None) is None:
                 raise ValueError(f"the {stage} batch has no `{key}`: link evaluation needs fixed positives and negatives")
         pos_neg = torch.cat([batch.pos_edge_index, batch.neg_edge_index], dim=1)
-        scores = self.score(batch, pos_neg)
+        scorer = self.scorer(batch)  # encode once for the loss and the ranking
+        scores = self.score(batch, pos_neg, scorer)
         num_pos = batch.pos_edge_index.size(1)
         labels = torch.cat([scores.new_ones(num_pos), scores.new_zeros(scores.numel() - num_pos)])
         self.log(f"{stage}_loss", F.binary_cross_entropy_with_logits(scores, labels), batch_size=num_pos)
         if self.info is not None and is_ranking_metric(self.info.metric):
-            per_query = self.rank(batch, stage)
+            per_query = self.rank(batch, stage, scorer)
             self.collect(stage, torch.ones_like(per_query), per_query)
         else:
             self.collect(stage, labels, scores)
 
     @torch.no_grad()
-    def rank(self, batch: Data, stage: str = "eval") -> Tensor:
+    def rank(self, batch: Data, stage: str = "eval", scorer: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
         """Per-query ``recall@K`` / ``ndcg@K`` of the batch's full ranking (see the class docstring)."""
         fields = ("rank_src", "rank_dst", "rank_exclude")
         missing = [k for k in fields if getattr(batch, k, None) is None]
@@ -169,12 +171,11 @@ class LinkPrediction(GraphTask):
             return out
 
         relevant, excluded = dense(batch.pos_edge_index), dense(batch.rank_exclude)
-        scores = self._score_grid(batch, src, dst).masked_fill(excluded, float("-inf"))
+        scores = self._score_grid(scorer if scorer is not None else self.scorer(batch), src, dst).masked_fill(excluded, float("-inf"))
         return ranking_metric(scores, relevant & ~excluded, self.info.metric)
 
-    def _score_grid(self, batch: Data, src: Tensor, dst: Tensor) -> Tensor:
+    def _score_grid(self, score: Callable[[Tensor], Tensor], src: Tensor, dst: Tensor) -> Tensor:
         """``[len(src), len(dst)]`` scores, about ``eval_batch_size`` pairs at a time."""
-        score = self.scorer(batch)
         out = []
         for chunk in src.split(max(1, self.eval_batch_size // max(dst.numel(), 1))):
             pairs = torch.stack([chunk.repeat_interleave(dst.numel()), dst.repeat(chunk.numel())])
