@@ -8,7 +8,7 @@ import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import pytest
@@ -135,3 +135,14 @@ class OGBFixtureWriter:
 def ogb_fixture(tmp_path: Path) -> OGBFixtureWriter:
     """A writer of tiny OGB-layout datasets under ``tmp_path / "ogb"``."""
     return OGBFixtureWriter(tmp_path / "ogb")
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny graphs: one intra-op thread avoids oversubscribing a shared CPU (restored after).
+
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

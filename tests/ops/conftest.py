@@ -70,17 +70,6 @@ def path_env() -> Callable[[str], contextlib.AbstractContextManager[str]]:
     return enter
 
 
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Tiny graphs: one intra-op thread avoids oversubscribing a shared CPU (restored after).
-
-    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(autouse=True)
 def clean_path_log() -> Iterator[None]:
     _backend.reset_path_log()
