@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphlab.nn.sparse_input import DropoutLinear
 from graphlab.nn.sheaf import (
     DiscreteSheafDiffusionLayer, LocalConcatSheafLearner, Normalisation, OrthMap, SheafAct, SheafConv, SheafGraph, SheafGraphCache,
     SheafLaplacian, SheafLaplacianLearner, SheafType, append_fixed_dims, connection_sheaf_laplacian,
@@ -61,14 +62,13 @@ class _SheafEncoderDecoder(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.final_d, self.hidden_channels = final_d, hidden_channels
         self.dropout, self.input_dropout, self.use_act = dropout, input_dropout, use_act
-        self.lin1 = nn.Linear(in_channels, final_d * hidden_channels)
+        self.lin1 = DropoutLinear(in_channels, final_d * hidden_channels, p=input_dropout)
         self.lin12 = nn.Linear(final_d * hidden_channels, final_d * hidden_channels) if second_linear else None
         self.lin2 = nn.Linear(final_d * hidden_channels, out_channels)
         self._graphs = SheafGraphCache()
 
     def encode(self, x: Tensor) -> Tensor:
-        x = F.dropout(x, p=self.input_dropout, training=self.training)
-        x = self.lin1(x)
+        x = self.lin1(x)  # lin1(dropout(x)), on the non-zeros of a sparse bag-of-words x
         if self.use_act:
             x = F.elu(x)
         x = F.dropout(x, p=self.dropout, training=self.training)
