@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Optional
 
 import torch
+from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 from torch_geometric.datasets import ZINC, Actor, Planetoid, TUDataset, WebKB, WikipediaNetwork
 from torch_geometric.loader import DataLoader as PyGDataLoader
@@ -88,6 +89,16 @@ DATASETS: dict[str, DatasetSpec] = _specs()
 
 def _geom_gcn_splits(prefix: str) -> list[str]:
     return [f"{prefix}_split_0.6_0.2_{i}.npz" for i in range(NUM_GEOM_GCN_SPLITS)]
+
+
+def planetoid_unlabelled(test_index_file: Path) -> Tensor:
+    """Indices in Planetoid's test range ``[min, max]`` that ``ind.<name>.test.index`` does not list: nodes
+    without a label (15 in CiteSeer, none in Cora or PubMed)."""
+    listed = torch.tensor([int(line) for line in test_index_file.read_text().split()], dtype=torch.long)
+    if listed.numel() == 0:
+        return listed
+    full = torch.arange(int(listed.min()), int(listed.max()) + 1)
+    return full[~torch.isin(full, listed)]
 
 
 def raw_location(spec: DatasetSpec, root: Path, planetoid_split: str) -> tuple[Path, list[str]]:
@@ -318,11 +329,22 @@ class PyGData(PartLoaderMixin, GraphDataModule):
             raise AttributeError(f"{self.name} is a graph-level dataset: use the DataLoaders")
         if self._graph is None:
             data = self.datasets["all"][0]
+            unlabelled = self._unlabelled_nodes()
             for mask in ("train_mask", "val_mask", "test_mask"):
                 column = data[mask][:, self.split] if data[mask].dim() == 2 else data[mask]
                 data[mask] = column.to(torch.bool)  # Planetoid's geom-gcn masks are uint8
+                data[mask][unlabelled] = False
             self._graph = Compose(self._structure_transforms())(data)
         return self._graph
+
+    def _unlabelled_nodes(self) -> Tensor:
+        """Planetoid nodes that have no label: CiteSeer's isolated test-range nodes, which PyG fills with a zero
+        feature row and class 0. The geom-gcn splits put them in train/val/test; they are dropped from every
+        mask (as Geom-GCN, H2GCN and the NSD code do)."""
+        if self.spec.family != "planetoid":
+            return torch.empty(0, dtype=torch.long)
+        raw_dir, _ = raw_location(self.spec, self.root, self.planetoid_split)
+        return planetoid_unlabelled(raw_dir / f"ind.{self.spec.pyg_name.lower()}.test.index")
 
     # ---- graph datasets
     @property

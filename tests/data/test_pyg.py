@@ -13,6 +13,7 @@ from torch_geometric.datasets import WebKB
 from torch_geometric.utils import is_undirected
 
 from graphlab.data import PyGData
+from graphlab.data.pyg import planetoid_unlabelled
 
 
 def _npz_masks(raw_dir: Path, prefix: str, split: int) -> dict[str, np.ndarray]:
@@ -52,6 +53,34 @@ def test_cora_geom_gcn_selects_split_column(copy_shared) -> None:
     dm = PyGData("cora", root=str(root), planetoid_split="geom-gcn", split=7, download=False)
     assert dm.info.num_splits == 10
     _assert_masks(dm.graph, _npz_masks(root / "Cora" / "geom-gcn" / "raw", "cora", 7))
+
+
+def test_planetoid_unlabelled_are_the_gaps_in_the_test_index(tmp_path) -> None:
+    index = tmp_path / "ind.toy.test.index"
+    index.write_text("\n".join(str(i) for i in [12, 10, 15, 11, 17]) + "\n")
+    assert planetoid_unlabelled(index).tolist() == [13, 14, 16]
+    index.write_text("3\n4\n5\n")
+    assert planetoid_unlabelled(index).numel() == 0
+
+
+@pytest.mark.data
+def test_citeseer_geom_gcn_masks_skip_unlabelled_nodes(copy_shared) -> None:
+    """PyG gives CiteSeer's 15 label-less nodes class 0 and the geom-gcn split files include them: the masks
+    must leave them out (the NSD / Geom-GCN protocol), and keep every other node of the split file."""
+    root = copy_shared("CiteSeer")
+    raw = root / "CiteSeer" / "geom-gcn" / "raw"
+    dm = PyGData("citeseer", root=str(root), planetoid_split="geom-gcn", split=2, download=False)
+    graph = dm.graph
+    listed = {int(v) for v in (raw / "ind.citeseer.test.index").read_text().split()}
+    unlabelled = sorted(set(range(min(listed), max(listed) + 1)) - listed)
+    assert len(unlabelled) == 15
+    assert bool((graph.x[unlabelled].abs().sum(1) == 0).all())  # PyG's zero rows for them
+    expected = _npz_masks(raw, "citeseer", 2)
+    for name, mask in expected.items():
+        mask[unlabelled] = False
+    _assert_masks(graph, expected)
+    covered = graph.train_mask | graph.val_mask | graph.test_mask
+    assert int(covered.sum()) == graph.num_nodes - 15
 
 
 @pytest.mark.data
