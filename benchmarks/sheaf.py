@@ -6,8 +6,11 @@
 ``--root`` must hold the raw dataset folders (``chameleon/geom_gcn/raw``, ``film/raw``, ...) in a writable place
 (PyG writes ``processed/`` beside them): copy ``../shared/data/<name>`` there first.
 
-The two implementations share the encoder, decoder, learners' parameters and diffusion layers; they differ in
-what the issue is about, the sheaf Laplacian:
+The two implementations share the parameters (encoder, decoder, learners, diffusion layers); they differ in
+what the issue is about, the sheaf Laplacian, and in two places where the official code does the plain thing:
+its encoder runs ``F.dropout`` + ``Linear`` on the dense bag-of-words features (graphlab's ``DropoutLinear`` works
+on their non-zeros) and its O(d) maps come from a batched Householder ``orgqr`` (here LAPACK's, through
+``torch.linalg.householder_product``; graphlab evaluates the same product element-wise over the batch):
 
 * ``graphlab``: :class:`graphlab.models.sheaf.NeuralSheafDiffusion`: node-wise learner products (``concat_linear``),
   block builders, ``graphlab.ops.block_spmm`` (BSR / CSR products, sampled block gradients; Triton on CUDA);
@@ -44,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphlab.models.sheaf import NeuralSheafDiffusion
-from graphlab.nn.sheaf import LocalConcatSheafLearnerVariant, SheafGraph, householder_orthogonal
+from graphlab.nn.sheaf import LocalConcatSheafLearnerVariant, SheafGraph
 
 # Per dataset: the hyperparameters of the official script (chameleon) or of graphlab's config (film),
 # applied to every variant so the three variants are timed on the same sizes.
@@ -160,6 +163,16 @@ class OfficialStyleBuilder(nn.Module):
         return OfficialStyleLaplacian(index, value, g.num_nodes * self.final_d, self.product)
 
 
+def _orgqr_orthogonal(params: Tensor, d: int) -> Tensor:
+    """O(d) maps as the official code builds them: Householder vectors ``I + tril(A, -1)`` and ``orgqr``."""
+    rows, cols = torch.tril_indices(d, d, offset=-1, device=params.device)
+    vectors = params.new_zeros(params.shape[:-1] + (d, d))
+    vectors[..., rows, cols] = params
+    vectors = vectors + torch.eye(d, dtype=params.dtype, device=params.device)
+    tau = 2.0 / (vectors * vectors).sum(-2)
+    return torch.linalg.householder_product(vectors, tau)
+
+
 def _concat_learner_forward(learner: nn.Module, x: Tensor, edge_index: Tensor) -> Tensor:
     """The official learners: ``act(W [x_u || x_v])`` on the per-edge concatenation (``torch.cat``); the
     sparse variant reshapes that concatenation to ``[E, d, 2F]`` and sums over the middle axis, as the official
@@ -194,12 +207,23 @@ class OfficialStyleNSD(nn.Module):
                 half = torch.sigmoid(learner.weight_learner.linear(
                     torch.cat([flat[self.graph.row], flat[self.graph.col]], -1))).squeeze(-1)
                 weights = half * half[self.graph.rev]
-            maps = householder_orthogonal(maps, self.model.d)
+            maps = _orgqr_orthogonal(maps, self.model.d)
         return self.builder(maps, weights)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The official encoder: dense input dropout, ``lin1``, ELU, dropout, optional ``lin12``."""
+        m = self.model
+        x = F.linear(F.dropout(x, p=m.input_dropout, training=self.training), m.lin1.weight, m.lin1.bias)
+        if m.use_act:
+            x = F.elu(x)
+        x = F.dropout(x, p=m.dropout, training=self.training)
+        if m.lin12 is not None:
+            x = m.lin12(x)
+        return x.view(x.size(0), m.final_d, m.hidden_channels)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         m = self.model
-        x = m.encode(x)
+        x = self.encode(x)
         laplacian = None
         for t, layer in enumerate(m.layers):
             if laplacian is None or not m.linear:
