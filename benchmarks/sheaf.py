@@ -211,15 +211,10 @@ class OfficialStyleNSD(nn.Module):
         return self.builder(maps, weights)
 
     def encode(self, x: Tensor) -> Tensor:
-        """The official encoder: dense input dropout, ``lin1``, ELU, dropout, optional ``lin12``."""
+        """The official encoder: dense input dropout and ``lin1``, then the shared ELU, dropout, ``lin12``."""
         m = self.model
         x = F.linear(F.dropout(x, p=m.input_dropout, training=self.training), m.lin1.weight, m.lin1.bias)
-        if m.use_act:
-            x = F.elu(x)
-        x = F.dropout(x, p=m.dropout, training=self.training)
-        if m.lin12 is not None:
-            x = m.lin12(x)
-        return x.view(x.size(0), m.final_d, m.hidden_channels)
+        return m.lift(x)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         m = self.model

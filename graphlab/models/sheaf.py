@@ -68,7 +68,10 @@ class _SheafEncoderDecoder(nn.Module):
         self._graphs = SheafGraphCache()
 
     def encode(self, x: Tensor) -> Tensor:
-        x = self.lin1(x)  # lin1(dropout(x)), on the non-zeros of a sparse bag-of-words x
+        return self.lift(self.lin1(x))  # lin1(dropout(x)), on the non-zeros of a sparse bag-of-words x
+
+    def lift(self, x: Tensor) -> Tensor:
+        """``lin1``'s output ``[N, d F]`` -> ELU, dropout, optional ``lin12`` -> the ``[N, d, F]`` cochain."""
         if self.use_act:
             x = F.elu(x)
         x = F.dropout(x, p=self.dropout, training=self.training)
