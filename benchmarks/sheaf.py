@@ -53,7 +53,7 @@ from graphlab.nn.sheaf import LocalConcatSheafLearnerVariant, SheafGraph
 # applied to every variant so the three variants are timed on the same sizes.
 SETTINGS: dict[str, dict[str, Any]] = {
     "chameleon": dict(d=4, num_layers=5, hidden_channels=32, add_lp=True, second_linear=True, input_dropout=0.7),
-    "film": dict(d=3, num_layers=2, hidden_channels=32, add_lp=True, dropout=0.5, input_dropout=0.5),
+    "film": dict(d=3, num_layers=2, hidden_channels=32, add_lp=True, dropout=0.7, input_dropout=0.2),
     "squirrel": dict(d=3, num_layers=5, hidden_channels=32, add_lp=True, second_linear=True, input_dropout=0.7),
     "texas": dict(d=3, num_layers=4, hidden_channels=20, dropout=0.7, sparse_learner=True),
 }
