@@ -160,6 +160,12 @@ def canonical_edge_index(edge_index: Tensor, num_nodes: int) -> Tensor:
     return to_undirected(edge_index, num_nodes=num_nodes)
 
 
+def _take(values: Tensor, index: Tensor) -> Tensor:
+    """``values[index]`` along the first axis, as ``index_select`` (several times faster on CPU than advanced
+    indexing, and its backward is an ``index_add`` rather than an accumulating ``index_put``)."""
+    return values.index_select(0, index)
+
+
 def _gather_sum(values: Tensor, index: Tensor, size: int) -> Tensor:
     """``out[i] = sum_{k: index[k] = i} values[k]``."""
     return values.new_zeros((size,) + values.shape[1:]).index_add_(0, index, values)
@@ -315,7 +321,7 @@ def concat_linear(weight: Tensor, x: Tensor, edge_index: Tensor) -> Tensor:
     half = x.size(-1)
     both = x @ torch.cat([weight[:, :half], weight[:, half:]], dim=0).t()  # [N, 2 * out]
     out = weight.size(0)
-    return both[:, :out][edge_index[0]] + both[:, out:][edge_index[1]]
+    return _take(both[:, :out], edge_index[0]) + _take(both[:, out:], edge_index[1])
 
 
 def _sheaf_activation(name: str) -> Any:
@@ -407,7 +413,7 @@ class EdgeWeightLearner(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, rev: Tensor) -> Tensor:
         half = torch.sigmoid(concat_linear(self.linear.weight, x, edge_index)).squeeze(-1)
-        return half * half[rev]
+        return half * _take(half, rev)
 
 
 class FixedRestrictionMaps(nn.Module):
@@ -478,7 +484,7 @@ class SheafLaplacian:
 
 def _scale_pair(off: Tensor, scale: Tensor, graph: SheafGraph) -> Tensor:
     """``s_u * L_uv * s_v`` for per-node scalars or per-stalk vectors ``scale`` ``[N]``/``[N, d]``."""
-    left, right = scale[graph.row], scale[graph.col]
+    left, right = _take(scale, graph.row), _take(scale, graph.col)
     if off.dim() == 3 and scale.dim() == 1:
         return off * (left * right).view(-1, 1, 1)
     if scale.dim() == 1:
@@ -499,14 +505,14 @@ def diag_sheaf_laplacian(maps: Tensor, graph: SheafGraph, normalisation: Normali
     :math:`(\deg + 1)^{-1/2}` on both sides. Returns ``(diag [N, d], off [E, d])``."""
     _check_normalisation(normalisation)
     diag = _gather_sum(maps * maps, graph.row, graph.num_nodes)
-    off = -maps * maps[graph.rev]
+    off = -maps * _take(maps, graph.rev)
     if normalisation == "augmented":
         scale = (diag + 1).rsqrt()  # [N, d]: one normaliser per stalk dimension
     elif normalisation == "degree":
         scale = (graph.deg(maps.dtype) + 1).rsqrt().unsqueeze(-1)  # [N, 1]
     else:
         return diag, off
-    return diag * scale * scale, scale[graph.row] * off * scale[graph.col]
+    return diag * scale * scale, _scale_pair(off, scale, graph)
 
 
 def bundle_sheaf_laplacian(transports: Tensor, graph: SheafGraph, edge_weights: Optional[Tensor] = None,
@@ -519,7 +525,7 @@ def bundle_sheaf_laplacian(transports: Tensor, graph: SheafGraph, edge_weights: 
     d = transports.size(-1)
     w2 = edge_weights * edge_weights if edge_weights is not None else transports.new_ones(transports.size(0))
     diag = _gather_sum(w2, graph.row, graph.num_nodes)
-    off = -w2.view(-1, 1, 1) * (transports.transpose(1, 2) @ transports[graph.rev])
+    off = -w2.view(-1, 1, 1) * (transports.transpose(1, 2) @ _take(transports, graph.rev))
     if normalisation == "augmented":
         scale = (diag + 1).rsqrt()
     elif normalisation == "degree":
@@ -543,9 +549,9 @@ def general_sheaf_laplacian(maps: Tensor, graph: SheafGraph, normalisation: Norm
     if normalisation == "augmented":
         # S_u L_uv S_v = -(F_{u<e} S_u)^T (F_{v<e} S_v): normalise the maps once, then one product per edge
         inv_sqrt = spd_inv_sqrt(diag + torch.eye(d, dtype=maps.dtype, device=maps.device))
-        scaled = maps @ inv_sqrt[graph.row]
-        return inv_sqrt @ diag @ inv_sqrt, -(scaled.transpose(1, 2) @ scaled[graph.rev])
-    off = -(maps_t @ maps[graph.rev])
+        scaled = maps @ _take(inv_sqrt, graph.row)
+        return inv_sqrt @ diag @ inv_sqrt, -(scaled.transpose(1, 2) @ _take(scaled, graph.rev))
+    off = -(maps_t @ _take(maps, graph.rev))
     if normalisation == "degree":
         scale = (graph.deg(maps.dtype) * d + 1).rsqrt()
         return diag * (scale * scale).view(-1, 1, 1), _scale_pair(off, scale, graph)

@@ -191,7 +191,7 @@ def _sparse_offdiag_mm(index: BlockIndex, blocks: Tensor, x: Tensor) -> Tensor:
         else:
             crow, col, src = index.scalar_layout(d, full=False)
             matrix = torch.sparse_csr_tensor(
-                crow, col, blocks.reshape(-1)[src], size=size, check_invariants=False
+                crow, col, blocks.reshape(-1).index_select(0, src), size=size, check_invariants=False
             )
         return (matrix @ x2).reshape(num_nodes, d, num_features)
 
@@ -208,7 +208,7 @@ def _sampled_blocks(index: BlockIndex, g: Tensor, x: Tensor, full: bool) -> Tens
             pattern, g.reshape(num_nodes * d, num_features), x.reshape(num_nodes * d, num_features).t(), beta=0.0
         )
     flat = x.new_empty(col.numel())
-    flat[src] = sampled.values()
+    flat.index_copy_(0, src, sampled.values())
     return flat.view(-1, d, d) if full else flat.view(-1, d)
 
 
@@ -235,7 +235,9 @@ class _BlockSpmmCPU(torch.autograd.Function):
             grad_x = _apply_diag(diag, g, transpose=True) if diag is not None else torch.zeros_like(g)
             if index.num_edges > 0:
                 index_t, perm = index.transpose()
-                blocks_t = blocks[perm].transpose(1, 2) if blocks.dim() == 3 else blocks[perm]
+                blocks_t = blocks.index_select(0, perm)
+                if blocks.dim() == 3:
+                    blocks_t = blocks_t.transpose(1, 2)
                 grad_x = grad_x + _sparse_offdiag_mm(index_t, blocks_t, g)
         if ctx.needs_input_grad[1]:
             grad_blocks = _sampled_blocks(index, g, x, full=blocks.dim() == 3)
