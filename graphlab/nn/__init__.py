@@ -1,0 +1,35 @@
+"""graphlab's layers, importable from one place: ``from graphlab.nn import GCNConv, SheafConv, ...``.
+
+The convolutions are drop-ins for PyG's (:mod:`graphlab.nn.conv`), the sheaf layers implement Neural Sheaf
+Diffusion and sheaf convolutions (:mod:`graphlab.nn.sheaf`), and :class:`DropoutLinear` is input dropout plus a
+linear map computed from the non-zeros of sparse features (:mod:`graphlab.nn.sparse_input`).
+"""
+
+from graphlab.nn.conv import GCNConv, GINConv, GINEConv, SAGEConv
+from graphlab.nn.sheaf import (
+    DiscreteSheafDiffusionLayer,
+    EdgeWeightLearner,
+    FixedRestrictionMaps,
+    LocalConcatSheafLearner,
+    LocalConcatSheafLearnerVariant,
+    Orthogonal,
+    SheafConv,
+    SheafLaplacianLearner,
+)
+from graphlab.nn.sparse_input import DropoutLinear
+
+__all__ = [
+    "DiscreteSheafDiffusionLayer",
+    "DropoutLinear",
+    "EdgeWeightLearner",
+    "FixedRestrictionMaps",
+    "GCNConv",
+    "GINConv",
+    "GINEConv",
+    "LocalConcatSheafLearner",
+    "LocalConcatSheafLearnerVariant",
+    "Orthogonal",
+    "SAGEConv",
+    "SheafConv",
+    "SheafLaplacianLearner",
+]

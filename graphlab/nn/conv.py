@@ -4,6 +4,11 @@ Each class subclasses the PyG layer of the same name (same constructor signature
 ``state_dict`` keys, same ``reset_parameters``), and only changes *how* the neighbourhood is aggregated: through
 :func:`graphlab.ops.gather_reduce` on a cached CSR instead of gathering ``E x F`` messages and scattering them (see
 :mod:`graphlab.nn.fused`). Inputs and cases the fused path does not cover fall back to PyG's code.
+
+Dtypes follow PyG: edge weights of another floating dtype than the features promote the output (float32 ``x`` with
+float64 ``edge_weight`` gives float64, as ``torch_geometric.nn.GCNConv`` does). Features whose dtype differs from
+the layer's parameters raise a ``TypeError`` naming ``x`` (PyG's ``Linear`` raises an unnamed ``RuntimeError``),
+except under ``torch.autocast``, which casts them.
 """
 
 from __future__ import annotations
@@ -15,9 +20,8 @@ from torch import Tensor
 from torch_geometric.nn import conv as pyg_conv
 from torch_geometric.nn.conv import GINEConv
 
-from graphlab.nn.fused import FusedPropagateMixin, is_edge_index
-from graphlab.ops import gather_reduce
-from graphlab.ops.csr import CSR, IdentityCache, to_csr
+from graphlab.nn.fused import FusedPropagateMixin, aggregate_csr, is_edge_index
+from graphlab.ops import CSR, IdentityCache, to_csr
 
 __all__ = ["GCNConv", "GINConv", "GINEConv", "SAGEConv", "gcn_norm_csr"]
 
@@ -91,6 +95,32 @@ def gcn_norm_csr(
     return rowptr, col, weight
 
 
+def csr_to_edge_index(rowptr: Tensor, col: Tensor) -> Tensor:
+    """The ``[2, E]`` ``edge_index`` (row 0 sources, row 1 targets) of a CSR whose rows are targets."""
+    counts = (rowptr[1:] - rowptr[:-1]).long()
+    row = torch.repeat_interleave(torch.arange(counts.numel(), device=col.device), counts, output_size=col.numel())
+    return torch.stack([col, row.to(col.dtype)])
+
+
+def check_feature_dtype(layer: torch.nn.Module, x: Any, weight: Tensor) -> None:
+    """Features entering ``layer``'s linear map must have its parameters' dtype (unless autocast casts them).
+
+    Raises:
+        TypeError: naming ``x``, both dtypes and the two ways to make them agree.
+    """
+    features = x if isinstance(x, (tuple, list)) else (x,)
+    for part in features:
+        if not isinstance(part, Tensor) or not part.is_floating_point() or part.dtype == weight.dtype:
+            continue
+        if torch.is_autocast_enabled(part.device.type) or isinstance(weight, torch.nn.UninitializedParameter):
+            continue
+        name = type(layer).__name__
+        raise TypeError(
+            f"x has dtype {part.dtype} but {name}'s parameters are {weight.dtype}; convert the features "
+            f"(x.to({weight.dtype})) or the layer ({name.lower()}.to({part.dtype}))"
+        )
+
+
 class GCNConv(FusedPropagateMixin, pyg_conv.GCNConv):
     r"""Graph convolution of Kipf & Welling, `Semi-Supervised Classification with Graph Convolutional Networks
     <https://arxiv.org/abs/1609.02907>`_ (ICLR 2017), aggregated with :func:`graphlab.ops.gather_reduce`.
@@ -105,33 +135,30 @@ class GCNConv(FusedPropagateMixin, pyg_conv.GCNConv):
 
     Args: identical to :class:`torch_geometric.nn.GCNConv` (``in_channels``, ``out_channels``, ``improved=False``,
         ``cached=False``, ``add_self_loops=None``, ``normalize=True``, ``bias=True``, ``**kwargs``). With
-        ``cached=True`` the normalised CSR weights are computed once and reused (transductive use only).
+        ``cached=True`` the normalised graph is computed once and kept where PyG keeps it,
+        ``_cached_edge_index = (edge_index, edge_weight)`` (transductive use only; ``reset_parameters`` clears it).
 
     Shapes:
-        input ``x`` ``[N, F_in]``, ``edge_index`` ``[2, E]`` or sparse ``[N, N]``, ``edge_weight`` ``[E]``;
-        output ``[N, F_out]``.
+        input ``x`` ``[N, F_in]`` (or ``[B, N, F_in]``: a static graph), ``edge_index`` ``[2, E]`` or sparse
+        ``[N, N]``, ``edge_weight`` ``[E]``; output ``[N, F_out]`` (``[B, N, F_out]``).
     """
 
     FUSED_X = "x"
     FUSED_WEIGHT = "edge_weight"
 
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        self._cached_csr: tuple[Tensor, Tensor, Tensor] | None = None
-
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> Tensor:
-        if not (self.normalize and is_edge_index(edge_index) and isinstance(x, Tensor)):
+        check_feature_dtype(self, x, self.lin.weight)
+        reduce = self._fused_reduce()
+        fusable = self.normalize and isinstance(x, Tensor) and not x.is_sparse and is_edge_index(edge_index)
+        if reduce is None or not fusable or self._cached_edge_index is not None:
+            # PyG's forward; it reads `_cached_edge_index` and propagates through the fused `propagate`
             return super().forward(x, edge_index, edge_weight)
-        if self._fused_reduce() is None:
+        rowptr, col, weight = gcn_norm_csr(edge_index, edge_weight, x.size(self.node_dim), self.improved,
+                                           self.add_self_loops, x.dtype)
+        if self.cached:  # the attribute PyG's users read (and reset), in PyG's (edge_index, edge_weight) form
+            self._cached_edge_index = (csr_to_edge_index(rowptr, col), weight)
             return super().forward(x, edge_index, edge_weight)
-        csr = self._cached_csr
-        if csr is None:
-            csr = gcn_norm_csr(edge_index, edge_weight, x.size(self.node_dim), self.improved,
-                               self.add_self_loops, x.dtype)
-            if self.cached:
-                self._cached_csr = csr
-        rowptr, col, weight = csr
-        out = gather_reduce(self.lin(x), rowptr, col, "sum", weight, validate=False)
+        out = aggregate_csr(self.lin(x), rowptr, col, reduce, weight, self.node_dim)
         return out + self.bias if self.bias is not None else out
 
 
@@ -155,6 +182,10 @@ class SAGEConv(FusedPropagateMixin, pyg_conv.SAGEConv):
 
     FUSED_X = "x"
     FUSED_WEIGHT = None
+
+    def forward(self, x: Any, edge_index: Any, size: Any = None) -> Tensor:
+        check_feature_dtype(self, x, self.lin_l.weight)
+        return super().forward(x, edge_index, size)
 
 
 class GINConv(FusedPropagateMixin, pyg_conv.GINConv):

@@ -15,9 +15,19 @@ Use :class:`FusedPropagateMixin` before the PyG base class and declare the messa
         FUSED_X = "x"                  # propagate kwarg holding the features (a tensor or an (x_src, x_dst) pair)
         FUSED_WEIGHT = "edge_weight"   # propagate kwarg holding w_ij, or None for plain x_j messages
 
-Anything the fused path does not cover falls back to PyG's own ``propagate`` unchanged: explain mode,
-decomposed layers, registered propagate/message/aggregate hooks, a custom ``update``, ``flow="target_to_source"``,
-aggregation modules or lists, ``torch_sparse.SparseTensor`` inputs.
+Aggregation. ``aggr`` may be anything PyG's ``MessagePassing`` accepts (a name, an ``Aggregation`` instance, a
+list, ``aggr_kwargs``): PyG resolves it into ``self.aggr_module``. A module of exactly the type
+``SumAggregation``/``MeanAggregation``/``MaxAggregation``/``MinAggregation`` is run by the fused op; any other
+(``SoftmaxAggregation``, ``PowerMeanAggregation``, ``MultiAggregation``, a user subclass) goes through PyG's path.
+
+Dtypes. PyG's message ``w_ij * x_j`` follows torch's type promotion, so the fused path computes in
+``torch.promote_types(x.dtype, w.dtype)`` (float32 features with float64 weights give a float64 output, as PyG's
+layers do) and hands :func:`gather_reduce` tensors of one dtype.
+
+Anything else the fused path does not cover falls back to PyG's own ``propagate`` unchanged: explain mode,
+decomposed layers (``decomposed_layers > 1``), registered propagate/message/aggregate hooks, a custom ``update``,
+``flow="target_to_source"``, ``torch_sparse.SparseTensor`` inputs. Features with more than two dimensions (a static
+graph: ``x`` of shape ``[B, N, F]`` with ``node_dim=-2``) are aggregated as one ``[N, B * F]`` matrix.
 
 CSR caching. For an ``edge_index`` tensor the CSR is built by :func:`graphlab.ops.cached_csr`, keyed on the tensor's
 identity and in-place version counter (weakly held, so the entry dies with the tensor); the transpose used by the
@@ -33,12 +43,20 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch_geometric.nn import aggr as pyg_aggr
 from torch_geometric.nn.conv import MessagePassing
 
-from graphlab.ops import cached_csr, gather_reduce
-from graphlab.ops.csr import IdentityCache
+from graphlab.ops import IdentityCache, cached_csr, gather_reduce
 
 FUSED_AGGRS: dict[str, str] = {"add": "sum", "sum": "sum", "mean": "mean", "max": "max", "min": "min"}
+
+# Exact types only: a subclass may override ``forward`` and must keep its own semantics.
+FUSED_MODULES: dict[type, str] = {
+    pyg_aggr.SumAggregation: "sum",
+    pyg_aggr.MeanAggregation: "mean",
+    pyg_aggr.MaxAggregation: "max",
+    pyg_aggr.MinAggregation: "min",
+}
 
 _SPARSE_CACHE = IdentityCache()
 
@@ -68,38 +86,91 @@ def _sparse_csr_index(adj_t: Tensor) -> tuple[Tensor, Tensor]:
     return _SPARSE_CACHE.get_or_build([adj_t], "index", build)
 
 
+def fused_reduce_of(aggr_module: Any) -> str | None:
+    """The fused reduction equal to a resolved PyG aggregation module, or ``None`` when it has none."""
+    return FUSED_MODULES.get(type(aggr_module))
+
+
+def _nodes_first(x: Tensor, node_dim: int) -> tuple[Tensor, int]:
+    """``x`` as a ``[N, rest]`` matrix with the node axis first, and that axis (to undo it)."""
+    axis = node_dim % x.dim()
+    return x.movedim(axis, 0).reshape(x.size(axis), -1), axis
+
+
+def aggregate_csr(
+    x_src: Tensor,
+    rowptr: Tensor,
+    col: Tensor,
+    reduce: str,
+    weight: Tensor | None = None,
+    node_dim: int = 0,
+) -> Tensor:
+    r"""``h_i = reduce_{k in row i} w_k x_{col_k}`` along ``node_dim`` of ``x_src``, in PyG's output dtype.
+
+    ``rowptr``/``col``/``weight`` are a CSR this module built (rows = targets), so the index checks of
+    :func:`gather_reduce` are skipped; the dtypes and the device are made to agree here, every call.
+
+    Args:
+        x_src: source features, nodes along ``node_dim`` (``[N_src, F]`` or e.g. ``[B, N_src, F]``).
+        rowptr, col: the CSR, ``[N_dst + 1]`` and ``[E]``.
+        reduce: ``"sum" | "mean" | "max" | "min"``.
+        weight: optional ``[E]`` weights in CSR order; any floating dtype.
+        node_dim: the node axis of ``x_src``.
+
+    Returns:
+        the aggregation with ``x_src``'s shape except ``N_dst`` along ``node_dim``, in
+        ``torch.promote_types(x_src.dtype, weight.dtype)`` (as PyG's ``w_ij * x_j`` message).
+    """
+    if weight is not None:
+        if weight.device != x_src.device:
+            raise ValueError(
+                f"edge_weight is on {weight.device} but x is on {x_src.device}; move them to one device"
+            )
+        dtype = torch.promote_types(x_src.dtype, weight.dtype)
+        x_src, weight = x_src.to(dtype), weight.to(dtype)
+    matrix, axis = _nodes_first(x_src, node_dim)
+    out = gather_reduce(matrix, rowptr, col, FUSED_AGGRS.get(reduce, reduce), weight, validate=False)
+    rest = x_src.movedim(axis, 0).shape[1:]
+    return out.reshape(out.size(0), *rest).movedim(0, axis)
+
+
 def fused_aggregate(
     x_src: Tensor,
     adj: Tensor,
     reduce: str,
     edge_weight: Tensor | None = None,
     num_dst: int | None = None,
+    node_dim: int = 0,
 ) -> Tensor:
     r"""``h_i = reduce_{j -> i} w_ij x_j`` for ``adj`` = ``edge_index`` ``[2, E]`` or a sparse CSR ``adj_t``.
 
     Args:
-        x_src: ``[N_src, F]`` source features.
+        x_src: ``[N_src, F]`` source features (or more dimensions, nodes along ``node_dim``).
         adj: ``edge_index`` (row 0 sources, row 1 targets) or ``torch.sparse_csr`` ``[N_dst, N_src]``.
         reduce: ``"sum" | "mean" | "max" | "min"`` (``"add"`` is accepted for ``"sum"``).
         edge_weight: optional ``[E]`` weights in ``edge_index`` order (ignored for a sparse ``adj``, whose values
             are the weights).
         num_dst: number of targets; defaults to ``N_src`` for ``edge_index`` (square graph).
+        node_dim: the node axis of ``x_src``.
+
+    Returns:
+        the aggregation, in the promoted dtype of ``x_src`` and the weights (see :func:`aggregate_csr`).
     """
-    reduce = FUSED_AGGRS.get(reduce, reduce)
+    num_src = x_src.size(node_dim)
     if is_sparse_csr(adj):
         rowptr, col = _sparse_csr_index(adj)
-        return gather_reduce(x_src, rowptr, col, reduce, adj.values().to(x_src.dtype))
-    num_dst = x_src.size(0) if num_dst is None else num_dst
-    rowptr, col, perm = cached_csr(adj, (x_src.size(0), num_dst))
+        return aggregate_csr(x_src, rowptr, col, reduce, adj.values(), node_dim)
+    num_dst = num_src if num_dst is None else num_dst
+    rowptr, col, perm = cached_csr(adj, (num_src, num_dst))
     weight = None
     if edge_weight is not None:
-        if edge_weight.dim() != 1 or edge_weight.numel() != perm.numel():
+        if not isinstance(edge_weight, Tensor) or edge_weight.dim() != 1 or edge_weight.numel() != perm.numel():
+            shape = tuple(edge_weight.shape) if isinstance(edge_weight, Tensor) else type(edge_weight).__name__
             raise ValueError(
-                f"edge_weight has shape {tuple(edge_weight.shape)} but edge_index has {perm.numel()} edges; "
-                f"pass one weight per edge"
+                f"edge_weight has shape {shape} but edge_index has {perm.numel()} edges; pass one weight per edge"
             )
-        weight = edge_weight.index_select(0, perm)
-    return gather_reduce(x_src, rowptr, col, reduce, weight, validate=False)
+        weight = edge_weight.index_select(0, perm.to(edge_weight.device))
+    return aggregate_csr(x_src, rowptr, col, reduce, weight, node_dim)
 
 
 def _split_features(x: Any) -> tuple[Tensor | None, Tensor | None]:
@@ -108,6 +179,13 @@ def _split_features(x: Any) -> tuple[Tensor | None, Tensor | None]:
     if isinstance(x, Sequence) and len(x) == 2 and isinstance(x[0], Tensor):
         return x[0], x[1]
     return None, None
+
+
+_HOOKS = (
+    "_propagate_forward_pre_hooks", "_propagate_forward_hooks", "_message_forward_pre_hooks",
+    "_message_forward_hooks", "_aggregate_forward_pre_hooks", "_aggregate_forward_hooks",
+    "_message_and_aggregate_forward_pre_hooks", "_message_and_aggregate_forward_hooks",
+)
 
 
 class FusedPropagateMixin:
@@ -127,33 +205,31 @@ class FusedPropagateMixin:
         cls.propagate = FusedPropagateMixin.propagate  # type: ignore[method-assign]
 
     def _fused_reduce(self) -> str | None:
+        """The fused reduction for this layer's current settings, or ``None`` when PyG's path must run."""
         mp: Any = self
-        aggr = getattr(mp, "aggr", None)
-        if not isinstance(aggr, str) or aggr not in FUSED_AGGRS:
+        reduce = fused_reduce_of(getattr(mp, "aggr_module", None))
+        if reduce is None:
             return None
-        hooks = (
-            mp._propagate_forward_pre_hooks, mp._propagate_forward_hooks, mp._message_forward_pre_hooks,
-            mp._message_forward_hooks, mp._aggregate_forward_pre_hooks, mp._aggregate_forward_hooks,
-        )
-        if mp.explain or mp.decomposed_layers != 1 or any(len(h) for h in hooks):
+        if mp.explain or mp.decomposed_layers != 1 or any(len(getattr(mp, name)) for name in _HOOKS):
             return None
-        if mp.flow != "source_to_target" or mp.node_dim not in (0, -2):
+        if mp.flow != "source_to_target":
             return None
         if type(self).update is not MessagePassing.update:
             return None
-        return FUSED_AGGRS[aggr]
+        return reduce
 
     def propagate(self, edge_index: Any, size: Any = None, **kwargs: Any) -> Tensor:
         reduce = self._fused_reduce()
         x_src, x_dst = _split_features(kwargs.get(self.FUSED_X))
         plain = is_edge_index(edge_index) or is_sparse_csr(edge_index)
-        if reduce is None or x_src is None or x_src.dim() != 2 or not plain:
+        if reduce is None or x_src is None or x_src.dim() < 2 or x_src.is_sparse or not plain:
             return MessagePassing.propagate(self, edge_index, size=size, **kwargs)  # type: ignore[arg-type]
+        node_dim: int = self.node_dim  # type: ignore[attr-defined]
         weight = kwargs.get(self.FUSED_WEIGHT) if self.FUSED_WEIGHT else None
         if is_sparse_csr(edge_index):
             num_dst = edge_index.size(0)
         elif size is not None and size[1] is not None:
             num_dst = int(size[1])
         else:
-            num_dst = x_src.size(0) if x_dst is None else x_dst.size(0)
-        return fused_aggregate(x_src, edge_index, reduce, weight, num_dst)
+            num_dst = x_src.size(node_dim) if x_dst is None else x_dst.size(node_dim)
+        return fused_aggregate(x_src, edge_index, reduce, weight, num_dst, node_dim)

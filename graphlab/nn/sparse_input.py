@@ -25,8 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphlab.ops import gather_reduce
-from graphlab.ops.csr import IdentityCache
+from graphlab.ops import IdentityCache, gather_reduce
 
 __all__ = ["DropoutLinear", "RowSparse", "row_sparse"]
 

@@ -24,7 +24,7 @@ from graphlab.ops._backend import (
     set_validation,
     validation_enabled,
 )
-from graphlab.ops.csr import CSR, cached_csr, cached_transpose, csr_transpose, to_csr
+from graphlab.ops.csr import CSR, IdentityCache, cached_csr, cached_transpose, csr_transpose, to_csr
 from graphlab.ops.gather_reduce import gather_reduce
 from graphlab.ops.segment import segment_reduce, segment_softmax
 from graphlab.ops.sheaf import BlockIndex, block_spmm
@@ -33,6 +33,7 @@ from graphlab.ops.transforms import ToCSR, register_csr
 __all__ = [
     "BlockIndex",
     "CSR",
+    "IdentityCache",
     "ToCSR",
     "cached_csr",
     "cached_transpose",

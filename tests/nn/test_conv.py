@@ -12,6 +12,10 @@ import torch_geometric.nn as pyg_nn
 from torch_geometric.utils import remove_self_loops
 
 import graphlab.ops as ops
+from torch_geometric.nn import aggr as pyg_aggr
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+import graphlab.nn
 from graphlab.nn import conv as gl_conv
 from graphlab.nn.fused import fused_aggregate
 from graphlab.ops import csr as csr_module
@@ -265,7 +269,7 @@ def test_gcn_structure_is_cached_and_cached_flag_reuses_weights(monkeypatch):
     out = cached(x, edge_index)
     torch.testing.assert_close(cached(x, random_graph(10, 30, seed=19)), out)  # transductive cache ignores it
     cached.reset_parameters()
-    assert cached._cached_csr is None
+    assert cached._cached_edge_index is None
 
 
 def test_repeated_self_loops_keep_the_last_weight_with_its_gradient():
@@ -311,3 +315,156 @@ def test_repr_and_signature_match_pyg():
         assert inspect.signature(ours.__init__) == inspect.signature(theirs.__init__)
     assert repr(gl_conv.GCNConv(3, 2)) == "GCNConv(3, 2)"
     assert gl_conv.GINEConv is pyg_nn.GINEConv
+
+
+# ------------------------------------------------------------------------------ drop-in behaviours of PyG's convs
+
+
+def test_layers_are_exported_from_graphlab_nn():
+    assert graphlab.nn.GCNConv is gl_conv.GCNConv and graphlab.nn.SAGEConv is gl_conv.SAGEConv
+    assert graphlab.nn.GINConv is gl_conv.GINConv
+    assert issubclass(graphlab.nn.SheafConv, torch.nn.Module)
+    assert all(isinstance(getattr(graphlab.nn, name), type) for name in graphlab.nn.__all__)
+
+
+@pytest.mark.parametrize("kind", ["gcn", "sage", "gin"])
+def test_static_graph_features_with_a_batch_dimension(kind):
+    """``x`` of shape ``[B, N, F]`` with one shared ``edge_index``: each of the B slices is its own graph signal."""
+    ours, theirs = make_pair(kind, {})
+    forbid_messages(ours)
+    edge_index = random_graph(9, 25, seed=30)
+    x = torch.randn(3, 9, 5, generator=torch.Generator().manual_seed(31))
+    ops.reset_path_log()
+    out = ours(x, edge_index)
+    assert ops.last_path("gather_reduce") == "cpu"
+    per_slice = torch.stack([theirs(x[b], edge_index) for b in range(3)])
+    torch.testing.assert_close(out, per_slice, **TOL)
+    torch.testing.assert_close(out, theirs(x, edge_index), **TOL)
+
+
+def test_message_hook_runs_on_pyg_path():
+    ours, theirs = make_pair("gcn", {})
+    edge_index = random_graph(8, 20, seed=32)
+    x = torch.randn(8, 5, generator=torch.Generator().manual_seed(33))
+    seen = []
+    ours.register_message_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]["x_j"].shape))
+    ops.reset_path_log()
+    torch.testing.assert_close(ours(x, edge_index), theirs(x, edge_index), **TOL)
+    assert seen == [(20 + 8 - 2, 4)]  # 20 edges, 2 of them self loops, plus one loop per node
+    assert ops.path_count("gather_reduce", "cpu") == 0
+
+
+def test_decomposed_layers_run_on_pyg_path_and_back():
+    ours, theirs = make_pair("gcn", {})  # PyG's SAGE/GIN cannot decompose (they pass a feature pair)
+    edge_index = random_graph(8, 20, seed=34)
+    x = torch.randn(8, 5, generator=torch.Generator().manual_seed(35))
+    fused = ours(x, edge_index)
+    ours.decomposed_layers = 2
+    ops.reset_path_log()
+    torch.testing.assert_close(ours(x, edge_index), fused, **TOL)
+    assert ops.path_count("gather_reduce", "cpu") == 0
+    ours.decomposed_layers = 1
+    torch.testing.assert_close(ours(x, edge_index), theirs(x, edge_index), **TOL)
+    assert ops.path_count("gather_reduce", "cpu") == 1
+
+
+def _edge_set(edge_index, weight):
+    return {(int(s), int(d)): round(float(w), 5) for s, d, w in zip(edge_index[0], edge_index[1], weight)}
+
+
+def test_cached_gcn_fills_the_attribute_pyg_users_read():
+    ours, theirs = make_pair("gcn", {"cached": True})
+    edge_index = random_graph(9, 24, seed=36)
+    weight = torch.rand(24, generator=torch.Generator().manual_seed(37)) + 0.1
+    x = torch.randn(9, 5, generator=torch.Generator().manual_seed(38))
+    assert ours._cached_edge_index is None
+    out = ours(x, edge_index, weight)
+    cached_index, cached_weight = ours._cached_edge_index
+    assert _edge_set(cached_index, cached_weight) == _edge_set(*gcn_norm(edge_index, weight, 9))
+    torch.testing.assert_close(out, theirs(x, edge_index, weight), **TOL)
+    torch.testing.assert_close(ours(x, random_graph(9, 24, seed=39)), out, **TOL)  # the cache wins
+    ours._cached_edge_index = theirs._cached_edge_index = None  # how PyG users invalidate it
+    torch.testing.assert_close(ours(x, edge_index), theirs(x, edge_index), **TOL)
+
+
+FUSED_AGGRS = [
+    ("sum", "sum"), ("mean", "mean"), ("max", "max"), ("min", "min"), ("add", "sum"),
+    (pyg_aggr.SumAggregation(), "sum"), (pyg_aggr.MeanAggregation(), "mean"),
+    (pyg_aggr.MaxAggregation(), "max"), (pyg_aggr.MinAggregation(), "min"),
+]
+
+
+class _ScaledMean(pyg_aggr.MeanAggregation):
+    """A user subclass: not the fused mean, whatever its base class."""
+
+    def forward(self, x, *args, **kwargs):
+        return 2.0 * super().forward(x, *args, **kwargs)
+
+
+UNFUSED_AGGRS = [
+    lambda: pyg_aggr.SoftmaxAggregation(learn=True),
+    lambda: pyg_aggr.PowerMeanAggregation(learn=True),
+    lambda: pyg_aggr.MultiAggregation(["mean", "max"], mode="sum"),
+    lambda: "softmax",
+    lambda: _ScaledMean(),
+]
+
+
+def _aggr_pair(kind: str, aggr):
+    torch.manual_seed(0)
+    if kind == "gin":
+        mlp = torch.nn.Linear(5, 4)
+        ours, theirs = gl_conv.GINConv(mlp, aggr=copy.deepcopy(aggr)), pyg_nn.GINConv(copy.deepcopy(mlp), aggr=aggr)
+    else:
+        cls_ours, cls_theirs = {"gcn": (gl_conv.GCNConv, pyg_nn.GCNConv), "sage": (gl_conv.SAGEConv, pyg_nn.SAGEConv)}[kind]
+        ours, theirs = cls_ours(5, 4, aggr=copy.deepcopy(aggr)), cls_theirs(5, 4, aggr=aggr)
+    theirs.load_state_dict(ours.state_dict())
+    return ours, theirs
+
+
+@pytest.mark.parametrize("kind", ["gcn", "sage", "gin"])
+@pytest.mark.parametrize("aggr, reduce", FUSED_AGGRS, ids=lambda v: str(v))
+def test_aggregation_with_a_fused_op_runs_fused(kind, aggr, reduce):
+    ours, theirs = _aggr_pair(kind, aggr)
+    forbid_messages(ours)
+    edge_index = random_graph(10, 30, seed=40)
+    x = torch.randn(10, 5, generator=torch.Generator().manual_seed(41))
+    ops.reset_path_log()
+    assert_same(ours, theirs, x, edge_index)
+    assert ops.path_count("gather_reduce", "cpu") == 1
+
+
+@pytest.mark.parametrize("kind", ["gcn", "sage", "gin"])
+@pytest.mark.parametrize("make_aggr", UNFUSED_AGGRS, ids=["softmax", "powermean", "multi", "softmax-str", "subclass"])
+def test_aggregation_without_a_fused_op_runs_pyg_path(kind, make_aggr):
+    ours, theirs = _aggr_pair(kind, make_aggr())
+    edge_index = random_graph(10, 30, seed=42)
+    x = torch.randn(10, 5, generator=torch.Generator().manual_seed(43)).abs() + 0.1  # power mean needs x > 0
+    ops.reset_path_log()
+    out = assert_same(ours, theirs, x, edge_index)
+    assert ops.path_count("gather_reduce", "cpu") == 0
+    learnable = list(ours.aggr_module.parameters())
+    if learnable:  # a learnable aggregator is trained with the conv
+        ours.zero_grad()
+        ours(x, edge_index).square().sum().backward()
+        assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in learnable)
+    assert out.isfinite().all()
+
+
+def test_float64_edge_weight_with_float32_features_matches_pyg():
+    """The bug that opened issue 11: this returned values around 3e38."""
+    ours, theirs = make_pair("gcn", {})
+    edge_index = random_graph(10, 30, seed=44)
+    x = torch.randn(10, 5, generator=torch.Generator().manual_seed(45))
+    weight = torch.rand(30, dtype=torch.float64, generator=torch.Generator().manual_seed(46)) + 0.1
+    out, want = ours(x, edge_index, weight), theirs(x, edge_index, weight)
+    assert out.dtype == want.dtype == torch.float64
+    torch.testing.assert_close(out, want, **TOL)
+
+
+@pytest.mark.parametrize("kind", ["gcn", "sage"])
+def test_features_of_another_dtype_than_the_layer_raise(kind):
+    ours, _ = make_pair(kind, {})
+    x = torch.randn(6, 5, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"x has dtype torch.float64 but .*Conv's parameters are torch.float32"):
+        ours(x, random_graph(6, 10, seed=47))
