@@ -129,8 +129,12 @@ class GCN(_ConvStack):
         super().__init__(in_channels, out_channels, hidden_channels, num_layers, dropout, pool,
                          lambda a, b: GCNConv(a, b, cached=cached))
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
+    def forward(self, x: Tensor, edge_index: Tensor, *, edge_weight: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None) -> Tensor:
+        """``edge_weight`` (keyword-only, like ``batch``) is cast to the dtype of ``x``: the model computes in one
+        dtype, its parameters' (a float32 GCN given float64 weights computes and returns float32)."""
+        if edge_weight is not None and edge_weight.is_floating_point():
+            edge_weight = edge_weight.to(x.dtype)
         return self._forward(x, edge_index, batch, edge_weight)
 
 
@@ -218,6 +222,9 @@ class GIN(nn.Module):
             return GINConv(mlp, train_eps=train_eps)
         return GINEConv(mlp, train_eps=train_eps)
 
+    def _dtype(self) -> torch.dtype:
+        return next(p.dtype for p in self.parameters() if p.is_floating_point())
+
     @staticmethod
     def _edge_encoder(kind: str, edge_dim: int, hidden_channels: int) -> nn.Module:
         return BondEncoder(hidden_channels) if kind == "bond" else nn.Linear(edge_dim, hidden_channels)
@@ -227,13 +234,18 @@ class GIN(nn.Module):
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None,
+    def forward(self, x: Tensor, edge_index: Tensor, *, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None) -> Tensor:
-        h = self.encoder(x.long() if isinstance(self.encoder, AtomEncoder) else x.float())
+        """``edge_attr`` and ``batch`` are keyword-only. Real features are cast to the dtype of the model's
+        parameters (integer or float64 features work with a float32 model), categorical ones to int64; so are
+        real edge features (``edge_encoder="linear"``)."""
+        h = self.encoder(x.long() if isinstance(self.encoder, AtomEncoder) else x.to(self._dtype()))
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             if self.edge_encoders is not None:
                 if edge_attr is None:
                     raise ValueError("this GIN uses edge features (GINE) but the batch has no `edge_attr`")
+                if self.edge_encoder_kind == "linear":
+                    edge_attr = edge_attr.to(h.dtype)
                 h = conv(h, edge_index, self.edge_encoders[i](edge_attr))
             else:
                 h = conv(h, edge_index)

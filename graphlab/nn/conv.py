@@ -20,6 +20,7 @@ from torch import Tensor
 from torch_geometric.nn import conv as pyg_conv
 from torch_geometric.nn.conv import GINEConv
 
+from graphlab.nn._checks import check_feature_dtype
 from graphlab.nn.fused import FusedPropagateMixin, aggregate_csr, is_edge_index
 from graphlab.ops import CSR, IdentityCache, to_csr
 
@@ -100,25 +101,6 @@ def csr_to_edge_index(rowptr: Tensor, col: Tensor) -> Tensor:
     counts = (rowptr[1:] - rowptr[:-1]).long()
     row = torch.repeat_interleave(torch.arange(counts.numel(), device=col.device), counts, output_size=col.numel())
     return torch.stack([col, row.to(col.dtype)])
-
-
-def check_feature_dtype(layer: torch.nn.Module, x: Any, weight: Tensor) -> None:
-    """Features entering ``layer``'s linear map must have its parameters' dtype (unless autocast casts them).
-
-    Raises:
-        TypeError: naming ``x``, both dtypes and the two ways to make them agree.
-    """
-    features = x if isinstance(x, (tuple, list)) else (x,)
-    for part in features:
-        if not isinstance(part, Tensor) or not part.is_floating_point() or part.dtype == weight.dtype:
-            continue
-        if torch.is_autocast_enabled(part.device.type) or isinstance(weight, torch.nn.UninitializedParameter):
-            continue
-        name = type(layer).__name__
-        raise TypeError(
-            f"x has dtype {part.dtype} but {name}'s parameters are {weight.dtype}; convert the features "
-            f"(x.to({weight.dtype})) or the layer ({name.lower()}.to({part.dtype}))"
-        )
 
 
 class GCNConv(FusedPropagateMixin, pyg_conv.GCNConv):

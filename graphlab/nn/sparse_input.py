@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphlab.nn._checks import check_feature_dtype
 from graphlab.ops import IdentityCache, gather_reduce
 
 __all__ = ["DropoutLinear", "RowSparse", "row_sparse"]
@@ -91,6 +92,7 @@ class DropoutLinear(nn.Linear):
         return f"{super().extra_repr()}, p={self.p}"
 
     def forward(self, x: Tensor) -> Tensor:
+        check_feature_dtype(self, x, self.weight)
         sparse = None
         if (x.dim() == 2 and x.size(-1) == self.in_features and x.size(0) > 0 and not x.requires_grad
                 and x.dtype == self.weight.dtype and self.sparse_threshold > 0):

@@ -95,15 +95,61 @@ def test_gin_on_ogb_molecules_uses_atom_and_bond_encoders():
         model(x, edge_index)
 
 
-def test_link_gnn_scores_pairs_and_dot_decoder_is_symmetric():
+def _pyg_gcn_embeddings(model: LinkGNN, x, edge_index):
+    """The encoder's node embeddings recomputed with PyG's GCNConv and the model's weights."""
+    h = x
+    convs = model.encoder.convs
+    for i, ours in enumerate(convs):
+        theirs = PyGGCNConv(ours.in_channels, ours.out_channels)
+        theirs.load_state_dict(ours.state_dict())
+        h = theirs(h, edge_index)
+        h = F.relu(h) if i < len(convs) - 1 else h
+    return h.detach()
+
+
+def test_link_gnn_dot_decoder_scores_each_pair_by_an_inner_product():
     x, edge_index = _graph()
-    pairs = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    pairs = torch.tensor([[0, 1, 2, 7], [3, 4, 5, 7]])
     model = LinkGNN(7, hidden_channels=8, decoder="dot").eval()
+    z = _pyg_gcn_embeddings(model, x, edge_index)
+    expected = torch.tensor([sum(float(z[u, k] * z[v, k]) for k in range(8)) for u, v in pairs.t().tolist()])
     scores = model(x, edge_index, pairs)
-    assert scores.shape == (3,)
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(model(x, edge_index, pairs.flip(0)), scores)
-    z = model.encode(x, edge_index)
-    torch.testing.assert_close(scores, (z[pairs[0]] * z[pairs[1]]).sum(-1))
+
+
+def test_link_gnn_mlp_decoder_scores_the_hadamard_product():
+    """s(u, v) = w2 . relu(W1 (z_u * z_v) + b1) + b2, written out per pair."""
+    x, edge_index = _graph()
+    pairs = torch.tensor([[0, 6, 9], [2, 4, 1]])
+    model = LinkGNN(7, hidden_channels=4, decoder="mlp").eval()
+    z = _pyg_gcn_embeddings(model, x, edge_index)
+    first, last = (layer.requires_grad_(False) for layer in (model.decoder[0], model.decoder[3]))
+    expected = []
+    for u, v in pairs.t().tolist():
+        h = [float(z[u, k] * z[v, k]) for k in range(4)]
+        hidden = [max(0.0, sum(float(first.weight[j, k]) * h[k] for k in range(4)) + float(first.bias[j]))
+                  for j in range(4)]
+        expected.append(sum(float(last.weight[0, j]) * hidden[j] for j in range(4)) + float(last.bias[0]))
+    torch.testing.assert_close(model(x, edge_index, pairs), torch.tensor(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_keyword_only_graph_arguments():
+    x, edge_index = _graph()
+    weight = torch.rand(edge_index.size(1))
+    with pytest.raises(TypeError, match="positional"):
+        GCN(7, 3)(x, edge_index, weight)
+    with pytest.raises(TypeError, match="positional"):
+        GIN(7, 3)(x, edge_index, None, torch.zeros(30, dtype=torch.long))
+
+
+def test_gcn_model_casts_edge_weights_to_the_feature_dtype():
+    x, edge_index = _graph()
+    weight = torch.rand(edge_index.size(1), dtype=torch.float64)
+    model = GCN(7, 3, hidden_channels=8, dropout=0.0).eval()
+    out = model(x, edge_index, edge_weight=weight)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, model(x, edge_index, edge_weight=weight.float()))
 
 
 @pytest.mark.parametrize("build, match", [
