@@ -416,7 +416,8 @@ def _aggr_pair(kind: str, aggr):
         mlp = torch.nn.Linear(5, 4)
         ours, theirs = gl_conv.GINConv(mlp, aggr=copy.deepcopy(aggr)), pyg_nn.GINConv(copy.deepcopy(mlp), aggr=aggr)
     else:
-        cls_ours, cls_theirs = {"gcn": (gl_conv.GCNConv, pyg_nn.GCNConv), "sage": (gl_conv.SAGEConv, pyg_nn.SAGEConv)}[kind]
+        classes = {"gcn": (gl_conv.GCNConv, pyg_nn.GCNConv), "sage": (gl_conv.SAGEConv, pyg_nn.SAGEConv)}
+        cls_ours, cls_theirs = classes[kind]
         ours, theirs = cls_ours(5, 4, aggr=copy.deepcopy(aggr)), cls_theirs(5, 4, aggr=aggr)
     theirs.load_state_dict(ours.state_dict())
     return ours, theirs
