@@ -469,3 +469,22 @@ def test_features_of_another_dtype_than_the_layer_raise(kind):
     x = torch.randn(6, 5, dtype=torch.float64)
     with pytest.raises(TypeError, match=r"x has dtype torch.float64 but .*Conv's parameters are torch.float32"):
         ours(x, random_graph(6, 10, seed=47))
+
+
+def test_sparse_coo_features_give_the_dense_result():
+    """GCN's linear map accepts sparse features (as PyG's); PyG's SAGEConv does not, so neither does ours."""
+    ours, _ = make_pair("gcn", {})
+    dense = torch.zeros(8, 5)
+    dense[0, 1], dense[3, 4], dense[6, 0] = 1.0, -2.0, 0.5
+    edge_index = random_graph(8, 20, seed=48)
+    torch.testing.assert_close(ours(dense.to_sparse(), edge_index), ours(dense, edge_index), **TOL)
+
+
+def test_target_to_source_flow_runs_pyg_path():
+    ours, theirs = make_pair("gcn", {})
+    ours.flow = theirs.flow = "target_to_source"
+    edge_index = random_graph(8, 20, seed=49)
+    x = torch.randn(8, 5, generator=torch.Generator().manual_seed(50))
+    ops.reset_path_log()
+    torch.testing.assert_close(ours(x, edge_index), theirs(x, edge_index), **TOL)
+    assert ops.path_count("gather_reduce", "cpu") == 0
