@@ -197,7 +197,7 @@ def test_convs_match_pyg_for_every_layout(kind, x_layout, index):
         torch.testing.assert_close(call_conv(ours, kind, x, edge_index, weight), want, **TOL[torch.float32])
 
 
-@pytest.mark.parametrize("w_dtype", [torch.float16, torch.float64])
+@pytest.mark.parametrize("w_dtype", [torch.float16, torch.float64], ids=_short)
 def test_gcn_gradients_with_mixed_weight_dtype_match_pyg(w_dtype):
     ours, theirs = conv_pair("gcn")
     grads = []
@@ -222,8 +222,8 @@ def test_bad_edge_weight_shape_is_a_clear_error():
 
 
 @pytest.mark.parametrize("x_layout", LAYOUTS)
-@pytest.mark.parametrize("layer_dtype", DTYPES)
-@pytest.mark.parametrize("x_dtype", DTYPES)
+@pytest.mark.parametrize("layer_dtype", DTYPES, ids=_short)
+@pytest.mark.parametrize("x_dtype", DTYPES, ids=_short)
 def test_dropout_linear_matches_linear(x_layout, layer_dtype, x_dtype):
     torch.manual_seed(0)
     layer = gnn.DropoutLinear(F_IN, F_OUT, p=0.5, sparse_threshold=0.6).to(layer_dtype).eval()
@@ -292,7 +292,9 @@ _BF16_EIGH = ("bfloat16 features reach torch.linalg.eigh (spd_inv_sqrt of the La
               "or an upcast")
 SHEAF_KNOWN_FAILURES: dict[tuple[str, torch.dtype], str] = {
     ("SheafLaplacianLearner+DiscreteSheafDiffusionLayer", torch.bfloat16): _BF16_EIGH,
-    ("SheafLaplacianLearner+SheafConv", torch.bfloat16): _BF16_EIGH,
+    ("SheafLaplacianLearner+SheafConv", torch.bfloat16): (
+        "bfloat16 reaches torch.sparse.mm on a CSR Laplacian (block_spmm's CPU path): NotImplementedError "
+        "'addmm_out_sparse_csr_impl_mkl not implemented for BFloat16' instead of a clear error or an upcast"),
 }
 
 
@@ -317,7 +319,7 @@ def _expect_sheaf_outcome(module, call, x, edge_index, dtype):
 
 
 @pytest.mark.parametrize("name", list(SHEAF_LAYERS))
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=_short)
 def test_sheaf_layers_in_every_dtype(name, dtype, request):
     if (name, dtype) in SHEAF_KNOWN_FAILURES:
         request.applymarker(pytest.mark.xfail(reason=SHEAF_KNOWN_FAILURES[name, dtype], strict=True))
@@ -374,16 +376,15 @@ MODELS = {
 SHEAF_MODELS = {"DiagNSD", "BundleNSD", "GeneralNSD", "ContinuousNSD", "ConnectionNSD", "SheafNN", "Sheaf4Rec"}
 
 # (model, dtype) -> reason, strict xfails in the sheaf models (owned by the sheaf refactor; reported to its owner).
-_BF16_SPARSE = ("bfloat16 reaches torch.sparse.mm on a CSR Laplacian: NotImplementedError "
-                "'addmm_out_sparse_csr_impl_mkl not implemented for BFloat16' instead of a clear error or an upcast")
+_BF16_SPARSE = SHEAF_KNOWN_FAILURES["SheafLaplacianLearner+SheafConv", torch.bfloat16]
 MODEL_KNOWN_FAILURES: dict[tuple[str, torch.dtype], str] = {
-    ("DiagNSD", torch.bfloat16): _BF16_EIGH,
-    ("BundleNSD", torch.bfloat16): _BF16_EIGH,
+    ("DiagNSD", torch.bfloat16): _BF16_SPARSE,
+    ("BundleNSD", torch.bfloat16): _BF16_SPARSE,
     ("GeneralNSD", torch.bfloat16): _BF16_EIGH,
     ("ContinuousNSD", torch.bfloat16): _BF16_SPARSE,
     ("ConnectionNSD", torch.bfloat16): ("bfloat16 features reach torch.cdist (local PCA neighbours): "
                                         "NotImplementedError 'cdist not implemented for BFloat16'"),
-    ("SheafNN", torch.bfloat16): _BF16_SPARSE,
+    ("SheafNN", torch.bfloat16): _BF16_EIGH,
     ("Sheaf4Rec", torch.bfloat16): _BF16_SPARSE,
 }
 
@@ -431,7 +432,7 @@ def _check_model(name: str, model, x, edge_index, extras, dtype):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=_short)
 def test_models_in_every_dtype(name, dtype, request):
     if (name, dtype) in MODEL_KNOWN_FAILURES:
         request.applymarker(pytest.mark.xfail(reason=MODEL_KNOWN_FAILURES[name, dtype], strict=True))
@@ -454,7 +455,7 @@ def test_models_for_every_layout(name, x_layout, index):
     _check_model(name, model, x, edge_index, extras, torch.float32)
 
 
-@pytest.mark.parametrize("weight_dtype", [torch.float16, torch.float64])
+@pytest.mark.parametrize("weight_dtype", [torch.float16, torch.float64], ids=_short)
 def test_gcn_model_with_edge_weights_of_another_dtype(weight_dtype):
     """The model computes in its parameters' dtype: weights are cast to the features' dtype."""
     torch.manual_seed(0)
