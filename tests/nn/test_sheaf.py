@@ -8,6 +8,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import remove_self_loops, to_undirected
 
 from graphlab.nn import sheaf as S
+from graphlab.nn.sheaf.orthogonal import _fill_lower
 from graphlab.ops import _backend
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread, restored after
@@ -190,46 +191,6 @@ def test_builder_gradcheck(kind):
     assert torch.autograd.gradcheck(apply, (maps,))
 
 
-# ---------------------------------------------------------------------------------------------- SPD inverse sqrt
-
-
-def sym_inv_sqrt(matrix):
-    """The function of a symmetric matrix, extended to all matrices (eigh reads one triangle only)."""
-    return S.spd_inv_sqrt(0.5 * (matrix + matrix.transpose(-1, -2)))
-
-
-def test_spd_inv_sqrt_forward_and_gradcheck():
-    gen = torch.Generator().manual_seed(13)
-    a = torch.randn(5, 3, 3, dtype=torch.float64, generator=gen)
-    spd = a @ a.transpose(1, 2) + torch.eye(3, dtype=torch.float64)
-    y = S.spd_inv_sqrt(spd)
-    torch.testing.assert_close(y @ spd @ y, torch.eye(3, dtype=torch.float64).expand(5, 3, 3))
-    assert torch.autograd.gradcheck(sym_inv_sqrt, (spd.requires_grad_(True),))
-
-
-def test_spd_inv_sqrt_finite_gradients_at_repeated_eigenvalues():
-    """``D_u + I = c I`` (isolated nodes, symmetric maps) makes eigh/SVD backward divide by zero; the
-    Daleckii-Krein backward stays finite and exact, with no noise injected."""
-    matrix = torch.stack([torch.eye(3, dtype=torch.float64), 2.5 * torch.eye(3, dtype=torch.float64),
-                          torch.diag(torch.tensor([2.0, 2.0, 5.0], dtype=torch.float64))]).requires_grad_(True)
-    weights = torch.randn(3, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(14))
-    (S.spd_inv_sqrt(matrix) * weights).sum().backward()
-    assert torch.isfinite(matrix.grad).all()
-    assert torch.autograd.gradcheck(sym_inv_sqrt, (matrix,))
-    naive = matrix.detach().clone().requires_grad_(True)
-    evals, evecs = torch.linalg.eigh(naive)
-    ((evecs * evals.rsqrt().unsqueeze(-2) @ evecs.transpose(1, 2)) * weights).sum().backward()
-    assert not torch.isfinite(naive.grad).all()  # what the official code's noise works around
-
-
-def test_general_laplacian_gradients_finite_without_noise():
-    graph = S.SheafGraph.from_edge_index(random_undirected(8, 16, seed=15), 9)
-    maps = torch.eye(2, dtype=torch.float64).repeat(graph.edge_index.size(1), 1, 1).requires_grad_(True)
-    lap = build("general", graph, maps, "augmented")
-    lap.matmul(torch.randn(9, 2, 3, dtype=torch.float64)).sum().backward()
-    assert torch.isfinite(maps.grad).all()
-
-
 # ---------------------------------------------------------------------------------------------- O(d) maps
 
 
@@ -248,7 +209,7 @@ def test_orthogonal_maps(orth_map, d):
 def test_householder_equals_lapack_orgqr():
     d = 4
     params = torch.randn(6, d * (d - 1) // 2, dtype=torch.float64)
-    vectors = S._fill_lower(params, d, -1) + torch.eye(d, dtype=torch.float64)
+    vectors = _fill_lower(params, d, -1) + torch.eye(d, dtype=torch.float64)
     tau = 2.0 / (vectors * vectors).sum(1)
     torch.testing.assert_close(S.householder_orthogonal(params, d), torch.linalg.householder_product(vectors, tau))
 
