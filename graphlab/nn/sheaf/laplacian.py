@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from graphlab.nn.sheaf.graph import SheafGraph, _gather_sum, _take
-from graphlab.ops import block_spmm, spd_inv_sqrt
+from graphlab.ops import block_spmm, spd_inv_sqrt, validation_enabled
 
 Normalisation = Literal["augmented", "degree", "none"]
 
@@ -68,6 +68,49 @@ def _check_normalisation(normalisation: str) -> None:
         raise ValueError(f"normalisation must be 'augmented', 'degree' or 'none', got {normalisation!r}")
 
 
+def _tolerance(t: Tensor) -> float:
+    """Rounding tolerance of an identity that holds exactly in exact arithmetic: ``sqrt(eps)`` of ``t``'s dtype."""
+    return torch.finfo(t.dtype).eps ** 0.5
+
+
+def _check_edge_blocks(name: str, blocks: Tensor, graph: SheafGraph, square: bool) -> None:
+    """``blocks`` holds one ``[d]`` (``square=False``) or ``[d, d]`` block per directed edge of ``graph``."""
+    want = "[E, d, d]" if square else "[E, d]"
+    num_edges = graph.edge_index.size(1)
+    if not isinstance(blocks, Tensor) or not blocks.is_floating_point():
+        raise ValueError(f"{name} must be a floating tensor {want}, got {type(blocks).__name__}"
+                         f"{'' if not isinstance(blocks, Tensor) else ' of dtype ' + str(blocks.dtype)}")
+    if blocks.dim() != (3 if square else 2) or (square and blocks.size(1) != blocks.size(2)):
+        raise ValueError(f"{name} must have shape {want}, got {tuple(blocks.shape)}")
+    if blocks.size(0) != num_edges:
+        raise ValueError(f"{name} has {blocks.size(0)} blocks but the graph has E = {num_edges} directed edges; "
+                         f"give one block per edge of graph.edge_index (both directions, in its sorted order)")
+
+
+def _check_orthogonal(name: str, transports: Tensor) -> None:
+    if not validation_enabled() or transports.numel() == 0:
+        return
+    eye = torch.eye(transports.size(-1), dtype=transports.dtype, device=transports.device)
+    error = float((transports.detach().transpose(1, 2) @ transports.detach() - eye).abs().amax())
+    if not error <= _tolerance(transports):
+        raise ValueError(f"{name} must be orthogonal (max |O^T O - I| = {error:.3g}); build them with "
+                         f"graphlab.nn.sheaf.Orthogonal, or use general_sheaf_laplacian for arbitrary maps")
+
+
+def _check_symmetric_pairs(name: str, values: Tensor, graph: SheafGraph, transpose: bool, fix: str) -> None:
+    """``values[rev[e]]`` equals ``values[e]`` (``transpose``: its transpose) for every edge ``e``."""
+    if not validation_enabled() or values.numel() == 0:
+        return
+    mirrored = _take(values.detach(), graph.rev)
+    if transpose:
+        mirrored = mirrored.transpose(1, 2)
+    error = float((values.detach() - mirrored).abs().amax())
+    if not error <= _tolerance(values) * max(float(values.detach().abs().amax()), 1.0):
+        bad = int((values.detach() - mirrored).flatten(1).abs().amax(1).argmax())
+        u, v = graph.edge_index[:, bad].tolist()
+        raise ValueError(f"{name} of edge ({u}, {v}) and of its reverse ({v}, {u}) differ by {error:.3g}; {fix}")
+
+
 def diag_sheaf_laplacian(maps: Tensor, graph: SheafGraph, normalisation: Normalisation = "augmented"
                          ) -> tuple[Tensor, Tensor]:
     r"""Laplacian of a sheaf with diagonal maps ``maps`` ``[E, d]`` (one per directed edge):
@@ -75,6 +118,7 @@ def diag_sheaf_laplacian(maps: Tensor, graph: SheafGraph, normalisation: Normali
     f_{v \trianglelefteq e}`. ``augmented``: :math:`(D+I)^{-1/2} L (D+I)^{-1/2}`; ``degree``: scaled by
     :math:`(\deg + 1)^{-1/2}` on both sides. Returns ``(diag [N, d], off [E, d])``."""
     _check_normalisation(normalisation)
+    _check_edge_blocks("maps", maps, graph, square=False)
     diag = _gather_sum(maps * maps, graph.row, graph.num_nodes)
     off = -maps * _take(maps, graph.rev)
     if normalisation == "augmented":
@@ -91,8 +135,23 @@ def bundle_sheaf_laplacian(transports: Tensor, graph: SheafGraph, edge_weights: 
     r"""Laplacian of an O(d) (vector-bundle) sheaf with maps :math:`\mathcal{F}_{u \trianglelefteq e} = w_e O_{u
     \trianglelefteq e}`: :math:`D_u = (\sum_{e \ni u} w_e^2) I`, :math:`L_{uv} = -w_e^2 O_{u \trianglelefteq
     e}^\top O_{v \trianglelefteq e}`. The normaliser is a scalar per node. ``transports`` ``[E, d, d]``
-    orthogonal, ``edge_weights`` ``[E]`` symmetric or None (all ones). Returns ``(diag [N, d], off [E, d, d])``."""
+    orthogonal, ``edge_weights`` ``[E]`` symmetric or None (all ones). Returns ``(diag [N, d], off [E, d, d])``.
+
+    Raises:
+        ValueError: wrong shapes, ``transports`` not orthogonal, or ``edge_weights`` not symmetric
+            (:math:`w_{(u,v)} \ne w_{(v,u)}`: the Laplacian would not be symmetric); with
+            :func:`graphlab.ops.set_validation` off, only the shapes are checked.
+    """
     _check_normalisation(normalisation)
+    _check_edge_blocks("transports", transports, graph, square=True)
+    _check_orthogonal("transports", transports)
+    if edge_weights is not None:
+        if not isinstance(edge_weights, Tensor) or edge_weights.shape != (graph.edge_index.size(1),):
+            shape = tuple(edge_weights.shape) if isinstance(edge_weights, Tensor) else type(edge_weights).__name__
+            raise ValueError(f"edge_weights must have shape [E] = [{graph.edge_index.size(1)}], got {shape}")
+        _check_symmetric_pairs("edge_weights", edge_weights, graph, transpose=False,
+                               fix="give one weight per undirected edge, e.g. w * w[graph.rev] or "
+                                   "0.5 * (w + w[graph.rev]) (EdgeWeightLearner does the former)")
     d = transports.size(-1)
     w2 = edge_weights * edge_weights if edge_weights is not None else transports.new_ones(transports.size(0))
     diag = _gather_sum(w2, graph.row, graph.num_nodes)
@@ -114,6 +173,7 @@ def general_sheaf_laplacian(maps: Tensor, graph: SheafGraph, normalisation: Norm
     normaliser :math:`(D_u + I)^{-1/2}` from :func:`spd_inv_sqrt` (finite gradients without noise);
     ``degree`` the scalar :math:`(d \deg + 1)^{-1/2}`. Returns ``(diag [N, d, d], off [E, d, d])``."""
     _check_normalisation(normalisation)
+    _check_edge_blocks("maps", maps, graph, square=True)
     d = maps.size(-1)
     maps_t = maps.transpose(1, 2)
     diag = _gather_sum(maps_t @ maps, graph.row, graph.num_nodes)
@@ -133,8 +193,18 @@ def connection_sheaf_laplacian(transports: Tensor, graph: SheafGraph,
                                normalisation: Normalisation = "augmented") -> tuple[Tensor, Tensor]:
     r"""Connection Laplacian of fixed transports :math:`O_{uv}` ``[E, d, d]`` (:math:`O_{vu} = O_{uv}^\top`):
     :math:`L_{uu} = \deg(u) I`, :math:`L_{uv} = -O_{uv}` (Barbero et al. 2022); normalised like
-    :func:`bundle_sheaf_laplacian`. Returns ``(diag [N, d], off [E, d, d])``."""
+    :func:`bundle_sheaf_laplacian`. Returns ``(diag [N, d], off [E, d, d])``.
+
+    Raises:
+        ValueError: wrong shapes, ``transports`` not orthogonal or :math:`O_{vu} \ne O_{uv}^\top` (checks of the
+            values are skipped with :func:`graphlab.ops.set_validation` off).
+    """
     _check_normalisation(normalisation)
+    _check_edge_blocks("transports", transports, graph, square=True)
+    _check_orthogonal("transports", transports)
+    _check_symmetric_pairs("transports", transports, graph, transpose=True,
+                           fix="the transport of (v, u) must be the transpose of the one of (u, v) "
+                               "(procrustes_transports builds them so)")
     d = transports.size(-1)
     deg = graph.deg(transports.dtype)
     if normalisation == "none":
@@ -153,6 +223,11 @@ def append_fixed_dims(diag: Tensor, off: Tensor, graph: SheafGraph, add_lp: bool
     them (whose option help strings note that the names are the other way round). Unless ``normalisation`` is
     ``"none"`` they are scaled by :math:`(\deg+1)^{-1/2}` on both sides.
     """
+    _check_normalisation(normalisation)
+    if diag.size(0) != graph.num_nodes or off.size(0) != graph.edge_index.size(1) or diag.dim() > off.dim():
+        raise ValueError(f"diag {tuple(diag.shape)} and off {tuple(off.shape)} must be the blocks of a Laplacian on "
+                         f"this graph: diag [N, d] or [N, d, d], off [E, d] or [E, d, d] (not [E, d] with [N, d, d]), N = {graph.num_nodes}, "
+                         f"E = {graph.edge_index.size(1)}; pass the output of one of the builders")
     signs = [1.0] * int(add_lp) + [-1.0] * int(add_hp)
     if not signs:
         return diag, off
