@@ -25,6 +25,8 @@ def local_pca_bases(x: Tensor, graph: SheafGraph, d: int, num_neighbours: int, c
 
     Shapes: ``x [N, p]`` -> ``[N, p, d]``. Needs ``d <= p``.
     """
+    if x.dim() != 2 or x.size(0) != graph.num_nodes:
+        raise ValueError(f"x must have shape [N, p] with N = {graph.num_nodes} (the graph's nodes), got {tuple(x.shape)}")
     n, k = graph.num_nodes, min(num_neighbours, graph.num_nodes)
     if d > x.size(1) or d > k:
         raise ValueError(f"local PCA needs d <= feature dimension ({x.size(1)}) and d <= min(num_neighbours, N) "
@@ -52,6 +54,9 @@ def procrustes_transports(bases: Tensor, graph: SheafGraph, chunk_size: int = 65
     :math:`O_{uv} = \arg\min_{O \in O(d)} \lVert O_u^\top O_v - O \rVert_F = U V^\top` where
     :math:`O_u^\top O_v = U \Sigma V^\top`. Computed for ``u < v`` and transposed for the reverse edge, so
     :math:`O_{vu} = O_{uv}^\top` exactly. Shapes: ``bases [N, p, d]`` -> ``[E, d, d]``."""
+    if bases.dim() != 3 or bases.size(0) != graph.num_nodes:
+        raise ValueError(f"bases must have shape [N, p, d] with N = {graph.num_nodes}, got {tuple(bases.shape)}; "
+                         f"pass the output of local_pca_bases")
     out = []
     for start in range(0, graph.edge_index.size(1), chunk_size):  # chunks of edges bound the [chunk, p, d] gathers
         row, col = graph.row[start:start + chunk_size], graph.col[start:start + chunk_size]

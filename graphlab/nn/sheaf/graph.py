@@ -44,11 +44,15 @@ class SheafGraph:
         """Sort ``edge_index`` and index its reverse edges.
 
         Raises:
-            ValueError: if ``edge_index`` has self-loops, duplicate edges, or an edge without its reverse.
+            ValueError: if ``edge_index`` is not int64 ``[2, E]``, has an index outside ``[0, num_nodes)``,
+                self-loops, duplicate edges, or an edge without its reverse.
         """
         if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_index.dtype != torch.long:
             raise ValueError(f"edge_index must be int64 [2, E], got {edge_index.dtype} {tuple(edge_index.shape)}")
         n = int(num_nodes if num_nodes is not None else (int(edge_index.max()) + 1 if edge_index.numel() else 0))
+        if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
+            raise ValueError(f"edge_index has indices in [{int(edge_index.min())}, {int(edge_index.max())}] but the "
+                             f"graph has num_nodes={n}; pass the right num_nodes or drop the out-of-range edges")
         row, col = edge_index
         if bool((row == col).any()):
             raise ValueError("edge_index has self-loops, which a sheaf Laplacian has no place for; "

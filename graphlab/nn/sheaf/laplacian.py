@@ -106,7 +106,7 @@ def _check_symmetric_pairs(name: str, values: Tensor, graph: SheafGraph, transpo
         mirrored = mirrored.transpose(1, 2)
     error = float((values.detach() - mirrored).abs().amax())
     if not error <= _tolerance(values) * max(float(values.detach().abs().amax()), 1.0):
-        bad = int((values.detach() - mirrored).flatten(1).abs().amax(1).argmax())
+        bad = int((values.detach() - mirrored).reshape(values.size(0), -1).abs().amax(1).argmax())
         u, v = graph.edge_index[:, bad].tolist()
         raise ValueError(f"{name} of edge ({u}, {v}) and of its reverse ({v}, {u}) differ by {error:.3g}; {fix}")
 

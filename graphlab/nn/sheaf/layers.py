@@ -18,6 +18,18 @@ def stalk_linear(x: Tensor, weight: Tensor) -> Tensor:
     return torch.einsum("ij,njf->nif", weight, x)
 
 
+def _check_cochain(x: Tensor, laplacian: SheafLaplacian, d: int, channels: int) -> None:
+    """``x`` is a ``[N, d, F]`` cochain; a :class:`SheafLaplacian` must live on ``N`` nodes with stalk dimension
+    ``d`` (any other operator with a ``matmul`` of cochains, e.g. a benchmark's COO Laplacian, is taken as is)."""
+    if x.dim() != 3 or tuple(x.shape[1:]) != (d, channels):
+        raise ValueError(f"x must be a cochain [N, d, F] = [N, {d}, {channels}], got {tuple(x.shape)}; "
+                         f"reshape it with x.view(N, d, F)")
+    if isinstance(laplacian, SheafLaplacian) and (laplacian.d != d or laplacian.graph.num_nodes != x.size(0)):
+        raise ValueError(f"the Laplacian has stalk dimension {laplacian.d} on {laplacian.graph.num_nodes} nodes but "
+                         f"x is [{x.size(0)}, {d}, {channels}]; build the layer with d = d + add_lp + add_hp of the "
+                         f"Laplacian and pass a cochain on its graph")
+
+
 class DiscreteSheafDiffusionLayer(nn.Module):
     r"""One step of discrete Neural Sheaf Diffusion (Bodnar et al. 2022, eq. 11).
 
@@ -61,6 +73,7 @@ class DiscreteSheafDiffusionLayer(nn.Module):
         nn.init.zeros_(self.epsilons)
 
     def forward(self, x: Tensor, laplacian: SheafLaplacian) -> Tensor:
+        _check_cochain(x, laplacian, self.d, self.hidden_channels)
         h = F.dropout(x, p=self.dropout, training=self.training)
         if self.left is not None:
             h = stalk_linear(h, self.left.weight)
@@ -113,6 +126,7 @@ class SheafConv(nn.Module):
         self.right.reset_parameters()
 
     def forward(self, x: Tensor, laplacian: SheafLaplacian) -> Tensor:
+        _check_cochain(x, laplacian, self.d, self.in_channels)
         h = stalk_linear(x, self.left.weight) if self.left is not None else x
         h = self.right(h)
         return self.act(h - laplacian.matmul(h))

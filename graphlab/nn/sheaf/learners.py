@@ -35,6 +35,15 @@ def concat_linear(weight: Tensor, x: Tensor, edge_index: Tensor) -> Tensor:
     return _take(both[:, :out], edge_index[0]) + _take(both[:, out:], edge_index[1])
 
 
+def _check_inputs(x: Tensor, width: int, edge_index: Tensor, what: str) -> None:
+    """``x`` is ``[N, width]`` and ``edge_index`` ``[2, E]`` (the shapes every learner states)."""
+    if x.dim() != 2 or x.size(1) != width:
+        raise ValueError(f"x must have shape [N, {width}] ({what}), got {tuple(x.shape)}; flatten the cochain "
+                         f"with x.reshape(N, -1) or build the learner with the input width")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
+
+
 def _sheaf_activation(name: str) -> Any:
     acts = {"tanh": torch.tanh, "elu": F.elu, "id": lambda t: t}
     if name not in acts:
@@ -70,6 +79,7 @@ class LocalConcatSheafLearner(nn.Module):
         self.linear.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        _check_inputs(x, self.in_channels, edge_index, "in_channels")
         maps = self.act(concat_linear(self.linear.weight, x, edge_index))
         return maps.view((-1,) + self.out_shape)
 
@@ -100,6 +110,7 @@ class LocalConcatSheafLearnerVariant(LocalConcatSheafLearner):
         super().__init__(hidden_channels, out_shape, sheaf_act)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        _check_inputs(x, self.d * self.in_channels, edge_index, "d * hidden_channels")
         return super().forward(x.view(x.size(0), self.d, -1).sum(1), edge_index)
 
 
@@ -123,6 +134,10 @@ class EdgeWeightLearner(nn.Module):
         self.linear.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor, rev: Tensor) -> Tensor:
+        _check_inputs(x, self.in_channels, edge_index, "in_channels")
+        if rev.shape != (edge_index.size(1),):
+            raise ValueError(f"rev must have shape [E] = [{edge_index.size(1)}] (the reverse of each edge, "
+                             f"SheafGraph.rev), got {tuple(rev.shape)}")
         half = torch.sigmoid(concat_linear(self.linear.weight, x, edge_index)).squeeze(-1)
         return half * _take(half, rev)
 
@@ -205,6 +220,9 @@ class SheafLaplacianLearner(nn.Module):
             self.weight_learner.reset_parameters()
 
     def forward(self, x: Tensor, graph: SheafGraph) -> SheafLaplacian:
+        if x.dim() != 3 or x.shape[1] != self.final_d or x.size(0) != graph.num_nodes:
+            raise ValueError(f"x must be a cochain [N, d + add_lp + add_hp, F] = [{graph.num_nodes}, {self.final_d}, F] "
+                             f"on the graph's N nodes, got {tuple(x.shape)}")
         flat = x.reshape(x.size(0), -1)
         maps = self.map_learner(flat, graph.edge_index)
         if self.sheaf_type == "diag":

@@ -21,6 +21,13 @@ def _fill_lower(params: Tensor, d: int, offset: int) -> Tensor:
     return out
 
 
+def _check_params(params: Tensor, d: int, expected: int, orth_map: str) -> None:
+    if params.dim() < 1 or params.size(-1) != expected:
+        raise ValueError(f"orth_map={orth_map!r} with d={d} takes {expected} parameters per map ([B, {expected}]), "
+                         f"got params of shape {tuple(params.shape)}; size the learner's output with "
+                         f"Orthogonal(d, {orth_map!r}).num_params")
+
+
 def householder_orthogonal(params: Tensor, d: int) -> Tensor:
     r"""Product of Householder reflections :math:`Q = H_1 \cdots H_d`, :math:`H_k = I - 2 v_k v_k^\top /
     \lVert v_k \rVert^2`, with :math:`v_k` the ``k``-th column of ``I + tril(A, -1)``, ``A`` filled from
@@ -29,6 +36,7 @@ def householder_orthogonal(params: Tensor, d: int) -> Tensor:
     Computed with the batch as the last (contiguous) axis: every step is an element-wise op over ``B``-long
     rows, ~3x faster forward and backward on CPU than ``B`` tiny ``d x d`` matmuls.
     """
+    _check_params(params, d, d * (d - 1) // 2, "householder")
     batch = params.shape[:-1]
     flat = params.reshape(-1, params.shape[-1]).t()  # [d(d-1)/2, B]
     rows, cols = torch.tril_indices(d, d, offset=-1, device=params.device)
@@ -51,6 +59,7 @@ def _skew(params: Tensor, d: int) -> Tensor:
 def cayley_orthogonal(params: Tensor, d: int) -> Tensor:
     r"""Cayley map :math:`Q = (I - A/2)^{-1} (I + A/2)` of the skew-symmetric :math:`A = P - P^\top`,
     ``P`` lower triangular from ``params`` ``[B, d(d+1)/2]``. Returns ``[B, d, d]`` in SO(d)."""
+    _check_params(params, d, d * (d + 1) // 2, "cayley")
     skew = _skew(params, d)
     eye = torch.eye(d, dtype=params.dtype, device=params.device)
     return torch.linalg.solve(eye - 0.5 * skew, eye + 0.5 * skew)
@@ -59,11 +68,15 @@ def cayley_orthogonal(params: Tensor, d: int) -> Tensor:
 def matrix_exp_orthogonal(params: Tensor, d: int) -> Tensor:
     r"""Matrix exponential :math:`Q = \exp(P - P^\top)` with ``P`` lower triangular from ``params``
     ``[B, d(d+1)/2]``. Returns ``[B, d, d]`` in SO(d)."""
+    _check_params(params, d, d * (d + 1) // 2, "matrix_exp")
     return torch.linalg.matrix_exp(_skew(params, d))
 
 
 def euler_orthogonal(params: Tensor, d: int) -> Tensor:
     """Rotation from angles ``2 pi params``: one angle for ``d = 2``, Euler angles (z-y-x) for ``d = 3``."""
+    if d not in (2, 3):
+        raise ValueError(f"orth_map='euler' needs d in (2, 3), got d={d}; use 'householder' for other d")
+    _check_params(params, d, 1 if d == 2 else 3, "euler")
     angles = 2 * math.pi * params
     if d == 2:
         cos, sin = torch.cos(angles[..., 0]), torch.sin(angles[..., 0])
@@ -100,6 +113,7 @@ class Orthogonal(nn.Module):
 
     @property
     def num_params(self) -> int:
+        """Parameters per map: ``d(d+1)/2`` (cayley, matrix_exp) or ``d(d-1)/2`` (householder, euler)."""
         return self.d * (self.d + 1) // 2 if self.orth_map in ("cayley", "matrix_exp") else self.d * (self.d - 1) // 2
 
     def forward(self, params: Tensor) -> Tensor:
