@@ -15,10 +15,8 @@ The coming families add their preprocessing here as new modules beside these (su
 distances, Mamba token sampling), each exported from this ``__init__``.
 """
 
-from torch_geometric.transforms import AddRandomWalkPE
-
 from graphlab.transforms.csr import ToCSR, register_csr
-from graphlab.transforms.positional import AddLaplacianPE
+from graphlab.transforms.positional import AddLaplacianPE, AddRandomWalkPE
 from graphlab.transforms.sheaf import SheafConnection
 
 __all__ = ["AddLaplacianPE", "AddRandomWalkPE", "SheafConnection", "ToCSR", "register_csr"]
