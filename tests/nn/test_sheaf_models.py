@@ -250,7 +250,8 @@ def bench():
 @pytest.mark.parametrize("add_lp,add_hp", [(False, False), (True, True)])
 def test_matches_official_design_reimplementation(bench, sheaf_type, add_lp, add_hp):
     """benchmarks/sheaf.py rebuilds the Laplacian the official way (scalar COO, lower triangle + transpose,
-    SVD normaliser); in eval mode both designs must give the same logits."""
+    SVD normaliser) with the official default sparse_learner=False; in eval mode both designs must give the same
+    logits."""
     torch.manual_seed(0)
     model = M.NeuralSheafDiffusion(3, 3, sheaf_type=sheaf_type, d=3, num_layers=2, hidden_channels=4,
                                    add_lp=add_lp, add_hp=add_hp).double().eval()
@@ -258,5 +259,37 @@ def test_matches_official_design_reimplementation(bench, sheaf_type, add_lp, add
     x = x.double()
     graph = model.graph(edge_index, 24)
     for product in ("torch.sparse", "torch_sparse"):
-        official = bench.OfficialStyleNSD(model, graph, add_lp, add_hp, product).eval()
+        official = bench.OfficialStyleNSD(model, graph, add_lp, add_hp, product, sparse_learner=False).eval()
         torch.testing.assert_close(official(x, edge_index), model(x, edge_index))
+
+
+@pytest.mark.parametrize("sheaf_type", ["diag", "bundle", "general"])
+def test_official_design_sparse_learner(bench, sheaf_type):
+    """sparse_learner=True as the official texas script sets it. The official learner sums the ``final_d``
+    ``2F``-wide slices of ``[x_u || x_v]``, which is linear: it equals a full (non-sparse) learner whose weight is
+    ``W`` tiled ``final_d`` times. So the official-design network with ``W`` must match graphlab's network with
+    ``sparse_learner=False`` and the tiled weight (all other parameters shared)."""
+    torch.manual_seed(0)
+    kwargs = dict(sheaf_type=sheaf_type, d=2, num_layers=2, hidden_channels=4, add_lp=True)
+    sparse = M.NeuralSheafDiffusion(3, 3, sparse_learner=True, **kwargs).double().eval()
+    full = M.NeuralSheafDiffusion(3, 3, sparse_learner=False, **kwargs).double().eval()
+    state = sparse.state_dict()
+    for key, weight in list(state.items()):
+        if ".map_learner.linear.weight" in key:
+            state[key] = weight.repeat(1, sparse.final_d)
+    full.load_state_dict(state)
+    x, edge_index, _ = heterophilic_graph()
+    x = x.double()
+    graph = sparse.graph(edge_index, 24)
+    official = bench.OfficialStyleNSD(sparse, graph, True, False, "torch_sparse", sparse_learner=True).eval()
+    torch.testing.assert_close(official(x, edge_index), full(x, edge_index))
+    assert not torch.allclose(official(x, edge_index), sparse(x, edge_index))  # graphlab's variant differs
+    with pytest.raises(ValueError, match="build the model with sparse_learner=False"):
+        bench.OfficialStyleNSD(sparse, graph, True, False, "torch_sparse", sparse_learner=False)
+
+
+def test_benchmark_settings_follow_the_official_scripts(bench):
+    """sparse_learner per dataset as the official code sets it (parser default False; run_texas.sh True)."""
+    assert {name: s["sparse_learner"] for name, s in bench.SETTINGS.items()} == \
+        {"chameleon": False, "film": False, "squirrel": False, "texas": True}
+    assert bench.DEFAULT_SETTING["sparse_learner"] is False
