@@ -1,4 +1,4 @@
-"""to_csr / csr_transpose / the identity caches (the ToCSR transform: tests/transforms/test_csr.py)."""
+"""to_csr / csr_transpose / the identity caches (the ToCSR transform: tests/transforms/test_csr_transform.py)."""
 
 from __future__ import annotations
 
