@@ -47,17 +47,24 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphlab.models.sheaf import NeuralSheafDiffusion
-from graphlab.nn.sheaf import LocalConcatSheafLearnerVariant, SheafGraph
+from graphlab.nn.sheaf import SheafGraph
 
-# Per dataset: the hyperparameters of the official script (chameleon) or of graphlab's config (film),
-# applied to every variant so the three variants are timed on the same sizes.
+# Per dataset: the hyperparameters of the official script (exp/scripts/run_<dataset>.sh of
+# twitter-research/neural-sheaf-diffusion) or, for film (no official script), of graphlab's config, applied to every
+# variant so the three variants are timed on the same sizes. ``sparse_learner`` is set as the official code sets it:
+# its parser defaults to False (exp/parser.py, line 56: ``type=str2bool, default=False``), run_chameleon.sh and
+# run_squirrel.sh leave the default, run_texas.sh passes ``--sparse_learner=True`` (line 17), and the sweep
+# config/orth_webkb_sweep.yml never sets it; graphlab's film configs use False.
 SETTINGS: dict[str, dict[str, Any]] = {
-    "chameleon": dict(d=4, num_layers=5, hidden_channels=32, add_lp=True, second_linear=True, input_dropout=0.7),
-    "film": dict(d=3, num_layers=2, hidden_channels=32, add_lp=True, dropout=0.7, input_dropout=0.2),
-    "squirrel": dict(d=3, num_layers=5, hidden_channels=32, add_lp=True, second_linear=True, input_dropout=0.7),
+    "chameleon": dict(d=4, num_layers=5, hidden_channels=32, add_lp=True, second_linear=True, input_dropout=0.7,
+                      sparse_learner=False),
+    "film": dict(d=3, num_layers=2, hidden_channels=32, add_lp=True, dropout=0.7, input_dropout=0.2,
+                 sparse_learner=False),
+    "squirrel": dict(d=3, num_layers=5, hidden_channels=32, add_lp=True, second_linear=True, input_dropout=0.7,
+                     sparse_learner=False),
     "texas": dict(d=3, num_layers=4, hidden_channels=20, dropout=0.7, sparse_learner=True),
 }
-DEFAULT_SETTING = dict(d=3, num_layers=2, hidden_channels=32)
+DEFAULT_SETTING = dict(d=3, num_layers=2, hidden_channels=32, sparse_learner=False)  # the official default
 
 
 # ------------------------------------------------------------------------------------------ official design
@@ -173,24 +180,38 @@ def _orgqr_orthogonal(params: Tensor, d: int) -> Tensor:
     return torch.linalg.householder_product(vectors, tau)
 
 
-def _concat_learner_forward(learner: nn.Module, x: Tensor, edge_index: Tensor) -> Tensor:
-    """The official learners: ``act(W [x_u || x_v])`` on the per-edge concatenation (``torch.cat``); the
-    sparse variant reshapes that concatenation to ``[E, d, 2F]`` and sums over the middle axis, as the official
-    ``LocalConcatSheafLearnerVariant`` does."""
+def _concat_learner_forward(learner: nn.Module, x: Tensor, edge_index: Tensor, sparse_learner: bool,
+                            final_d: int) -> Tensor:
+    """The official learners: ``act(W [x_u || x_v])`` on the per-edge concatenation (``torch.cat``); with
+    ``sparse_learner`` the official ``LocalConcatSheafLearnerVariant``, which reshapes that concatenation to
+    ``[E, final_d, 2F]`` and sums over the middle axis (mixing the two ends; graphlab's variant sums each end's
+    stalks, as the paper describes, so the two learners give different maps from the same ``W``)."""
     x_cat = torch.cat([x[edge_index[0]], x[edge_index[1]]], dim=-1)
-    if isinstance(learner, LocalConcatSheafLearnerVariant):
-        x_cat = x_cat.reshape(x_cat.size(0), learner.d, -1).sum(1)
+    if sparse_learner:
+        x_cat = x_cat.reshape(x_cat.size(0), final_d, -1).sum(1)
     maps = learner.act(learner.linear(x_cat))
     return maps.view((-1,) + learner.out_shape)
 
 
 class OfficialStyleNSD(nn.Module):
-    """The official discrete NSD forward pass around a :class:`NeuralSheafDiffusion`'s parameters."""
+    """The official discrete NSD forward pass around a :class:`NeuralSheafDiffusion`'s parameters.
 
-    def __init__(self, model: NeuralSheafDiffusion, graph: SheafGraph, add_lp: bool, add_hp: bool, product: str) -> None:
+    ``sparse_learner`` is the official option (default False, as its parser): the map learners of ``model`` must
+    have the matching input width (``2 F`` when True, ``2 d F`` when False), i.e. ``model`` built with the same
+    ``sparse_learner``.
+    """
+
+    def __init__(self, model: NeuralSheafDiffusion, graph: SheafGraph, add_lp: bool, add_hp: bool, product: str,
+                 sparse_learner: bool = False) -> None:
         super().__init__()
+        width = model.sheaf_learners[0].map_learner.linear.in_features
+        expected = 2 * model.hidden_channels * (1 if sparse_learner else model.final_d)
+        if width != expected:
+            raise ValueError(f"sparse_learner={sparse_learner} needs map learners with {expected} inputs but the "
+                             f"model's have {width}; build the model with sparse_learner={sparse_learner}")
         self.model = model
         self.graph = graph
+        self.sparse_learner = sparse_learner
         self.builder = OfficialStyleBuilder(model.sheaf_type, graph, model.d, add_lp, add_hp, product)
 
     def train(self, mode: bool = True) -> "OfficialStyleNSD":
@@ -200,7 +221,8 @@ class OfficialStyleNSD(nn.Module):
 
     def laplacian(self, learner: nn.Module, x: Tensor) -> OfficialStyleLaplacian:
         flat = x.reshape(x.size(0), -1)
-        maps = _concat_learner_forward(learner.map_learner, flat, self.graph.edge_index)
+        maps = _concat_learner_forward(learner.map_learner, flat, self.graph.edge_index, self.sparse_learner,
+                                       self.model.final_d)
         weights = None
         if learner.sheaf_type == "bundle":
             if learner.weight_learner is not None:
@@ -257,7 +279,8 @@ def build(dataset: str, variant: str, impl: str, data: Any, device: str) -> tupl
     graph = model.graph(data.edge_index, data.num_nodes)
     net: nn.Module = model
     if impl != "graphlab":
-        net = OfficialStyleNSD(model, graph, setting.get("add_lp", False), setting.get("add_hp", False), impl.split(":")[1])
+        net = OfficialStyleNSD(model, graph, setting.get("add_lp", False), setting.get("add_hp", False),
+                               impl.split(":")[1], sparse_learner=setting["sparse_learner"])
     return net, torch.optim.Adam(model.parameters(), lr=0.01)
 
 

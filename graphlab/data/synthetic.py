@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader as PyGDataLoader
+from torch_geometric.transforms import Constant
 from torch_geometric.utils import coalesce, to_undirected
 
 from graphlab.data.base import (
@@ -40,6 +41,7 @@ from graphlab.data.splits import (
     split_edges,
     stratified_folds,
 )
+from graphlab.transforms import AddLaplacianPE, AddRandomWalkPE
 
 # --------------------------------------------------------------------------- CSL
 CSL_NUM_NODES = 41
@@ -68,59 +70,6 @@ def csl_graphs(seed: int = 0) -> list[Data]:
     return graphs
 
 
-def _dense_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
-    adj = torch.zeros(num_nodes, num_nodes)
-    adj[edge_index[0], edge_index[1]] = 1.0
-    return adj
-
-
-def random_walk_pe(adjacency: Tensor, walk_length: int) -> Tensor:
-    """Random-walk return probabilities ``[(P^k)_{ii}]`` for ``k = 1..walk_length``.
-
-    The same encoding as PyG's ``AddRandomWalkPE`` (``P = D^{-1} A``, isolated nodes get
-    degree 1), computed for a batch of equally sized graphs at once.
-
-    Args:
-        adjacency: ``[B, N, N]`` dense adjacency matrices.
-
-    Returns:
-        ``[B, N, walk_length]``.
-    """
-    transition = adjacency / adjacency.sum(dim=-1, keepdim=True).clamp(min=1)
-    power, steps = transition, []
-    for _ in range(walk_length):
-        steps.append(torch.diagonal(power, dim1=-2, dim2=-1))
-        power = power @ transition
-    return torch.stack(steps, dim=-1)
-
-
-def laplacian_pe(adjacency: Tensor, k: int) -> Tensor:
-    """The ``k`` eigenvectors of the symmetric normalised Laplacian after the trivial one.
-
-    Signs are fixed (largest-magnitude entry positive) so the encoding is deterministic;
-    eigenvectors of repeated eigenvalues (common in symmetric graphs such as CSL's) are one
-    arbitrary orthonormal basis of their eigenspace, as any eigensolver returns.
-
-    Args:
-        adjacency: ``[B, N, N]`` dense symmetric adjacency matrices.
-
-    Returns:
-        ``[B, N, k]``.
-    """
-    num_nodes = adjacency.size(-1)
-    if k >= num_nodes:
-        raise ValueError(f"pe_dim={k} Laplacian eigenvectors need more than {k} nodes, the graph has {num_nodes}")
-    adj = adjacency.to(torch.float64)
-    deg = adj.sum(dim=-1)
-    inv_sqrt = torch.where(deg > 0, deg.clamp(min=1e-12).rsqrt(), torch.zeros_like(deg))
-    laplacian = torch.eye(num_nodes, dtype=adj.dtype) - inv_sqrt[..., :, None] * adj * inv_sqrt[..., None, :]
-    _, vectors = np.linalg.eigh(laplacian.numpy())  # batched LAPACK; faster than torch's for small N
-    vectors = torch.from_numpy(vectors)
-    pe = vectors[..., 1 : k + 1]
-    peak = pe.abs().argmax(dim=-2, keepdim=True)
-    return (pe * torch.sign(pe.gather(-2, peak))).to(torch.float)
-
-
 class CSLData(PartLoaderMixin, GraphDataModule):
     """Circular Skip Links (Murphy et al., "Relational Pooling for Graph Representations", 2019).
 
@@ -136,9 +85,8 @@ class CSLData(PartLoaderMixin, GraphDataModule):
         batch_size: graphs per batch (benchmarking-gnns uses 5).
         num_workers: DataLoader worker processes.
         positional_encoding: node features: ``"rwse"`` (random-walk return probabilities
-            for walks of length 1..``pe_dim``, as PyG's ``AddRandomWalkPE``, see
-            :func:`random_walk_pe`), ``"laplacian"``
-            (``pe_dim`` Laplacian eigenvectors, see :func:`laplacian_pe`) or ``"none"``
+            for walks of length 1..``pe_dim``, :class:`graphlab.transforms.AddRandomWalkPE`), ``"laplacian"``
+            (``pe_dim`` Laplacian eigenvectors, :class:`graphlab.transforms.AddLaplacianPE`) or ``"none"``
             (a constant 1: the 1-WL-hard setting).
         pe_dim: walk length or number of eigenvectors.
         seed: seed of the relabellings and of the folds.
@@ -185,17 +133,14 @@ class CSLData(PartLoaderMixin, GraphDataModule):
         return self._graphs
 
     def _featurise(self, graphs: list[Data]) -> list[Data]:
-        """Node features of the chosen encoding, computed for all (equally sized) graphs at once."""
-        adjacency = torch.stack([_dense_adjacency(g.edge_index, int(g.num_nodes)) for g in graphs])
+        """Node features ``x`` of the chosen encoding (a transform from :mod:`graphlab.transforms`)."""
         if self.positional_encoding == "rwse":
-            features = random_walk_pe(adjacency, self.pe_dim)
+            encode = AddRandomWalkPE(self.pe_dim, attr_name=None)
         elif self.positional_encoding == "laplacian":
-            features = laplacian_pe(adjacency, self.pe_dim)
+            encode = AddLaplacianPE(self.pe_dim, attr_name=None)
         else:
-            features = torch.ones(len(graphs), CSL_NUM_NODES, 1)
-        for g, x in zip(graphs, features):
-            g.x = x
-        return graphs
+            encode = Constant(1.0)  # x = ones [N, 1]
+        return [encode(g) for g in graphs]
 
     @property
     def split_index(self) -> IndexSplit:

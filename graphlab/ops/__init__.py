@@ -8,7 +8,7 @@ Public API::
     segment_softmax(src, ptr) -> like src
     set_backend("auto" | "reference" | "cpu" | "triton")    # call or context manager
     set_validation(True | False)                             # call or context manager
-    ToCSR(), register_csr(data)                              # PyG transform storing the CSR on a Data object
+    spd_inv_sqrt(matrix)                                     # batched SPD A^{-1/2}, stable gradients
     block_spmm(diag_blocks, edge_blocks, index, x)           # sheaf Laplacian products, d x d blocks
 
 See :mod:`graphlab.ops._backend` for the dispatch rules and :mod:`graphlab.ops.reference` for the semantics.
@@ -28,13 +28,12 @@ from graphlab.ops.csr import CSR, IdentityCache, cached_csr, cached_transpose, c
 from graphlab.ops.gather_reduce import gather_reduce
 from graphlab.ops.segment import segment_reduce, segment_softmax
 from graphlab.ops.sheaf import BlockIndex, block_spmm
-from graphlab.ops.transforms import ToCSR, register_csr
+from graphlab.ops.linalg import spd_inv_sqrt
 
 __all__ = [
     "BlockIndex",
     "CSR",
     "IdentityCache",
-    "ToCSR",
     "cached_csr",
     "cached_transpose",
     "csr_transpose",
@@ -43,13 +42,13 @@ __all__ = [
     "get_backend",
     "last_path",
     "path_count",
-    "register_csr",
     "reset_path_log",
     "resolve_backend",
     "set_backend",
     "segment_reduce",
     "segment_softmax",
     "set_validation",
+    "spd_inv_sqrt",
     "to_csr",
     "validation_enabled",
 ]

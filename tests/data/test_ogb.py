@@ -14,6 +14,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from graphlab.data import OGBGraphData, OGBLinkData, OGBNodeData
+from graphlab.data import _ogb_compat
 from graphlab.data import ogb as ogb_module
 
 
@@ -159,7 +160,7 @@ def test_split_files_load_weights_only(ogb_fixture) -> None:
     bad = fx.folder / "split" / "target" / "valid.pt"
     torch.save({"edge": np.array([[0, 1]]), "note": Path("x")}, bad)
     with pytest.raises(Exception, match="Weights only load failed"):
-        ogb_module.load_split_file(str(bad))
+        _ogb_compat.load_split_file(str(bad))
 
 
 # --------------------------------------------------------------------------- errors
@@ -189,7 +190,7 @@ def test_offline_download_failure_is_reported_clearly(tmp_path, monkeypatch) -> 
     def offline(url: str, folder: str) -> str:
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(ogb_module, "download_url", offline)
+    monkeypatch.setattr(_ogb_compat, "download_url", offline)
     dm = OGBLinkData("ogbl-ddi", root=str(tmp_path), download=True)
     with pytest.raises(FileNotFoundError, match=r"download failed \(<urlopen error no network>\).*copy the unzipped"):
         dm.prepare_data()
@@ -208,7 +209,7 @@ def test_download_path_fetches_and_unpacks(ogb_fixture, tmp_path, monkeypatch) -
                 dst.writestr(item.filename.replace("ogbl_ddi", "ddi", 1), src.read(item))
         return str(Path(folder) / "ddi.zip")
 
-    monkeypatch.setattr(ogb_module, "download_url", fake_download)
+    monkeypatch.setattr(_ogb_compat, "download_url", fake_download)
     root = tmp_path / "fresh"
     dm = OGBLinkData("ogbl-ddi", root=str(root), download=True)
     dm.prepare_data()

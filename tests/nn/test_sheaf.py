@@ -8,6 +8,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import remove_self_loops, to_undirected
 
 from graphlab.nn import sheaf as S
+from graphlab.nn.sheaf.orthogonal import _fill_lower
 from graphlab.ops import _backend
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread, restored after
@@ -190,46 +191,6 @@ def test_builder_gradcheck(kind):
     assert torch.autograd.gradcheck(apply, (maps,))
 
 
-# ---------------------------------------------------------------------------------------------- SPD inverse sqrt
-
-
-def sym_inv_sqrt(matrix):
-    """The function of a symmetric matrix, extended to all matrices (eigh reads one triangle only)."""
-    return S.spd_inv_sqrt(0.5 * (matrix + matrix.transpose(-1, -2)))
-
-
-def test_spd_inv_sqrt_forward_and_gradcheck():
-    gen = torch.Generator().manual_seed(13)
-    a = torch.randn(5, 3, 3, dtype=torch.float64, generator=gen)
-    spd = a @ a.transpose(1, 2) + torch.eye(3, dtype=torch.float64)
-    y = S.spd_inv_sqrt(spd)
-    torch.testing.assert_close(y @ spd @ y, torch.eye(3, dtype=torch.float64).expand(5, 3, 3))
-    assert torch.autograd.gradcheck(sym_inv_sqrt, (spd.requires_grad_(True),))
-
-
-def test_spd_inv_sqrt_finite_gradients_at_repeated_eigenvalues():
-    """``D_u + I = c I`` (isolated nodes, symmetric maps) makes eigh/SVD backward divide by zero; the
-    Daleckii-Krein backward stays finite and exact, with no noise injected."""
-    matrix = torch.stack([torch.eye(3, dtype=torch.float64), 2.5 * torch.eye(3, dtype=torch.float64),
-                          torch.diag(torch.tensor([2.0, 2.0, 5.0], dtype=torch.float64))]).requires_grad_(True)
-    weights = torch.randn(3, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(14))
-    (S.spd_inv_sqrt(matrix) * weights).sum().backward()
-    assert torch.isfinite(matrix.grad).all()
-    assert torch.autograd.gradcheck(sym_inv_sqrt, (matrix,))
-    naive = matrix.detach().clone().requires_grad_(True)
-    evals, evecs = torch.linalg.eigh(naive)
-    ((evecs * evals.rsqrt().unsqueeze(-2) @ evecs.transpose(1, 2)) * weights).sum().backward()
-    assert not torch.isfinite(naive.grad).all()  # what the official code's noise works around
-
-
-def test_general_laplacian_gradients_finite_without_noise():
-    graph = S.SheafGraph.from_edge_index(random_undirected(8, 16, seed=15), 9)
-    maps = torch.eye(2, dtype=torch.float64).repeat(graph.edge_index.size(1), 1, 1).requires_grad_(True)
-    lap = build("general", graph, maps, "augmented")
-    lap.matmul(torch.randn(9, 2, 3, dtype=torch.float64)).sum().backward()
-    assert torch.isfinite(maps.grad).all()
-
-
 # ---------------------------------------------------------------------------------------------- O(d) maps
 
 
@@ -248,7 +209,7 @@ def test_orthogonal_maps(orth_map, d):
 def test_householder_equals_lapack_orgqr():
     d = 4
     params = torch.randn(6, d * (d - 1) // 2, dtype=torch.float64)
-    vectors = S._fill_lower(params, d, -1) + torch.eye(d, dtype=torch.float64)
+    vectors = _fill_lower(params, d, -1) + torch.eye(d, dtype=torch.float64)
     tau = 2.0 / (vectors * vectors).sum(1)
     torch.testing.assert_close(S.householder_orthogonal(params, d), torch.linalg.householder_product(vectors, tau))
 
@@ -406,3 +367,88 @@ def test_layers_same_on_every_backend():
             outs.append(layer(x, learner(x, graph)))
             assert _backend.last_path("block_spmm") == path
     torch.testing.assert_close(outs[0], outs[1])
+
+
+# ---------------------------------------------------------------------------------------------- preconditions
+
+
+def test_bundle_laplacian_rejects_per_direction_edge_weights():
+    """Per-direction weights w_(u,v) != w_(v,u) would give an asymmetric Laplacian: refused, with the fix."""
+    graph = S.SheafGraph.from_edge_index(random_undirected(8, 20, seed=1), 8)
+    gen = torch.Generator().manual_seed(2)
+    transports = random_orthogonal(graph.edge_index.size(1), 2, gen)
+    weights = torch.rand(graph.edge_index.size(1), generator=gen, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"edge_weights of edge \(\d+, \d+\) and of its reverse .* w \* w\[graph.rev\]"):
+        S.bundle_sheaf_laplacian(transports, graph, weights)
+    diag, off = S.bundle_sheaf_laplacian(transports, graph, weights * weights[graph.rev])  # the fix works
+    dense = S.SheafLaplacian(diag, off, graph).to_dense()
+    torch.testing.assert_close(dense, dense.t())
+    with pytest.raises(ValueError, match=r"edge_weights must have shape \[E\]"):
+        S.bundle_sheaf_laplacian(transports, graph, weights[:-1])
+
+
+def test_builders_check_block_shapes_and_orthogonality():
+    graph = S.SheafGraph.from_edge_index(random_undirected(8, 20, seed=1), 8)
+    num_edges = graph.edge_index.size(1)
+    gen = torch.Generator().manual_seed(3)
+    with pytest.raises(ValueError, match=f"has {num_edges - 1} blocks but the graph has E = {num_edges}"):
+        S.diag_sheaf_laplacian(torch.randn(num_edges - 1, 2, generator=gen), graph)
+    with pytest.raises(ValueError, match=r"maps must have shape \[E, d, d\]"):
+        S.general_sheaf_laplacian(torch.randn(num_edges, 2, 3, generator=gen), graph)
+    with pytest.raises(ValueError, match=r"maps must have shape \[E, d\]"):
+        S.diag_sheaf_laplacian(torch.randn(num_edges, 2, 2, generator=gen), graph)
+    with pytest.raises(ValueError, match="transports must be orthogonal .* graphlab.nn.sheaf.Orthogonal"):
+        S.bundle_sheaf_laplacian(torch.randn(num_edges, 2, 2, generator=gen), graph)
+    with pytest.raises(ValueError, match="transports must be orthogonal"):
+        S.connection_sheaf_laplacian(2 * torch.eye(2).expand(num_edges, 2, 2), graph)
+    not_transposed = random_orthogonal(num_edges, 2, gen)  # O_vu independent of O_uv
+    with pytest.raises(ValueError, match="must be the transpose of the one of"):
+        S.connection_sheaf_laplacian(not_transposed, graph)
+    with _backend.set_validation(False):  # value checks off: only shapes are checked
+        S.bundle_sheaf_laplacian(torch.randn(num_edges, 2, 2, generator=gen), graph)
+    diag, off = S.diag_sheaf_laplacian(torch.randn(num_edges, 2, generator=gen), graph)
+    with pytest.raises(ValueError, match="must be the blocks of a Laplacian on this graph"):
+        S.append_fixed_dims(diag[:-1], off, graph, add_lp=True, add_hp=False)
+    with pytest.raises(ValueError, match="normalisation must be"):
+        S.append_fixed_dims(diag, off, graph, add_lp=True, add_hp=False, normalisation="degre")
+
+
+def test_sheaf_graph_rejects_indices_outside_num_nodes():
+    with pytest.raises(ValueError, match=r"indices in \[0, 5\] but the graph has num_nodes=4"):
+        S.SheafGraph.from_edge_index(torch.tensor([[0, 5], [5, 0]]), 4)
+    with pytest.raises(ValueError, match=r"indices in \[-1, 2\]"):
+        S.SheafGraph.from_edge_index(torch.tensor([[-1, 2], [2, -1]]), 4)
+
+
+@pytest.mark.parametrize("fn,d,good", [(S.householder_orthogonal, 3, 3), (S.cayley_orthogonal, 3, 6),
+                                       (S.matrix_exp_orthogonal, 2, 3), (S.euler_orthogonal, 3, 3)])
+def test_orthogonal_maps_check_parameter_count(fn, d, good):
+    assert fn(torch.zeros(4, good), d).shape == (4, d, d)
+    with pytest.raises(ValueError, match=f"takes {good} parameters per map"):
+        fn(torch.zeros(4, good + 1), d)
+    with pytest.raises(ValueError, match="takes"):
+        S.Orthogonal(d, "householder")(torch.zeros(4, d * (d - 1) // 2 + 1))
+
+
+def test_learners_and_layers_check_input_shapes():
+    graph = S.SheafGraph.from_edge_index(random_undirected(8, 20, seed=1), 8)
+    with pytest.raises(ValueError, match=r"x must have shape \[N, 6\]"):
+        S.LocalConcatSheafLearner(6, (2,))(torch.randn(8, 5), graph.edge_index)
+    with pytest.raises(ValueError, match=r"x must have shape \[N, 12\] \(d \* hidden_channels\)"):
+        S.LocalConcatSheafLearnerVariant(3, 4, (2,))(torch.randn(8, 4), graph.edge_index)
+    with pytest.raises(ValueError, match=r"edge_index must have shape \[2, E\]"):
+        S.LocalConcatSheafLearner(6, (2,))(torch.randn(8, 6), graph.edge_index.t())
+    with pytest.raises(ValueError, match=r"rev must have shape \[E\]"):
+        S.EdgeWeightLearner(6)(torch.randn(8, 6), graph.edge_index, graph.rev[:-1])
+    learner = S.SheafLaplacianLearner("diag", 2, 4, add_lp=True)
+    with pytest.raises(ValueError, match=r"x must be a cochain \[N, d \+ add_lp \+ add_hp, F\] = \[8, 3, F\]"):
+        learner(torch.randn(8, 2, 4), graph)
+    laplacian = learner(torch.randn(8, 3, 4), graph)
+    with pytest.raises(ValueError, match=r"x must be a cochain \[N, d, F\] = \[N, 3, 4\]"):
+        S.DiscreteSheafDiffusionLayer(3, 4)(torch.randn(8, 3, 5), laplacian)
+    with pytest.raises(ValueError, match="the Laplacian has stalk dimension 3 on 8 nodes"):
+        S.SheafConv(2, 4, 4)(torch.randn(8, 2, 4), laplacian)
+    with pytest.raises(ValueError, match=r"x must have shape \[N, p\] with N = 8"):
+        S.local_pca_bases(torch.randn(7, 4), graph, d=2, num_neighbours=4)
+    with pytest.raises(ValueError, match=r"bases must have shape \[N, p, d\]"):
+        S.procrustes_transports(torch.randn(7, 4, 2), graph)

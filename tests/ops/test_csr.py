@@ -1,4 +1,4 @@
-"""to_csr / csr_transpose / the identity caches / the ToCSR transform."""
+"""to_csr / csr_transpose / the identity caches (the ToCSR transform: tests/transforms/test_csr_transform.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import gc
 
 import pytest
 import torch
-from torch_geometric.data import Data
 
 import graphlab.ops as ops
 from graphlab.ops import csr as csr_module
@@ -115,23 +114,3 @@ def test_cache_is_bounded():
     for i, key in enumerate(keys):
         cache.put([key], None, i)
     assert len(cache) == 3 and cache.get([keys[0]]) is None and cache.get([keys[4]]) == 4
-
-
-def test_to_csr_transform_stores_csr_and_primes_the_caches(make_graph):
-    edge_index = make_graph(7, 20, seed=3)
-    data = ops.ToCSR()(Data(edge_index=edge_index, num_nodes=7))
-    expected = ops.to_csr(edge_index, 7)
-    assert torch.equal(data.csr_rowptr, expected.rowptr) and torch.equal(data.csr_col, expected.col)
-    assert torch.equal(data.csr_perm, expected.perm)
-    transpose = ops.csr_transpose(expected.rowptr, expected.col, 7)
-    assert torch.equal(data.csr_t_colptr, transpose.rowptr) and torch.equal(data.csr_t_row, transpose.col)
-    cached = ops.cached_csr(data.edge_index, 7)
-    assert cached.rowptr is data.csr_rowptr and cached.col is data.csr_col
-    assert ops.cached_transpose(cached.rowptr, cached.col, 7).rowptr is data.csr_t_colptr
-
-
-def test_register_csr_after_moving_reuses_stored_tensors(make_graph):
-    data = ops.ToCSR()(Data(edge_index=make_graph(6, 15, seed=4), num_nodes=6))
-    moved = data.clone()  # like data.to(device): new tensors
-    ops.register_csr(moved)
-    assert ops.cached_csr(moved.edge_index, 6).rowptr is moved.csr_rowptr

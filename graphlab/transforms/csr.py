@@ -22,7 +22,9 @@ from typing import Any
 from torch_geometric.data import Data, HeteroData
 from torch_geometric.transforms import BaseTransform
 
-from graphlab.ops.csr import CSR, CSR_CACHE, TRANSPOSE_CACHE, _normalise_size, csr_transpose, to_csr
+from graphlab.ops import CSR, csr_transpose, to_csr
+# Priming the identity caches with tensors built elsewhere has no public entry point in graphlab.ops yet.
+from graphlab.ops.csr import CSR_CACHE, TRANSPOSE_CACHE, _normalise_size
 
 _CSR_KEYS = ("csr_rowptr", "csr_col", "csr_perm")
 _TRANSPOSE_KEYS = ("csr_t_colptr", "csr_t_row", "csr_t_perm")

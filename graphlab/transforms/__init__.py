@@ -1,0 +1,22 @@
+"""Every PyG transform graphlab ships, under one import path: ``from graphlab.transforms import ToCSR, ...``.
+
+Each is a ``torch_geometric.transforms.BaseTransform`` that computes something once per graph, before training, and
+stores it on the ``Data`` object (so it composes with ``Compose`` and runs in a dataset's ``pre_transform`` or
+``transform``). One module per kind of preprocessing:
+
+* :mod:`~graphlab.transforms.csr`: :class:`ToCSR` / :func:`register_csr`, the CSR of ``edge_index`` and its
+  transpose, primed in :mod:`graphlab.ops`' per-tensor caches;
+* :mod:`~graphlab.transforms.positional`: positional encodings, :class:`AddRandomWalkPE` (PyG's, re-exported:
+  graphlab's former inline RWSE was the same computation) and :class:`AddLaplacianPE` (sign-fixed, deterministic);
+* :mod:`~graphlab.transforms.sheaf`: :class:`SheafConnection`, the connection-sheaf restriction maps of
+  Barbero et al. (2022) from local PCA and Procrustes alignment.
+
+The coming families add their preprocessing here as new modules beside these (subgraph policies, shortest-path
+distances, Mamba token sampling), each exported from this ``__init__``.
+"""
+
+from graphlab.transforms.csr import ToCSR, register_csr
+from graphlab.transforms.positional import AddLaplacianPE, AddRandomWalkPE
+from graphlab.transforms.sheaf import SheafConnection
+
+__all__ = ["AddLaplacianPE", "AddRandomWalkPE", "SheafConnection", "ToCSR", "register_csr"]
