@@ -16,6 +16,7 @@ from graphlab.data import (
     CSBMData,
     CSLData,
     GraphDataModule,
+    MovieLens100K,
     OGBGraphData,
     OGBLinkData,
     OGBNodeData,
@@ -24,7 +25,7 @@ from graphlab.data import (
     resolve_root,
 )
 
-PUBLIC = [OGBNodeData, OGBLinkData, OGBGraphData, PyGData, CSLData, CSBMData, RandomLinkData]
+PUBLIC = [OGBNodeData, OGBLinkData, OGBGraphData, PyGData, CSLData, CSBMData, RandomLinkData, MovieLens100K]
 
 
 @pytest.mark.parametrize("cls", PUBLIC, ids=lambda c: c.__name__)

@@ -74,7 +74,8 @@ def test_runs_each_seed_on_its_split_and_aggregates(tmp_path):
     assert record["test_mean"] == pytest.approx(statistics.fmean(tests))
     assert record["test_std"] == pytest.approx(statistics.stdev(tests))  # unbiased (n - 1)
     assert record["metric"] == "acc"
-    assert record["num_params"] == runs[0]["num_params"] > 0
+    # GCN 32 -> 8 -> 2 (CSBMData's 32 features, 2 classes): (32 * 8 + 8) + (8 * 2 + 2) weights and biases
+    assert record["num_params"] == runs[0]["num_params"] == (32 * 8 + 8) + (8 * 2 + 2)
     saved = json.loads((tmp_path / "out.json").read_text())
     assert {"metric", "val_mean", "val_std", "test_mean", "test_std", "runs"} <= saved.keys()
     assert sorted(p.name for p in (tmp_path / "lb").glob("*.md")) == ["baselines-summary.md", "csbm.md"]
@@ -386,3 +387,8 @@ def test_commit_is_dirty_for_code_changes_but_not_for_the_leaderboards_own_table
     assert leaderboard.git_commit().endswith("-dirty")
     (tmp_path / "code.py").write_text("x = 2\n")
     assert leaderboard.git_commit(ignore=Path("lb")).endswith("-dirty")
+
+
+def test_table_shows_the_negatives_per_positive_beside_the_metric():
+    record = {**_record("fam/m1/ds1", "ds1", 0.5), "metric": "mrr", "negatives_per_positive": 50}
+    assert "| fam/m1/ds1 | mrr (50 neg/pos) | 50.00 ± 2.00 |" in render_table("ds1", [record])
