@@ -1,9 +1,11 @@
-"""The ``graphlab`` command: Lightning CLI subcommands plus the multi-seed leaderboard.
+"""The Lightning CLI behind the ``graphlab`` command's training subcommands.
 
     graphlab fit --config configs/quickstart.yaml
     graphlab test --config CFG --ckpt_path best.ckpt
     graphlab fit --config CFG --print_config
-    graphlab leaderboard --config CFG --seeds 0-9 [--json OUT.json]
+
+(``graphlab leaderboard ...`` is the multi-seed runner, :mod:`graphlab.runner`, which drives this CLI; the
+console script :mod:`graphlab.entry` routes to it, so this module never imports the runner.)
 
 Tasks (``model:``) and data (``data:``) are chosen by ``class_path`` in YAML; the data's
 feature and output counts are linked into the network's ``in_channels`` and
@@ -58,18 +60,16 @@ def build_cli(args: ArgsType = None, run: bool = True) -> GraphLabCLI:
 
 
 def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> None:
-    """Entry point of the ``graphlab`` console script.
+    """Run a Lightning CLI subcommand (``fit``, ``validate``, ``test``, ``predict``).
 
     Args:
         args: command-line arguments (default: ``sys.argv[1:]``); a dict is passed to
             LightningCLI as a config.
     """
     argv = sys.argv[1:] if args is None else args
-    if isinstance(argv, list) and argv and argv[0] == "leaderboard":
-        from graphlab.eval.leaderboard import main as leaderboard_main
-
-        leaderboard_main(argv[1:])
-        return
+    if isinstance(argv, list) and argv[:1] == ["leaderboard"]:
+        raise ValueError("`leaderboard` is not a Lightning subcommand: call graphlab.entry.main(['leaderboard', ...]) "
+                         "or graphlab.runner.main([...]) (the `graphlab` console script routes it)")
     build_cli(args)  # None: LightningCLI reads sys.argv itself
 
 

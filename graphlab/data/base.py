@@ -12,56 +12,18 @@ from __future__ import annotations
 import abc
 import copy
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-TaskType = Literal["multiclass", "binary", "regression", "link"]
+from graphlab.info import DatasetInfo, TaskType  # noqa: F401 - re-exported: the data contract names them
 
 DATA_ENV = "GRAPHLAB_DATA"
 
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a task needs to know about a dataset.
-
-    Attributes:
-        name: dataset name as the user wrote it (``"cora"``, ``"ogbg-molbace"``).
-        level: ``"node"``, ``"graph"`` or ``"link"``.
-        task_type: ``"multiclass"`` (labels are class ids), ``"binary"`` (multi-label 0/1
-            with NaN for missing labels, OGB mol style), ``"regression"`` or ``"link"``.
-        num_features: node feature width (the model's ``in_channels``).
-        num_outputs: classes for multiclass, tasks for binary/regression, 1 for link.
-        metric: the headline metric, e.g. ``"acc"``, ``"rocauc"``, ``"rmse"``, ``"mae"``,
-            ``"hits@20"``, ``"mrr"``. Higher is better unless it is ``rmse``/``mae``.
-        ogb_name: the OGB dataset name when the data is an OGB dataset: the task then
-            uses ``ogb``'s own ``Evaluator`` for ``metric``.
-        num_edge_features: edge feature width (0 when there are none).
-        num_splits: number of fixed splits the dataset ships (the ``split`` argument
-            of the DataModule ranges over ``0 .. num_splits-1``).
-        categorical_features: node features are integer categories (OGB mol atoms),
-            to be embedded rather than fed to a linear layer.
-    """
-
-    name: str
-    level: Literal["node", "graph", "link"]
-    task_type: TaskType
-    num_features: int
-    num_outputs: int
-    metric: str
-    ogb_name: Optional[str] = None
-    num_edge_features: int = 0
-    num_splits: int = 1
-    categorical_features: bool = False
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.metric not in ("rmse", "mae")
 
 
 class GraphDataModule(L.LightningDataModule, abc.ABC):
@@ -78,7 +40,9 @@ class GraphDataModule(L.LightningDataModule, abc.ABC):
     * ``link``: the train loader yields one ``Data`` with ``x``, ``edge_index`` (the
       message-passing graph) and ``pos_edge_index`` ``[2, P]`` (training positives; the
       task samples negatives); val/test loaders yield the same graph with
-      ``pos_edge_index`` and ``neg_edge_index`` ``[2, Q]`` (fixed negatives).
+      ``pos_edge_index`` and ``neg_edge_index`` (fixed negatives): ``[2, Q]``, one pool shared by every
+      positive, when ``info.negatives_per_positive`` is ``None``; ``[2, P * Q]`` positive-major (columns
+      ``i*Q .. (i+1)*Q - 1`` are the negatives of positive ``i``) when it is ``Q``.
     """
 
     def __init__(self, root: Optional[str] = None) -> None:

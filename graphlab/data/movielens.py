@@ -6,8 +6,8 @@ the interactions rated at least ``min_rating`` (Sheaf4Rec keeps ratings >= 3), a
 
 Graph: one node per user (``0 .. U-1``) then per item (``U .. U+I-1``); the message-passing graph holds the
 training interactions in both directions. Features are the identity (one-hot node ids), so a model's first
-linear layer is its embedding table. Validation/test batches carry one sampled negative item per positive,
-an item the user never interacted with (for ``hits@K`` / ``mrr``), and the full-ranking fields
+linear layer is its embedding table. Validation/test batches carry sampled negative items for each positive,
+items the user never interacted with (``num_eval_negatives`` per positive, for ``hits@K`` / ``mrr``), and the full-ranking fields
 (``rank_src`` = all users, ``rank_dst`` = all items, ``rank_exclude`` = the interactions seen in training,
 plus validation for the test split) for ``recall@K`` / ``ndcg@K``, where each user ranks every item it has not
 interacted with in training, as recommendation papers (Sheaf4Rec, LightGCN) evaluate.
@@ -27,8 +27,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torch_geometric.data import Data
 
-from graphlab.data.base import DatasetInfo, FullBatchLinkMixin, GraphDataModule, missing_files_error
+from graphlab.data.base import FullBatchLinkMixin, GraphDataModule, missing_files_error
 from graphlab.data.splits import pair_keys, sample_tail_negatives
+from graphlab.info import DatasetInfo, is_hits_metric, is_ranking_metric
 
 NUM_USERS, NUM_ITEMS = 943, 1682
 RAW = ("u.data",)
@@ -51,19 +52,23 @@ class MovieLens100K(FullBatchLinkMixin, GraphDataModule):
         val_ratio, test_ratio: fractions of the kept interactions held out.
         split_seed: seed of the random split and of the evaluation negatives.
         metric: link metric of the task: ``"recall@K"`` / ``"ndcg@K"`` (full ranking of all items per user)
-            or ``"hits@K"`` / ``"mrr"`` (held-out positives against one sampled negative each).
+            or ``"hits@K"`` / ``"mrr"`` (held-out positives against their own ``num_eval_negatives`` sampled negatives).
         batch_size: training interactions per step (``None``: all of them, one step per epoch).
+        num_eval_negatives: ``Q``, the negative items sampled for each held-out interaction (its own negatives,
+            positive-major in ``neg_edge_index``; ``info.negatives_per_positive``). ``hits@K`` / ``mrr`` rank
+            each interaction against its ``Q`` negatives, so they are comparable only at equal ``Q``.
     """
 
     def __init__(self, root: Optional[str] = None, min_rating: int = 3, val_ratio: float = 0.1,
                  test_ratio: float = 0.1, split_seed: int = 0, metric: str = "ndcg@10",
-                 batch_size: Optional[int] = None) -> None:
+                 batch_size: Optional[int] = None, num_eval_negatives: int = 1) -> None:
         super().__init__(root)
-        from graphlab.eval.metrics import is_ranking_metric  # here: graphlab.eval imports graphlab.data
-
-        name, _, k = metric.partition("@")
-        if not (is_ranking_metric(metric) or metric == "mrr" or (name == "hits" and k.isdigit() and int(k) > 0)):
+        if not (is_ranking_metric(metric) or metric == "mrr" or is_hits_metric(metric)):
             raise ValueError(f"metric {metric!r} is not supported: use recall@K, ndcg@K, hits@K or mrr")
+        if isinstance(num_eval_negatives, bool) or not isinstance(num_eval_negatives, int) or num_eval_negatives < 1:
+            raise ValueError(f"num_eval_negatives must be an int >= 1 (sampled negative items per held-out "
+                             f"interaction), got {num_eval_negatives!r}")
+        self.num_eval_negatives = num_eval_negatives
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (or null for full batch), got {batch_size}")
         self.batch_size = batch_size
@@ -83,7 +88,7 @@ class MovieLens100K(FullBatchLinkMixin, GraphDataModule):
     @property
     def info(self) -> DatasetInfo:
         return DatasetInfo(name="movielens100k", level="link", task_type="link", num_features=self.num_nodes,
-                           num_outputs=1, metric=self.metric)
+                           num_outputs=1, metric=self.metric, negatives_per_positive=self.num_eval_negatives)
 
     def _load(self) -> Tensor:
         missing = [f for f in RAW if not (self.raw_dir / f).is_file()]
@@ -110,9 +115,10 @@ class MovieLens100K(FullBatchLinkMixin, GraphDataModule):
         seen = train_edges
         for name, index in (("val", val), ("test", test)):
             pos = edges[:, index]
-            neg_items = sample_tail_negatives(pos[0], items, known, self.num_nodes, gen)
+            heads = pos[0].repeat_interleave(self.num_eval_negatives)  # positive-major: Q negatives per positive
+            neg_items = sample_tail_negatives(heads, items, known, self.num_nodes, gen)
             parts[name] = Data(x=x, edge_index=message, num_nodes=self.num_nodes, pos_edge_index=pos,
-                               neg_edge_index=torch.stack([pos[0], neg_items]), rank_src=torch.arange(NUM_USERS),
+                               neg_edge_index=torch.stack([heads, neg_items]), rank_src=torch.arange(NUM_USERS),
                                rank_dst=items, rank_exclude=seen)
             seen = torch.cat([seen, pos], dim=1)  # the test ranking also skips validation interactions
         return parts

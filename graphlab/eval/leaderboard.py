@@ -1,40 +1,54 @@
-"""Multi-seed evaluation in the OGB leaderboard style.
+"""Leaderboard records: fingerprints, code versions, aggregation over seeds, and the Markdown tables.
 
-``graphlab leaderboard --config CFG --seeds 0-9`` runs ``fit`` then evaluates the
-checkpoint with the best validation score, once per seed (seed ``i`` also uses the
-dataset's fixed split ``i`` when it has several), and reports mean ± unbiased std over
-seeds. Results are stored per config in ``leaderboards/<dataset>/<config-id>.json``
-(written atomically after every seed, so an interrupted run resumes where it stopped)
-and the table ``leaderboards/<dataset>.md`` is regenerated from all configs of the
-dataset, as is ``leaderboards/<family>-summary.md`` (models × datasets of the config
-family ``configs/<family>/...``). Published numbers to compare with live in the
-hand-written ``leaderboards/references.yaml`` (each with its citation); tables show
-them beside ours with the gap in published standard deviations.
-``graphlab leaderboard --render-only`` regenerates every table without running.
+The multi-seed runner (:mod:`graphlab.runner`, ``graphlab leaderboard``) fits and tests one config per seed and
+stores the results here, per config in ``leaderboards/<dataset>/<config-id>.json`` (written atomically after
+every seed, so an interrupted run resumes where it stopped). The table ``leaderboards/<dataset>.md`` is
+regenerated from all configs of the dataset, as is ``leaderboards/<family>-summary.md`` (models × datasets of
+the config family ``configs/<family>/...``). Published numbers to compare with live in the hand-written
+``leaderboards/references.yaml`` (each with its citation); tables show them beside ours with the gap in
+published standard deviations. This module imports nothing of graphlab's training stack (no CLI, no tasks).
+
+**Fingerprint and resume.** A record's ``fingerprint`` hashes the config file's bytes and the extra
+command-line arguments that can change a result: :data:`DISPLAY_ONLY_TRAINER_FLAGS` (progress bar, model
+summary, logging cadence) are dropped first, so the README's command resumes a record made with those flags.
+A run resumes a record only when the fingerprints match; otherwise it refuses and changes nothing, unless
+``--force``, which moves the old record to ``<dataset>/superseded/<config-id>.<fingerprint>.json`` (never
+deleted) and starts a new one.
+
+**Code version.** Each seed's run stores ``commit``: the git commit of graphlab's checkout (``-dirty`` when
+tracked files differ, the leaderboard's own folder excepted), or ``src-<sha256 of the package's sources>`` for
+an installed copy. A resume at another code version warns on the console and goes on; the table's commit column
+lists every commit the row's seeds came from.
+
+**Migration of records written before fingerprint scheme 2** (no ``fingerprint_scheme`` key, no per-seed
+``commit``): such a record still resumes when the config file is byte-identical to the one it was made from (its
+old fingerprint, recomputed from the arguments in its ``command``, matches) and its arguments agree once the
+display-only flags are dropped. Its seeds' code versions are unknown: the table shows the record's ``commit``
+as before, or ``unknown`` beside the commits of seeds added later; a missing code version never forces a rerun.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import hashlib
-import inspect
 import json
 import math
+import os
 import shlex
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
-from graphlab._io import atomic_write_json, atomic_write_text
+from graphlab._io import atomic_write_text
 
-SPLIT_ARGS = ("split", "fold")
-
-
+FINGERPRINT_SCHEME = 2
+DISPLAY_ONLY_TRAINER_FLAGS = ("enable_progress_bar", "enable_model_summary", "log_every_n_steps")
+"""Trainer arguments that change what is printed or how often it is logged, never a result: ignored by the
+fingerprint (given as ``--trainer.<flag>=v`` or ``--trainer.<flag> v``)."""
+SOURCE_SUFFIXES = (".py", ".c", ".h", ".cpp", ".cu")
 def parse_seeds(text: str) -> list[int]:
     """``"0-9"`` → 0..9, ``"0,3,5"`` → [0, 3, 5], ``"4"`` → [4]."""
     seeds: list[int] = []
@@ -74,84 +88,82 @@ def config_id(config: Path) -> str:
     return config.stem
 
 
-def fingerprint(config: Path, extra: list[str]) -> str:
+def result_args(extra: list[str]) -> list[str]:
+    """``extra`` without the display-only trainer flags (:data:`DISPLAY_ONLY_TRAINER_FLAGS`) and their values."""
+    display = {f"--trainer.{flag}" for flag in DISPLAY_ONLY_TRAINER_FLAGS}
+    out, i = [], 0
+    while i < len(extra):
+        key, has_value = extra[i].split("=", 1)[0], "=" in extra[i]
+        if key not in display:
+            out.append(extra[i])
+        elif not has_value and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            i += 1  # ``--trainer.flag value``: skip the value too
+        i += 1
+    return out
+
+
+def _hash_config(config: Path, args: list[str]) -> str:
     digest = hashlib.sha256(config.read_bytes())
-    digest.update("\0".join(extra).encode())
+    digest.update("\0".join(args).encode())
     return digest.hexdigest()[:16]
 
 
-def git_commit(ignore: Optional[Path] = None) -> str:
-    """``HEAD``'s sha, with ``-dirty`` when tracked files differ from it, except under ``ignore`` (the
-    leaderboard's own output folder, which every run rewrites)."""
-    status = ["git", "status", "--porcelain", "--untracked-files=no"]
+def fingerprint(config: Path, extra: list[str]) -> str:
+    """Hash of the config file's bytes and the result-changing arguments of ``extra`` (display flags dropped)."""
+    return _hash_config(config, result_args(extra))
+
+
+def git_commit(ignore: Optional[Path] = None, cwd: Optional[Path] = None) -> str:
+    """``HEAD``'s sha of the checkout around ``cwd`` (default: the working directory), with ``-dirty`` when
+    tracked files differ from it, except under ``ignore`` (the leaderboard's own output folder, which every run
+    rewrites); ``"unknown"`` outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=cwd).stdout.strip()
+
+    status = ["status", "--porcelain", "--untracked-files=no"]
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
-                             check=True).stdout.strip()
+        sha, top = git("rev-parse", "HEAD"), git("rev-parse", "--show-toplevel")
         if ignore is not None and ignore.resolve().is_relative_to(Path(top).resolve()):
             status += ["--", top, f":(exclude){ignore.resolve()}"]
-        dirty = subprocess.run(status, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = git(*status)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + ("-dirty" if dirty else "")
 
 
-@contextlib.contextmanager
-def _plain_argv() -> Iterator[None]:
-    """Drive LightningCLI through ``args=`` only (the leaderboard's own argv is not its input)."""
-    saved = sys.argv
-    sys.argv = saved[:1]
+def _package_dirs() -> list[Path]:
+    """The folders graphlab's code is imported from (the package and, when installed apart, its kernels)."""
+    dirs = [Path(__file__).resolve().parents[1]]
+    kernels = find_spec("graphlab.kernels")
+    if kernels is not None and kernels.submodule_search_locations:
+        dirs += [Path(p).resolve() for p in kernels.submodule_search_locations]
+    return [d for i, d in enumerate(dirs) if not any(d.is_relative_to(e) for e in dirs[:i])]
+
+
+def source_hash() -> str:
+    """``src-<sha256>`` (12 hex digits) of graphlab's source files, for an installed copy outside git."""
+    digest = hashlib.sha256()
+    for folder in _package_dirs():
+        for path in sorted(p for p in folder.rglob("*") if p.suffix in SOURCE_SUFFIXES and p.is_file()):
+            digest.update(f"{folder.name}/{path.relative_to(folder).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+    return "src-" + digest.hexdigest()[:12]
+
+
+def code_version(ignore: Optional[Path] = None) -> str:
+    """The version of the graphlab code that runs: the git commit (``-dirty`` flag as :func:`git_commit`) when
+    graphlab is imported from a git checkout of itself, else :func:`source_hash`."""
+    package = _package_dirs()[0]
     try:
-        yield
-    finally:
-        sys.argv = saved
-
-
-def _split_arg(datamodule: Any) -> Optional[str]:
-    params = inspect.signature(type(datamodule).__init__).parameters
-    return next((name for name in SPLIT_ARGS if name in params), None)
-
-
-def run_seed(config: Path, seed: int, extra: list[str], run_dir: Path, split_arg: Optional[str],
-             num_splits: int) -> SeedResult:
-    """Fit with ``seed`` (and split ``seed``), then validate and test the best checkpoint."""
-    from graphlab.cli import build_cli
-
-    args = ["--config", str(config), *extra, f"--seed_everything={seed}",
-            "--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.init_args.save_dir={run_dir}",
-            f"--trainer.default_root_dir={run_dir}"]
-    split = None
-    if split_arg is not None and num_splits > 1:
-        if seed >= num_splits:
-            raise ValueError(f"seed {seed} needs split {seed}, but the dataset has only {num_splits} fixed splits: "
-                             f"use --seeds 0-{num_splits - 1}")
-        split = seed
-        args.append(f"--data.init_args.{split_arg}={split}")
-    start = time.perf_counter()
-    with _plain_argv():
-        cli = build_cli(args, run=False)
-    trainer, task, datamodule = cli.trainer, cli.model, cli.datamodule
-    trainer.fit(task, datamodule=datamodule)
-    ckpt = trainer.checkpoint_callback
-    best = getattr(ckpt, "best_model_path", "") if ckpt is not None else ""
-    if not best:
-        raise RuntimeError(f"seed {seed}: no best checkpoint was saved (is validation running? "
-                           f"check trainer.limit_val_batches / check_val_every_n_epoch in {config})")
-    key = task.monitor.removeprefix("val_")
-    val = trainer.validate(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0][f"val_{key}"]
-    test = trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0][f"test_{key}"]
-    num_params = sum(p.numel() for p in task.model.parameters())
-    return SeedResult(seed, split, float(val), float(test), int(trainer.current_epoch),
-                      time.perf_counter() - start, num_params)
-
-
-def probe(config: Path, extra: list[str]) -> tuple[Any, Optional[str]]:
-    """Instantiate once to learn the dataset description and its split argument."""
-    from graphlab.cli import build_cli
-
-    with _plain_argv():
-        cli = build_cli(["--config", str(config), *extra, "--trainer.logger=false"], run=False)
-    return cli.datamodule.info, _split_arg(cli.datamodule)
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True,
+                             cwd=package).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        top = ""
+    if top and Path(top).resolve() / package.name == package:  # the checkout holds this very package
+        commit = git_commit(ignore=ignore, cwd=package)
+        if commit != "unknown":
+            return commit
+    return source_hash()
 
 
 def _std(values: list[float]) -> Optional[float]:
@@ -172,7 +184,7 @@ def summarise(record: dict[str, Any]) -> dict[str, Any]:
     return {**summary, **rest, "runs": runs}
 
 
-def _fmt(mean: float, std: Optional[float], scale: float) -> str:
+def format_mean_std(mean: float, std: Optional[float], scale: float) -> str:
     if std is None or math.isnan(std):
         return f"{mean * scale:.2f} ± n/a"
     return f"{mean * scale:.2f} ± {std * scale:.2f}"
@@ -233,7 +245,7 @@ def load_references(out_dir: Path) -> dict[str, Reference]:
     return refs
 
 
-def _seed_range(seeds: list[int]) -> str:
+def seed_range(seeds: list[int]) -> str:
     return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
 
 
@@ -254,19 +266,46 @@ def render_table(dataset: str, records: list[dict[str, Any]],
     ]
     for r in sorted(records, key=lambda r: r["config_id"]):
         scale = _scale(r["metric"])
-        row = f"| {r['config_id']} | {r['metric']} | {_fmt(r['test_mean'], r['test_std'], scale)} | " \
-              f"{_fmt(r['val_mean'], r['val_std'], scale)} |"
+        row = f"| {r['config_id']} | {_metric_label(r)} | {format_mean_std(r['test_mean'], r['test_std'], scale)} | " \
+              f"{format_mean_std(r['val_mean'], r['val_std'], scale)} |"
         if compared:
             ref = references.get(r["config_id"])
             row += f" {ref.text()} | {ref.verdict(r['test_mean'] * scale)} |" if ref else " | |"
         lines.append(
-            row + f" {r['num_params']:,} | {_seed_range(r['seeds'])} | {r['wall_time_s']:.0f} | `{r['command']}` | "
-                  f"{r['commit'][:12]} |"
+            row + f" {r['num_params']:,} | {seed_range(r['seeds'])} | {r['wall_time_s']:.0f} | `{r['command']}` | "
+                  f"{commits_text(r)} |"
         )
     sources = sorted({references[r["config_id"]].source for r in records if r["config_id"] in references})
     if sources:
         lines += ["", "Published results (from `references.yaml`): " + "; ".join(sources) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _metric_label(record: dict[str, Any]) -> str:
+    q = record.get("negatives_per_positive")
+    return record["metric"] if q is None else f"{record['metric']} ({q} neg/pos)"
+
+
+def _short(commit: str) -> str:
+    """A 12-digit commit, keeping the ``-dirty`` flag (``src-`` source hashes are short already)."""
+    base, dirty = commit.removesuffix("-dirty"), commit.endswith("-dirty")
+    return (base if base.startswith("src-") else base[:12]) + ("-dirty" if dirty else "")
+
+
+def commits_text(record: dict[str, Any]) -> str:
+    """Every code version the record's seeds came from: ``"<commit>"`` when one, else ``"<commit> (seeds 0-2);
+    <commit> (seed 3)"``; seeds stored without one are ``unknown``; a record with none at all (written before
+    per-seed commits) shows its record-level ``commit``."""
+    runs = sorted(record.get("runs", []), key=lambda r: r["seed"])
+    if not any(r.get("commit") for r in runs):
+        return _short(str(record.get("commit", "unknown")))
+    by_commit: dict[str, list[int]] = {}
+    for r in runs:
+        by_commit.setdefault(_short(r.get("commit") or "unknown"), []).append(r["seed"])
+    if len(by_commit) == 1:
+        return next(iter(by_commit))
+    return "; ".join(f"{c} (seed {seeds[0]})" if len(seeds) == 1 else f"{c} (seeds {seed_range(seeds)})"
+                     for c, seeds in by_commit.items())
 
 
 def render_summary(family: str, records: list[dict[str, Any]],
@@ -279,7 +318,7 @@ def render_summary(family: str, records: list[dict[str, Any]],
     for r in sorted(records, key=lambda r: r["config_id"]):
         model = "/".join(r["config_id"].split("/")[1:-1]) or r["config_id"]
         scale = _scale(r["metric"])
-        text = f"{_fmt(r['test_mean'], r['test_std'], scale)} (n={len(r['seeds'])})"
+        text = f"{format_mean_std(r['test_mean'], r['test_std'], scale)} (n={len(r['seeds'])})"
         ref = references.get(r["config_id"])
         if ref is not None:
             text += f"<br>paper {ref.text()}<br>{ref.verdict(r['test_mean'] * scale)}"
@@ -332,58 +371,89 @@ def render_all(out_dir: Path) -> list[Path]:
     return written + [write_summary(out_dir, f) for f in families]
 
 
-def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: Path, runs_dir: Path,
-                    json_out: Optional[Path] = None) -> dict[str, Any]:
-    """Run (or resume) every seed of ``config`` and write the record and the table."""
-    if not config.is_file():
-        raise FileNotFoundError(f"config {config} does not exist; configs live under configs/<family>/<dataset>.yaml")
-    info, split_arg = probe(config, extra)
-    cid, fp = config_id(config), fingerprint(config, extra)
-    record_path = out_dir / info.name / f"{cid.replace('/', '__')}.json"
-    record = _load_record(record_path, fp)
-    command = shlex.join(["graphlab", "leaderboard", "--config", str(config), "--seeds", _seed_range(seeds), *(
-        ["--", *extra] if extra else [])])
-    record.update(config=str(config), config_id=cid, fingerprint=fp, dataset=info.name, metric=info.metric,
-                  higher_is_better=info.higher_is_better, command=command, versions=_versions())
-    done = {r["seed"] for r in record["runs"]}
-    for seed in seeds:
-        if seed in done:
-            print(f"[leaderboard] {cid} seed {seed}: already done, skipped")
-            continue
-        result = run_seed(config, seed, extra, runs_dir / cid / f"seed_{seed}", split_arg, info.num_splits)
-        record["runs"].append(result.__dict__)
-        record["commit"] = git_commit(ignore=out_dir)
-        record = summarise(record)
-        atomic_write_json(record_path, record)
-        print(f"[leaderboard] {cid} seed {seed}: val {result.val:.4f} test {result.test:.4f}")
-    if not record["runs"]:
-        raise RuntimeError(f"no seed finished for {config}")
-    record = summarise(record)
-    record.setdefault("commit", git_commit(ignore=out_dir))
-    atomic_write_json(record_path, record)
-    table = write_table(out_dir, info.name)
-    if "/" in cid:
-        write_summary(out_dir, cid.split("/")[0])
-    if json_out is not None:
-        atomic_write_json(json_out, record)
-    print(f"[leaderboard] {info.metric}: test {_fmt(record['test_mean'], record['test_std'], 1.0)}, "
-          f"val {_fmt(record['val_mean'], record['val_std'], 1.0)} over seeds {record['seeds']}; table {table}")
-    return record
+# --------------------------------------------------------------------------- records: resume, migrate, archive
+class RecordConflict(RuntimeError):
+    """An existing record was made from another config or other arguments; nothing was run or changed."""
 
 
-def _load_record(path: Path, fp: str) -> dict[str, Any]:
-    if path.is_file():
-        try:
-            record = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); delete it to rerun every seed") from err
-        if record.get("fingerprint") == fp:
-            return record
-        print(f"[leaderboard] {path}: the config changed since it was written; rerunning every seed")
+def record_path(out_dir: Path, dataset: str, cid: str) -> Path:
+    return out_dir / dataset / f"{cid.replace('/', '__')}.json"
+
+
+def _command_extra(command: str) -> list[str]:
+    """The arguments after ``--`` in a record's ``command``."""
+    words = shlex.split(command)
+    return words[words.index("--") + 1:] if "--" in words else []
+
+
+def resumable(record: dict[str, Any], config: Path, extra: list[str]) -> bool:
+    """Whether ``record`` was made from this config and these result-changing arguments (see the module
+    docstring for the rule that admits records written before fingerprint scheme 2)."""
+    fp = fingerprint(config, extra)
+    if record.get("fingerprint_scheme") == FINGERPRINT_SCHEME:
+        return record.get("fingerprint") == fp
+    old_extra = _command_extra(record.get("command", ""))
+    same_file = record.get("fingerprint") == _hash_config(config, old_extra)  # the scheme-1 hash
+    return same_file and fingerprint(config, old_extra) == fp
+
+
+def load_record(path: Path) -> Optional[dict[str, Any]]:
+    """The stored record, or ``None`` when there is none."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); fix it or move it away to rerun every seed") from err
+
+
+def archive_record(path: Path, record: dict[str, Any]) -> Path:
+    """Move a superseded record to ``<dataset>/superseded/<name>.<fingerprint>[.<n>].json``; never overwrites."""
+    folder = path.parent / "superseded"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{path.stem}.{record.get('fingerprint', 'unknown')}"
+    target, n = folder / f"{stem}.json", 1
+    while target.exists():
+        target, n = folder / f"{stem}.{n}.json", n + 1
+    os.replace(path, target)
+    return target
+
+
+def open_record(path: Path, config: Path, extra: list[str], force: bool) -> dict[str, Any]:
+    """The record to resume, or a fresh one. A record made from another config or other arguments is never
+    overwritten: :class:`RecordConflict` without ``force``; with it, the old one is archived first."""
+    record = load_record(path)
+    if record is None:
+        return {"runs": []}
+    if resumable(record, config, extra):
+        return record
+    seeds = sorted(r["seed"] for r in record.get("runs", []))
+    if not force:
+        raise RecordConflict(
+            f"{path} holds seeds {seeds} made from a different config file or different arguments "
+            f"(fingerprint {record.get('fingerprint')}, now {fingerprint(config, extra)}; display-only flags "
+            f"{', '.join(DISPLAY_ONLY_TRAINER_FLAGS)} do not count). Nothing was run and the record is unchanged. "
+            "Restore the config / arguments it was made with (its `command` and `config` fields), or pass --force "
+            "to keep it under superseded/ and start a new record."
+        )
+    moved = archive_record(path, record)
+    print(f"[leaderboard] --force: the config changed since {path} was written; kept its seeds {seeds} as {moved} "
+          "and starting a new record", file=sys.stderr)
     return {"runs": []}
 
 
-def _versions() -> dict[str, str]:
+def code_mix_warning(record: dict[str, Any], version: str) -> Optional[str]:
+    """A console warning when the stored seeds ran at another code version than ``version`` (or an unknown one)."""
+    others = sorted({r.get("commit") or "unknown" for r in record.get("runs", [])} - {version})
+    if not others:
+        return None
+    return (f"[leaderboard] WARNING: {record.get('config_id', 'this record')} resumes seeds run at code version(s) "
+            f"{', '.join(others)}; this run is at {version}. The record keeps each seed's commit and the table lists "
+            "them all; rerun with a new --out-dir (or move the record) for a single-version result.")
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of graphlab and the libraries whose behaviour a result depends on."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
@@ -393,41 +463,3 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="graphlab leaderboard",
-        description="Multi-seed fit + best-checkpoint test; writes leaderboards/<dataset>.md and a JSON record. "
-                    "Arguments after `--` are passed to every run (e.g. -- --trainer.max_epochs=50).",
-    )
-    parser.add_argument("--config", type=Path, default=None, help="a config under configs/")
-    parser.add_argument("--seeds", default="0-9", help="seeds to run, e.g. 0-9 or 0,2,4 (default 0-9)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the JSON record here")
-    parser.add_argument("--out-dir", type=Path, default=Path("leaderboards"), help="where tables go")
-    parser.add_argument("--render-only", action="store_true",
-                        help="run nothing: regenerate every table and family summary in --out-dir from its records "
-                             "(e.g. after editing references.yaml)")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs/leaderboard"), help="checkpoints and logs")
-    return parser
-
-
-def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1:]
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.render_only:
-        for path in render_all(args.out_dir):
-            print(f"[leaderboard] wrote {path}")
-        return {}
-    if args.config is None:
-        parser.error("--config is required (or pass --render-only)")
-    try:
-        seeds = parse_seeds(args.seeds)
-    except ValueError as err:
-        parser.error(str(err))
-    return run_leaderboard(args.config, seeds, extra, args.out_dir, args.runs_dir, args.json)

@@ -7,17 +7,15 @@ one place and are comparable with the OGB leaderboards.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 from torchmetrics.functional.classification import multiclass_accuracy
 from torchmetrics.functional.regression import mean_absolute_error, mean_squared_error
 
-from graphlab.data.base import DatasetInfo
+from graphlab.info import NODE_GRAPH_METRICS, DatasetInfo, is_hits_metric, is_ranking_metric
 
-SUPPORTED = ("acc", "rocauc", "ap", "rmse", "mae", "mrr")  # plus "hits@K"
+__all__ = ["evaluate", "link_metric", "positive_ranks", "pessimistic_ranks", "ranking_metric", "is_ranking_metric"]
 
 
 def evaluate(info: DatasetInfo, y_true: Tensor, y_pred: Tensor) -> float:
@@ -39,7 +37,7 @@ def evaluate(info: DatasetInfo, y_true: Tensor, y_pred: Tensor) -> float:
         return _masked_per_task(y_true, y_pred, binary_auroc if metric == "rocauc" else binary_average_precision)
     if metric in ("rmse", "mae"):
         return _masked_regression(y_true, y_pred, metric)
-    raise ValueError(f"unknown metric {metric!r} for {info.name}; supported: {SUPPORTED + ('hits@K',)}")
+    raise ValueError(f"unknown metric {metric!r} for {info.name}; supported: {NODE_GRAPH_METRICS}")
 
 
 def _ogb_node_or_graph(info: DatasetInfo, y_true: Tensor, y_pred: Tensor) -> float:
@@ -101,64 +99,79 @@ def _as_2d(t: Tensor) -> Tensor:
 
 
 def link_metric(info: DatasetInfo, pos_score: Tensor, neg_score: Tensor) -> float:
-    """``hits@K`` (one negative set shared by all positives) or ``mrr`` (``neg_score`` ``[P, Q]``).
+    r"""``mrr`` or ``hits@K`` of a link split: graphlab's one definition, equal to OGB's ``Evaluator``.
 
-    Follows OGB's definitions: a positive counts as a hit when its score is strictly
-    greater than the K-th best negative; MRR ranks each positive against its own
-    negatives with ties counted half-optimistically, half-pessimistically.
+    Two layouts of the negatives, named by ``info.negatives_per_positive``:
+
+    * ``None`` (a pool shared by every positive, OGB's ddi/collab/ppa): ``neg_score`` ``[Q]``;
+    * ``Q`` (each positive its own ``Q`` negatives, OGB's citation2 convention): ``neg_score`` ``[P, Q]``, or
+      ``[P * Q]`` positive-major (row ``i`` = the negatives of positive ``i``).
+
+    Each positive :math:`i` is ranked against its negatives :math:`N_i` by :func:`positive_ranks`,
+    :math:`r_i = 1 + \tfrac12\big(|\{n \in N_i: s_n > s_i\}| + |\{n \in N_i: s_n \ge s_i\}|\big)`
+    (ties count half, as OGB's ``_eval_mrr``). Then ``mrr`` :math:`= \frac1P \sum_i 1/r_i` and, per-positive,
+    ``hits@K`` :math:`= \frac1P |\{i: r_i \le K\}|`. On a shared pool ``hits@K`` is OGB's ``_eval_hits``: a
+    positive hits when it scores strictly above the K-th best negative (the pessimistic rank
+    :math:`1 + |\{n: s_n \ge s_i\}| \le K`), and 1.0 when the pool has fewer than K negatives.
     """
-    pos_score, neg_score = pos_score.detach().float().cpu(), neg_score.detach().float().cpu()
-    if info.ogb_name is not None:
-        evaluator = _ogb_evaluator(info)
-        if info.metric.startswith("hits@"):
-            evaluator.K = int(info.metric.split("@")[1])
-        elif neg_score.dim() == 1:  # mrr: each positive is ranked against its own negatives
-            if neg_score.numel() % max(pos_score.numel(), 1):
-                raise ValueError(
-                    f"MRR needs the same number of negatives per positive: {neg_score.numel()} negatives "
-                    f"for {pos_score.numel()} positives"
-                )
-            neg_score = neg_score.view(pos_score.numel(), -1)
-        result = evaluator.eval({"y_pred_pos": pos_score, "y_pred_neg": neg_score})
+    pos_score, neg_score = pos_score.detach().float().cpu().view(-1), neg_score.detach().float().cpu()
+    per_positive = info.negatives_per_positive
+    if per_positive is None:
         if info.metric == "mrr":
-            return float(result["mrr_list"].mean())
-        return float(result[info.metric])
-    if info.metric.startswith("hits@"):
-        return hits_at_k(pos_score, neg_score, int(info.metric.split("@")[1]))
+            raise ValueError(f"{info.name}: mrr needs negatives_per_positive (each positive's own negatives)")
+        neg_score = neg_score.view(-1)
+    else:
+        neg_score = _rows_of_negatives(pos_score, neg_score, per_positive, info.name)
     if info.metric == "mrr":
-        return mean_reciprocal_rank(pos_score, neg_score)
-    raise ValueError(f"unknown link metric {info.metric!r}; use 'hits@K' or 'mrr'")
-
-
-def hits_at_k(pos_score: Tensor, neg_score: Tensor, k: int) -> float:
-    """Fraction of positives scored strictly above the ``k``-th highest negative."""
+        return float((1.0 / positive_ranks(pos_score, neg_score)).mean())
+    if not is_hits_metric(info.metric):
+        raise ValueError(f"unknown link metric {info.metric!r}; use 'hits@K' or 'mrr'")
+    k = int(info.metric.split("@")[1])
+    if per_positive is not None:
+        return float((positive_ranks(pos_score, neg_score) <= k).float().mean())
     if neg_score.numel() < k:
         return 1.0
-    kth = torch.topk(neg_score.view(-1), k).values[-1]
-    return float((pos_score > kth).float().mean())
+    return float((pessimistic_ranks(pos_score, neg_score) <= k).float().mean())
 
 
-def mean_reciprocal_rank(pos_score: Tensor, neg_score: Tensor, neg_per_pos: Optional[int] = None) -> float:
-    """MRR of each positive against its row of negatives ``neg_score[i]`` (``[P, Q]``)."""
-    if neg_score.dim() == 1:
-        if neg_per_pos is None:
-            neg_score = neg_score.view(1, -1).expand(pos_score.numel(), -1)
-        else:
-            neg_score = neg_score.view(-1, neg_per_pos)
+def _rows_of_negatives(pos_score: Tensor, neg_score: Tensor, per_positive: int, name: str) -> Tensor:
+    """``neg_score`` as ``[P, Q]`` (row ``i`` = the negatives of positive ``i``), or a clear error."""
+    expected = (pos_score.numel(), per_positive)
+    if neg_score.dim() == 2 and tuple(neg_score.shape) == expected:
+        return neg_score
+    if neg_score.dim() == 1 and neg_score.numel() == expected[0] * expected[1]:
+        return neg_score.view(expected)
+    raise ValueError(
+        f"{name}: {pos_score.numel()} positives with {per_positive} negatives each need {expected[0] * expected[1]} "
+        f"negative scores (shape [P, Q] or positive-major [P*Q]), got shape {tuple(neg_score.shape)}; the "
+        "DataModule's neg_edge_index and its negatives_per_positive disagree"
+    )
+
+
+def positive_ranks(pos_score: Tensor, neg_score: Tensor) -> Tensor:
+    r"""``[P]`` rank of each positive among its own negatives, ties counted half (OGB's ``_eval_mrr``):
+
+    :math:`r_i = 1 + 	frac12ig(|\{j: s^-_{ij} > s^+_i\}| + |\{j: s^-_{ij} \ge s^+_i\}|ig)`.
+
+    Args:
+        pos_score: ``[P]`` scores of the positives.
+        neg_score: ``[P, Q]`` scores of each positive's negatives.
+    """
+    if neg_score.dim() != 2 or neg_score.size(0) != pos_score.numel():
+        raise ValueError(f"neg_score must be [P, Q] with P = {pos_score.numel()} positives, "
+                         f"got shape {tuple(neg_score.shape)}")
     pos = pos_score.view(-1, 1)
-    optimistic = (neg_score > pos).sum(dim=1) + 1
-    pessimistic = (neg_score >= pos).sum(dim=1) + 1
-    rank = 0.5 * (optimistic + pessimistic).float()
-    return float((1.0 / rank).mean())
+    above = (neg_score > pos).sum(dim=1)
+    at_least = (neg_score >= pos).sum(dim=1)
+    return 1.0 + 0.5 * (above + at_least).to(torch.float64)
 
 
-RANKING = ("recall", "ndcg")  # "recall@K", "ndcg@K": full ranking per query node (recommendation)
-
-
-def is_ranking_metric(metric: str) -> bool:
-    """``recall@K`` / ``ndcg@K``: every query node ranks all candidate nodes."""
-    name, _, k = metric.partition("@")
-    return name in RANKING and k.isdigit() and int(k) > 0
+def pessimistic_ranks(pos_score: Tensor, pool: Tensor) -> Tensor:
+    """``[P]`` rank ``1 + |{n in pool: s_n >= s_i}|`` of each positive against one shared pool ``[Q]`` of negatives
+    (ties ranked below the positive), by binary search: ``O((P + Q) log Q)``, no ``[P, Q]`` matrix."""
+    ordered = torch.sort(pool.view(-1)).values
+    at_least = ordered.numel() - torch.searchsorted(ordered, pos_score.view(-1).contiguous(), right=False)
+    return 1 + at_least
 
 
 def ranking_metric(scores: Tensor, relevant: Tensor, metric: str) -> Tensor:

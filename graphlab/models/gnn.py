@@ -303,7 +303,9 @@ class LinkGNN(nn.Module):
     def encode(self, x: Tensor, edge_index: Tensor) -> Tensor:
         return self.encoder(x, edge_index)
 
-    def decode(self, z: Tensor, edge_label_index: Tensor) -> Tensor:
+    def decode(self, z: Tensor, edge_label_index: Tensor, *, graph: Optional[object] = None) -> Tensor:
+        """Logits ``[P]`` of the pairs ``edge_label_index`` ``[2, P]`` from node states ``z``; ``graph`` (the batch,
+        passed by :class:`~graphlab.tasks.LinkPrediction`) is unused: this decoder reads only the two end nodes."""
         src, dst = z[edge_label_index[0]], z[edge_label_index[1]]
         if self.decoder is None:
             return (src * dst).sum(dim=-1)

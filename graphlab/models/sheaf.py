@@ -545,7 +545,8 @@ class Sheaf4Rec(nn.Module):
         return torch.cat(outs, dim=-1)
 
     @staticmethod
-    def decode(z: Tensor, pairs: Tensor) -> Tensor:
+    def decode(z: Tensor, pairs: Tensor, *, graph: Optional[object] = None) -> Tensor:
+        """Inner-product logits ``[P]`` of the pairs ``[2, P]``; ``graph`` (the task's batch) is unused."""
         return (z[pairs[0]] * z[pairs[1]]).sum(-1)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_label_index: Tensor) -> Tensor:

@@ -15,8 +15,8 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch import Tensor, nn
 
-from graphlab.data.base import DatasetInfo
 from graphlab.eval.metrics import evaluate
+from graphlab.info import DatasetInfo
 
 
 class GraphTask(L.LightningModule):

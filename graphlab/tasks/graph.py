@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
-from graphlab.data.base import DatasetInfo
+from graphlab.info import DatasetInfo
 from graphlab.tasks.base import GraphTask
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Literal, Optional
 
 import torch
@@ -10,9 +11,9 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import negative_sampling
 
-from graphlab.data.base import DatasetInfo
 from graphlab.data.splits import pair_keys, sample_tail_negatives
-from graphlab.eval.metrics import is_ranking_metric, link_metric, ranking_metric
+from graphlab.eval.metrics import link_metric, ranking_metric
+from graphlab.info import DatasetInfo, is_ranking_metric
 from graphlab.tasks.base import GraphTask
 
 
@@ -44,15 +45,22 @@ class LinkPrediction(GraphTask):
     all nodes, never a training edge), plus ``l2_decay`` times the L2 of the model's initial embeddings
     (``model.embed(x)``) of the touched rows.
 
-    Evaluation: ``hits@K`` / ``mrr`` score the split's fixed positives and negatives (OGB's
-    ``Evaluator`` for OGB data); ``recall@K`` / ``ndcg@K`` rank, for every query node of the batch's
+    Evaluation: ``hits@K`` / ``mrr`` score the split's fixed positives and negatives with
+    :func:`~graphlab.eval.metrics.link_metric` (OGB's conventions: a shared pool of negatives, or each positive
+    ranked against its own ``info.negatives_per_positive`` negatives); ``recall@K`` / ``ndcg@K`` rank, for every query node of the batch's
     ``rank_src``, all candidates of ``rank_dst`` except its ``rank_exclude`` pairs, with the split's positives
     as the relevant set (:func:`~graphlab.eval.metrics.ranking_metric`, averaged over queries with a positive).
     ``val_loss`` is the BCE of the fixed positives and negatives in every case.
 
-    The model either defines ``encode(x, edge_index) -> z`` and ``decode(z, pairs) -> [P]``
-    (the task then encodes once and scores pairs in chunks), or
-    ``forward(x, edge_index, edge_label_index) -> [P]`` logits.
+    The model either defines an encoder/decoder pair, or ``forward(x, edge_index, edge_label_index) -> [P]``
+    logits (called once per chunk of pairs). The encoder/decoder contract:
+
+    * ``encode(x, edge_index) -> z``: node states, computed once per batch;
+    * ``decode(z, pairs, *, graph) -> [P]``: logits of the node pairs ``pairs`` (``[2, P]``, a chunk of at most
+      ``eval_batch_size`` pairs). ``graph`` is the batch the encoder saw (a PyG ``Data``: ``edge_index``,
+      ``num_nodes`` and whatever a transform cached on it, e.g. a CSR adjacency), the same object for every
+      chunk of the batch, so a decoder that reads neighbourhoods (common neighbours, NCN) scores pairs
+      without re-encoding. ``graph`` is keyword-only; decoders that ignore it accept it as ``graph=None``.
 
     Args:
         num_negatives: negatives sampled per positive training edge.
@@ -83,6 +91,7 @@ class LinkPrediction(GraphTask):
         if l2_decay and not callable(getattr(model, "embed", None)):
             raise ValueError(f"l2_decay > 0 regularises the initial embeddings, but {type(model).__name__} has no "
                              "`embed(x)` method: set l2_decay to 0 or use a model with an embedding table")
+        _check_decode_contract(model)
         super().__init__(model, lr, weight_decay, optimizer, lr_scheduler, info)
         self.num_negatives = num_negatives
         self.eval_batch_size = eval_batch_size
@@ -93,7 +102,7 @@ class LinkPrediction(GraphTask):
         encode, decode = getattr(self.model, "encode", None), getattr(self.model, "decode", None)
         if callable(encode) and callable(decode):
             z = encode(batch.x, batch.edge_index)
-            return lambda pairs: decode(z, pairs)
+            return lambda pairs: decode(z, pairs, graph=batch)
         return lambda pairs: self.call_model(batch, edge_label_index=pairs)
 
     def score(self, batch: Data, pairs: Tensor, scorer: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
@@ -138,6 +147,7 @@ class LinkPrediction(GraphTask):
         for key in ("pos_edge_index", "neg_edge_index"):
             if getattr(batch, key, None) is None:
                 raise ValueError(f"the {stage} batch has no `{key}`: link evaluation needs fixed positives and negatives")
+        self._check_negative_count(batch, stage)
         pos_neg = torch.cat([batch.pos_edge_index, batch.neg_edge_index], dim=1)
         scorer = self.scorer(batch)  # encode once for the loss and the ranking
         scores = self.score(batch, pos_neg, scorer)
@@ -149,6 +159,23 @@ class LinkPrediction(GraphTask):
             self.collect(stage, torch.ones_like(per_query), per_query)
         else:
             self.collect(stage, labels, scores)
+
+    def _check_negative_count(self, batch: Data, stage: str) -> None:
+        """Each positive's own ``Q`` negatives must all be there (else its rank would silently mix rows)."""
+        per_positive = self.info.negatives_per_positive
+        num_pos, num_neg = batch.pos_edge_index.size(1), batch.neg_edge_index.size(1)
+        if per_positive is not None and num_neg != per_positive * num_pos:
+            raise ValueError(
+                f"the {stage} batch has {num_pos} positives and {num_neg} negatives, but {self.info.name} declares "
+                f"negatives_per_positive={per_positive} (so {per_positive * num_pos} negatives, positive-major): fix "
+                "the DataModule's neg_edge_index or its DatasetInfo"
+            )
+
+    def on_fit_start(self) -> None:
+        """Record the negatives per positive beside the metric: an MRR means little without it."""
+        if self.logger is not None and self.info.negatives_per_positive is not None:
+            self.logger.log_hyperparams({"metric": self.info.metric_label,
+                                         "negatives_per_positive": self.info.negatives_per_positive})
 
     @torch.no_grad()
     def rank(self, batch: Data, stage: str = "eval", scorer: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
@@ -199,3 +226,18 @@ class LinkPrediction(GraphTask):
         if pairs is None:
             raise ValueError("predict batches need `edge_label_index` [2, P]: the node pairs to score")
         return torch.sigmoid(self.score(batch, pairs))
+
+
+def _check_decode_contract(model: nn.Module) -> None:
+    """A model with ``encode`` and ``decode`` must let the task pass ``graph=`` to ``decode``."""
+    decode = getattr(model, "decode", None)
+    if not (callable(getattr(model, "encode", None)) and callable(decode)):
+        return
+    params = inspect.signature(decode).parameters
+    takes_graph = "graph" in params and params["graph"].kind in (inspect.Parameter.KEYWORD_ONLY,
+                                                                 inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not (takes_graph or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())):
+        raise TypeError(
+            f"{type(model).__name__}.decode{inspect.signature(decode)} does not accept the keyword `graph`: "
+            "LinkPrediction calls decode(z, pairs, graph=batch); add `*, graph: Optional[Data] = None` to it"
+        )

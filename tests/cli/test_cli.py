@@ -112,3 +112,26 @@ def test_unknown_choice_fails_at_parse_time(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _fit(tmp_path, config)
     assert "pool" in capsys.readouterr().err
+
+
+def test_console_script_routes_leaderboard_to_the_runner_and_the_rest_to_the_cli(tmp_path, monkeypatch, capsys):
+    from graphlab import entry, runner
+
+    seen = []
+    monkeypatch.setattr(runner, "main", lambda argv: seen.append(("runner", argv)))
+    monkeypatch.setattr("graphlab.cli.main", lambda args: seen.append(("cli", args)))
+    entry.main(["leaderboard", "--render-only", "--out-dir", str(tmp_path)])
+    entry.main(["fit", "--config", "x.yaml"])
+    assert seen == [("runner", ["--render-only", "--out-dir", str(tmp_path)]), ("cli", ["fit", "--config", "x.yaml"])]
+
+
+def test_cli_main_refuses_leaderboard_naming_the_entry_point():
+    with pytest.raises(ValueError, match="graphlab.entry.main"):
+        main(["leaderboard", "--seeds", "0"])
+
+
+def test_installed_console_script_is_the_entry_module():
+    from importlib.metadata import entry_points
+
+    (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "graphlab"]
+    assert script.value == "graphlab.entry:main"

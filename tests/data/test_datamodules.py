@@ -16,6 +16,7 @@ from graphlab.data import (
     CSBMData,
     CSLData,
     GraphDataModule,
+    MovieLens100K,
     OGBGraphData,
     OGBLinkData,
     OGBNodeData,
@@ -24,7 +25,7 @@ from graphlab.data import (
     resolve_root,
 )
 
-PUBLIC = [OGBNodeData, OGBLinkData, OGBGraphData, PyGData, CSLData, CSBMData, RandomLinkData]
+PUBLIC = [OGBNodeData, OGBLinkData, OGBGraphData, PyGData, CSLData, CSBMData, RandomLinkData, MovieLens100K]
 
 
 @pytest.mark.parametrize("cls", PUBLIC, ids=lambda c: c.__name__)
@@ -115,3 +116,40 @@ def test_lightning_fit_and_test_receive_contract_batches(make) -> None:
     trainer.fit(probe, datamodule=data)
     trainer.test(probe, datamodule=data)
     assert probe.seen["train"] >= 1 and probe.seen["val"] >= 1 and probe.seen["test"] >= 1
+
+
+def _write_ratings(raw: Path) -> set[tuple[int, int]]:
+    """A tiny u.data: users 1..30 each rate items 1..20 by a fixed pattern; returns the 0-based (user, item) pairs."""
+    raw.mkdir(parents=True)
+    lines, pairs = [], set()
+    for user in range(1, 31):
+        for item in range(1, 21):
+            if (user * 7 + item * 3) % 4 == 0:
+                lines.append(f"{user}\t{item}\t4\t0")
+                pairs.add((user - 1, item - 1))
+    (raw / "u.data").write_text("\n".join(lines) + "\n")
+    return pairs
+
+
+@pytest.mark.parametrize("q", [1, 3])
+def test_movielens_gives_each_positive_its_own_negatives(tmp_path, q):
+    from graphlab.data.movielens import NUM_USERS, MovieLens100K
+
+    known = _write_ratings(tmp_path / "MovieLens100K" / "raw")
+    dm = MovieLens100K(root=str(tmp_path), metric="mrr", num_eval_negatives=q)
+    assert dm.info.negatives_per_positive == q and dm.info.metric_label == f"mrr ({q} neg/pos)"
+    for name in ("val", "test"):
+        part = dm.parts[name]
+        pos, neg = part.pos_edge_index, part.neg_edge_index
+        assert neg.size(1) == q * pos.size(1)
+        # positive-major: columns i*q .. (i+1)*q - 1 corrupt the item of positive i and keep its user
+        assert neg[0].tolist() == [u for u in pos[0].tolist() for _ in range(q)]
+        for user, item in neg.t().tolist():
+            assert item >= NUM_USERS and (user, item - NUM_USERS) not in known
+
+
+def test_movielens_rejects_a_bad_negative_count(tmp_path):
+    from graphlab.data.movielens import MovieLens100K
+
+    with pytest.raises(ValueError, match="num_eval_negatives must be an int >= 1"):
+        MovieLens100K(root=str(tmp_path), num_eval_negatives=0)

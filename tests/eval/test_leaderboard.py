@@ -1,7 +1,9 @@
-"""The multi-seed runner: seeds and splits, aggregation, atomic resumable records, the table."""
+"""The multi-seed runner and its records: seeds and splits, aggregation, atomic resumable records, fingerprints
+that ignore display flags, records that are never destroyed, per-seed code versions, the table."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import sys
@@ -10,8 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from graphlab import runner
 from graphlab.eval import leaderboard
-from graphlab.eval.leaderboard import config_id, parse_seeds, render_table
+from graphlab.eval.leaderboard import SeedResult, config_id, parse_seeds, render_table
+from graphlab.info import DatasetInfo
 
 TINY = {
     "seed_everything": 0,
@@ -41,7 +45,7 @@ def _run(tmp_path: Path, config: Path, seeds: str, json_out: Path | None = None)
             "--runs-dir", str(tmp_path / "runs")]
     if json_out is not None:
         args += ["--json", str(json_out)]
-    return leaderboard.main(args)
+    return runner.main(args)
 
 
 @pytest.mark.parametrize("text, seeds", [("0-9", list(range(10))), ("0,3,5", [0, 3, 5]), ("4", [4]), ("2-3,1", [1, 2, 3])])
@@ -70,7 +74,8 @@ def test_runs_each_seed_on_its_split_and_aggregates(tmp_path):
     assert record["test_mean"] == pytest.approx(statistics.fmean(tests))
     assert record["test_std"] == pytest.approx(statistics.stdev(tests))  # unbiased (n - 1)
     assert record["metric"] == "acc"
-    assert record["num_params"] == runs[0]["num_params"] > 0
+    # GCN 32 -> 8 -> 2 (CSBMData's 32 features, 2 classes): (32 * 8 + 8) + (8 * 2 + 2) weights and biases
+    assert record["num_params"] == runs[0]["num_params"] == (32 * 8 + 8) + (8 * 2 + 2)
     saved = json.loads((tmp_path / "out.json").read_text())
     assert {"metric", "val_mean", "val_std", "test_mean", "test_std", "runs"} <= saved.keys()
     assert sorted(p.name for p in (tmp_path / "lb").glob("*.md")) == ["baselines-summary.md", "csbm.md"]
@@ -85,28 +90,178 @@ def test_resume_skips_finished_seeds(tmp_path, monkeypatch):
     config = _write_config(tmp_path)
     _run(tmp_path, config, "0-1")
     calls = []
-    real = leaderboard.run_seed
+    real = runner.run_seed
 
     def counting(config, seed, *args, **kwargs):
         calls.append(seed)
         return real(config, seed, *args, **kwargs)
 
-    monkeypatch.setattr(leaderboard, "run_seed", counting)
+    monkeypatch.setattr(runner, "run_seed", counting)
     record = _run(tmp_path, config, "0-2")
     assert calls == [2]
     assert record["seeds"] == [0, 1, 2]
 
 
-def test_changed_config_reruns_every_seed(tmp_path, monkeypatch):
+# ---------------------------------------------------------------------------------------------- fake runner
+# The resume / fingerprint / code-version rules do not depend on training: a fake ``run_seed`` returns fixed numbers
+# and records its calls, ``probe`` returns a fixed DatasetInfo, and ``code_version`` is set by each test.
+COMMIT_A, COMMIT_B = "a" * 40, "b" * 40 + "-dirty"
+DISPLAY = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary", "false",
+           "--trainer.log_every_n_steps=5"]
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    calls: list[tuple[int, tuple[str, ...]]] = []
+    info = DatasetInfo("toy", "node", "multiclass", 4, 2, "acc")
+    monkeypatch.setattr(runner, "probe", lambda config, extra: (info, None))
+
+    def run_seed(config, seed, extra, run_dir, split_arg, num_splits):
+        calls.append((seed, tuple(extra)))
+        return SeedResult(seed, None, 0.5 + seed / 100, 0.4 + seed / 100, 3, 0.1, 42)
+
+    monkeypatch.setattr(runner, "run_seed", run_seed)
+    monkeypatch.setattr(runner, "code_version", lambda ignore=None: COMMIT_A)
+    return calls
+
+
+def _fake_run(tmp_path: Path, config: Path, seeds: str, *extra: str, force: bool = False) -> dict:
+    args = ["--config", str(config), "--seeds", seeds, "--out-dir", str(tmp_path / "lb"),
+            "--runs-dir", str(tmp_path / "runs"), *(["--force"] if force else []), *(["--", *extra] if extra else [])]
+    return runner.main(args)
+
+
+def _record_file(tmp_path: Path) -> Path:
+    return tmp_path / "lb" / "toy" / "baselines__gcn__tiny.json"
+
+
+def test_display_only_flags_do_not_change_the_fingerprint(tmp_path, fake):
     config = _write_config(tmp_path)
-    _run(tmp_path, config, "0")
-    changed = {**TINY, "trainer": {**TINY["trainer"], "max_epochs": 3}}
-    config.write_text(yaml.safe_dump(changed))
-    calls = []
-    real = leaderboard.run_seed
-    monkeypatch.setattr(leaderboard, "run_seed", lambda c, s, *a, **k: calls.append(s) or real(c, s, *a, **k))
-    _run(tmp_path, config, "0")
-    assert calls == [0]
+    assert leaderboard.result_args(DISPLAY + ["--trainer.max_epochs=3"]) == ["--trainer.max_epochs=3"]
+    assert leaderboard.fingerprint(config, DISPLAY) == leaderboard.fingerprint(config, [])
+    assert leaderboard.fingerprint(config, ["--trainer.max_epochs=3"]) != leaderboard.fingerprint(config, [])
+    _fake_run(tmp_path, config, "0-1", *DISPLAY)
+    record = _fake_run(tmp_path, config, "0-2")  # the README's form, without the display flags
+    assert [seed for seed, _ in fake] == [0, 1, 2]  # seeds 0 and 1 were resumed, not rerun
+    assert record["seeds"] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("change", ["config", "arguments"])
+def test_changed_config_or_arguments_refuses_and_keeps_the_record(tmp_path, fake, capsys, change):
+    config = _write_config(tmp_path)
+    _fake_run(tmp_path, config, "0-1")
+    before = _record_file(tmp_path).read_bytes()
+    extra = ["--trainer.max_epochs=3"] if change == "arguments" else []
+    if change == "config":
+        config.write_text(yaml.safe_dump({**TINY, "trainer": {**TINY["trainer"], "max_epochs": 3}}))
+    with pytest.raises(SystemExit) as exit_info:
+        _fake_run(tmp_path, config, "0-2", *extra)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "refused" in err and "Nothing was run and the record is unchanged" in err and "--force" in err
+    assert _record_file(tmp_path).read_bytes() == before
+    assert [seed for seed, _ in fake] == [0, 1]  # only the first run's seeds
+
+
+def test_force_keeps_the_old_record_beside_the_new_one(tmp_path, fake, capsys):
+    config = _write_config(tmp_path)
+    old = _fake_run(tmp_path, config, "0-1")
+    config.write_text(yaml.safe_dump({**TINY, "trainer": {**TINY["trainer"], "max_epochs": 3}}))
+    new = _fake_run(tmp_path, config, "0", force=True)
+    archived = tmp_path / "lb" / "toy" / "superseded" / f"baselines__gcn__tiny.{old['fingerprint']}.json"
+    assert json.loads(archived.read_text()) == old
+    assert new["seeds"] == [0] and new["fingerprint"] != old["fingerprint"]
+    assert "kept its seeds [0, 1]" in capsys.readouterr().err
+    assert (tmp_path / "lb" / "toy.md").read_text().count("| baselines/gcn/tiny |") == 1  # archives are not rows
+    config.write_text(yaml.safe_dump({**TINY, "trainer": {**TINY["trainer"], "max_epochs": 2}}))
+    _fake_run(tmp_path, config, "0", force=True)
+    assert len(list(archived.parent.glob("*.json"))) == 2  # a second archive never overwrites the first
+
+
+def test_code_version_change_warns_and_the_table_shows_every_commit(tmp_path, fake, monkeypatch, capsys):
+    config = _write_config(tmp_path)
+    _fake_run(tmp_path, config, "0-1")
+    assert "WARNING" not in capsys.readouterr().err
+    monkeypatch.setattr(runner, "code_version", lambda ignore=None: COMMIT_B)
+    record = _fake_run(tmp_path, config, "0-2")
+    err = capsys.readouterr().err
+    assert "WARNING" in err and COMMIT_A in err and COMMIT_B in err
+    assert [r["commit"] for r in record["runs"]] == [COMMIT_A, COMMIT_A, COMMIT_B]
+    row = next(line for line in (tmp_path / "lb" / "toy.md").read_text().splitlines() if "baselines/gcn/tiny" in line)
+    assert row.endswith("| aaaaaaaaaaaa (seeds 0-1); bbbbbbbbbbbb-dirty (seed 2) |")
+    _fake_run(tmp_path, config, "0-2")  # nothing left to run: no mixing, no warning
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def _legacy_record(config: Path, extra: list[str]) -> dict:
+    """A record as graphlab wrote it before fingerprint scheme 2 (cf. leaderboards/ogbg-molbace/*.json): the
+    fingerprint hashes the config bytes and every extra argument, joined by NUL; no per-seed commit."""
+    old_fp = hashlib.sha256(config.read_bytes() + "\0".join(extra).encode()).hexdigest()[:16]
+    runs = [{"seed": s, "split": None, "val": 0.7, "test": 0.6 + s / 10, "epochs": 50, "wall_time_s": 9.0,
+             "num_params": 42} for s in range(3)]
+    command = "graphlab leaderboard --config x.yaml --seeds 0-2" + (" -- " + " ".join(extra) if extra else "")
+    return leaderboard.summarise({"metric": "acc", "config": str(config), "config_id": "baselines/gcn/tiny",
+                                  "fingerprint": old_fp, "dataset": "toy", "higher_is_better": True,
+                                  "command": command, "commit": "1739b5c9cf1c86f8512aeb0f7931b4cb46973e8b",
+                                  "runs": runs})
+
+
+def test_old_records_resume_without_rerunning_and_show_unknown_commits(tmp_path, fake, capsys):
+    config = _write_config(tmp_path)
+    legacy = _legacy_record(config, ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"])
+    _record_file(tmp_path).parent.mkdir(parents=True)
+    _record_file(tmp_path).write_text(json.dumps(legacy))
+    assert leaderboard.commits_text(legacy) == "1739b5c9cf1c"  # as the tables showed it before
+    record = _fake_run(tmp_path, config, "0-3")
+    assert [seed for seed, _ in fake] == [3]
+    assert [r["test"] for r in record["runs"][:3]] == [0.6, 0.7, 0.8]  # the old seeds are kept as they were
+    assert record["legacy_commit"] == legacy["commit"]
+    assert "WARNING" in capsys.readouterr().err  # the old seeds' code version is unknown
+    assert leaderboard.commits_text(record) == "unknown (seeds 0-2); aaaaaaaaaaaa (seed 3)"
+
+
+def test_old_record_of_a_changed_config_is_refused(tmp_path, fake):
+    config = _write_config(tmp_path)
+    legacy = _legacy_record(config, [])
+    _record_file(tmp_path).parent.mkdir(parents=True)
+    _record_file(tmp_path).write_text(json.dumps(legacy))
+    config.write_text(config.read_text() + "# edited\n")
+    with pytest.raises(SystemExit):
+        _fake_run(tmp_path, config, "0-3")
+    assert json.loads(_record_file(tmp_path).read_text()) == legacy
+
+
+def test_committed_records_still_load_and_render():
+    root = Path(__file__).resolve().parents[2]
+    path = root / "leaderboards" / "ogbg-molbace" / "baselines__gin__ogbg-molbace.json"
+    record = json.loads(path.read_text())
+    config = root / record["config"]
+    assert leaderboard.resumable(record, config, [])  # the README's command resumes it
+    table = render_table("ogbg-molbace", [record])
+    assert "| baselines/gin/ogbg-molbace | rocauc | 72.91 ± 3.58 | 70.81 ± 0.44 |" in table
+    assert table.rstrip().endswith("| 1739b5c9cf1c |")
+
+
+def test_source_hash_follows_the_sources(tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    monkeypatch.setattr(leaderboard, "_package_dirs", lambda: [tmp_path / "pkg"])
+    first = leaderboard.source_hash()
+    assert first.startswith("src-") and len(first) == 16
+    (tmp_path / "pkg" / "notes.txt").write_text("not code")
+    assert leaderboard.source_hash() == first
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert leaderboard.source_hash() != first
+
+
+def test_code_version_is_the_checkouts_commit():
+    import subprocess
+
+    package = Path(leaderboard.__file__).resolve().parents[1]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("graphlab is not imported from a git checkout here")
+    assert leaderboard.code_version().removesuffix("-dirty") == head.stdout.strip()
 
 
 def test_seed_beyond_fixed_splits_is_an_error(tmp_path):
@@ -203,14 +358,14 @@ def test_render_only_rebuilds_tables_and_summaries_from_records(tmp_path):
     for rec in (_record("fam/m1/ds1", "ds1", 0.815), _record("fam/m1/ds2", "ds2", 0.47)):
         (out / rec["dataset"]).mkdir(parents=True, exist_ok=True)
         (out / rec["dataset"] / (rec["config_id"].replace("/", "__") + ".json")).write_text(json.dumps(rec))
-    leaderboard.main(["--render-only", "--out-dir", str(out)])
+    runner.main(["--render-only", "--out-dir", str(out)])
     assert "fam/m1/ds1" in (out / "ds1.md").read_text()
     assert "paper 50.00 ± 1.00" in (out / "fam-summary.md").read_text()
 
 
 def test_config_is_required_unless_render_only(capsys):
     with pytest.raises(SystemExit):
-        leaderboard.main([])
+        runner.main([])
     assert "--config is required" in capsys.readouterr().err
 
 
@@ -232,3 +387,8 @@ def test_commit_is_dirty_for_code_changes_but_not_for_the_leaderboards_own_table
     assert leaderboard.git_commit().endswith("-dirty")
     (tmp_path / "code.py").write_text("x = 2\n")
     assert leaderboard.git_commit(ignore=Path("lb")).endswith("-dirty")
+
+
+def test_table_shows_the_negatives_per_positive_beside_the_metric():
+    record = {**_record("fam/m1/ds1", "ds1", 0.5), "metric": "mrr", "negatives_per_positive": 50}
+    assert "| fam/m1/ds1 | mrr (50 neg/pos) | 50.00 ± 2.00 |" in render_table("ds1", [record])

@@ -6,8 +6,8 @@ from ogb.graphproppred import Evaluator as GraphEvaluator
 from ogb.linkproppred import Evaluator as LinkEvaluator
 from ogb.nodeproppred import Evaluator as NodeEvaluator
 
-from graphlab.data.base import DatasetInfo
-from graphlab.eval.metrics import evaluate, hits_at_k, link_metric, mean_reciprocal_rank
+from graphlab.info import DatasetInfo
+from graphlab.eval.metrics import evaluate, link_metric, pessimistic_ranks, positive_ranks
 
 
 def _info(metric: str, task_type: str = "binary", ogb_name=None, level: str = "graph", outputs: int = 3) -> DatasetInfo:
@@ -64,25 +64,77 @@ def test_multiclass_accuracy_matches_ogbn_evaluator():
     assert via_ogb == pytest.approx(expected)
 
 
+def _link(metric: str, per_positive=None, ogb_name=None) -> DatasetInfo:
+    return DatasetInfo("x", "link", "link", 4, 1, metric, ogb_name=ogb_name, negatives_per_positive=per_positive)
+
+
+def test_mrr_and_hits_on_a_hand_computed_example_with_ties():
+    # Positive 0 scores 0.9 against its own negatives [0.95, 0.9, 0.1]: one negative above it (0.95), two at or
+    #   above it (0.95, 0.9), so its rank is 1 + (1 + 2) / 2 = 2.5 and its reciprocal rank 0.4.
+    # Positive 1 scores 0.5 against [0.2, 0.3, 0.4]: nothing at or above it, rank 1, reciprocal rank 1.
+    # Positive 2 scores 0.1 against [0.8, 0.1, 0.1]: one above, three at or above: rank 1 + (1 + 3) / 2 = 3, 1/3.
+    # MRR = (0.4 + 1 + 1/3) / 3 = 0.57777...; hits@1 = 1/3 (only rank 1 <= 1); hits@3 = 3/3 (2.5 and 3 <= 3).
+    # Had each positive been ranked against all nine negatives (the old non-OGB path), positive 1 would rank
+    # 1 + (5 + 5) / 2 = 6 (0.95, 0.9, 0.8 and the two at... ) and the MRR would differ: the test pins the per-row one.
+    pos = torch.tensor([0.9, 0.5, 0.1])
+    neg = torch.tensor([[0.95, 0.9, 0.1], [0.2, 0.3, 0.4], [0.8, 0.1, 0.1]])
+    assert positive_ranks(pos, neg).tolist() == [2.5, 1.0, 3.0]
+    assert link_metric(_link("mrr", 3), pos, neg) == pytest.approx((0.4 + 1.0 + 1 / 3) / 3)
+    assert link_metric(_link("mrr", 3), pos, neg.view(-1)) == pytest.approx(0.5777777777)  # positive-major [P*Q]
+    assert link_metric(_link("hits@1", 3), pos, neg) == pytest.approx(1 / 3)
+    assert link_metric(_link("hits@3", 3), pos, neg) == pytest.approx(1.0)
+    assert link_metric(_link("hits@2", 3), pos, neg) == pytest.approx(1 / 3)  # 2.5 > 2 and 3 > 2
+
+
+def test_hits_on_a_shared_pool_hand_computed_with_ties():
+    # One pool of negatives [0.9, 0.5, 0.5, 0.1] shared by the positives [0.95, 0.5, 0.6]. OGB's hits@K: a positive
+    # hits when it is strictly above the K-th best negative. K = 1 (0.9): only 0.95 -> 1/3. K = 2 (0.5): 0.95 and
+    # 0.6 (0.5 ties, not strictly above) -> 2/3. K = 5 > 4 negatives: OGB returns 1.0.
+    pos, pool = torch.tensor([0.95, 0.5, 0.6]), torch.tensor([0.9, 0.5, 0.5, 0.1])
+    assert link_metric(_link("hits@1"), pos, pool) == pytest.approx(1 / 3)
+    assert link_metric(_link("hits@2"), pos, pool) == pytest.approx(2 / 3)
+    assert link_metric(_link("hits@5"), pos, pool) == 1.0
+    assert pessimistic_ranks(pos, pool).tolist() == [1, 4, 2]  # 1 + #(neg >= pos)
+
+
 @pytest.mark.parametrize("k", [1, 10, 20, 50])
-def test_hits_at_k_matches_ogbl_evaluator(k):
+def test_shared_pool_hits_agrees_with_ogbl_evaluator_on_random_scores(k):
     g = torch.Generator().manual_seed(k)
-    pos, neg = torch.randn(100, generator=g) + 1.0, torch.randn(400, generator=g)
+    pos, neg = torch.randint(0, 30, (100,), generator=g).float(), torch.randint(0, 30, (400,), generator=g).float()
     ref = LinkEvaluator("ogbl-ddi")
     ref.K = k
     expected = ref.eval({"y_pred_pos": pos, "y_pred_neg": neg})[f"hits@{k}"]
-    assert hits_at_k(pos, neg, k) == pytest.approx(expected)
-    assert link_metric(_info(f"hits@{k}", "link", ogb_name="ogbl-ddi", level="link", outputs=1), pos, neg) == pytest.approx(expected)
+    assert link_metric(_link(f"hits@{k}", ogb_name="ogbl-ddi"), pos, neg) == pytest.approx(expected)
 
 
-def test_mrr_matches_ogbl_citation2_evaluator_with_ties():
-    g = torch.Generator().manual_seed(3)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_per_positive_mrr_and_hits_agree_with_ogbl_citation2_evaluator_on_random_scores(seed):
+    g = torch.Generator().manual_seed(seed)
     pos = torch.randint(0, 5, (60,), generator=g).float()
     neg = torch.randint(0, 5, (60, 20), generator=g).float()  # integer scores: many ties
-    expected = LinkEvaluator("ogbl-citation2").eval({"y_pred_pos": pos, "y_pred_neg": neg})["mrr_list"].mean().item()
-    assert mean_reciprocal_rank(pos, neg) == pytest.approx(expected, abs=1e-6)
-    info = _info("mrr", "link", ogb_name="ogbl-citation2", level="link", outputs=1)
-    assert link_metric(info, pos, neg.view(-1)) == pytest.approx(expected, abs=1e-6)
+    ref = LinkEvaluator("ogbl-citation2").eval({"y_pred_pos": pos, "y_pred_neg": neg})
+    assert link_metric(_link("mrr", 20), pos, neg) == pytest.approx(ref["mrr_list"].mean().item(), abs=1e-6)
+    for k in (1, 3, 10):
+        assert link_metric(_link(f"hits@{k}", 20), pos, neg) == pytest.approx(ref[f"hits@{k}_list"].mean().item())
+
+
+def test_mrr_needs_the_negatives_per_positive():
+    with pytest.raises(ValueError, match="negatives_per_positive"):
+        DatasetInfo("x", "link", "link", 4, 1, "mrr")
+    with pytest.raises(ValueError, match="positive int"):
+        DatasetInfo("x", "link", "link", 4, 1, "hits@1", negatives_per_positive=0)
+    with pytest.raises(ValueError, match="for link data"):
+        DatasetInfo("x", "node", "multiclass", 4, 3, "acc", negatives_per_positive=2)
+
+
+def test_negative_count_that_does_not_match_is_a_clear_error():
+    with pytest.raises(ValueError, match="2 negatives each need 6 negative scores"):
+        link_metric(_link("mrr", 2), torch.zeros(3), torch.zeros(5))
+
+
+def test_metric_label_shows_the_negative_count():
+    assert _link("mrr", 50).metric_label == "mrr (50 neg/pos)"
+    assert _link("hits@20").metric_label == "hits@20"
 
 
 def test_rocauc_undefined_split_raises_clear_error():

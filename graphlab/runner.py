@@ -1,0 +1,204 @@
+"""``graphlab leaderboard``: multi-seed evaluation in the OGB leaderboard style, above the CLI.
+
+``graphlab leaderboard --config CFG --seeds 0-9`` runs ``fit`` then evaluates the checkpoint with the best
+validation score, once per seed (seed ``i`` also uses the dataset's fixed split ``i`` when it has several), and
+reports mean ± unbiased std over seeds. Records, fingerprints, code versions and tables are
+:mod:`graphlab.eval.leaderboard`'s; this module drives the CLI (:func:`graphlab.cli.build_cli`) once per seed.
+``graphlab leaderboard --render-only`` regenerates every table without running.
+
+Import direction: ``graphlab.entry`` → this runner → ``graphlab.cli`` and ``graphlab.eval.leaderboard``; the CLI
+never imports the runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from graphlab._io import atomic_write_json
+from graphlab.cli import build_cli
+from graphlab.eval.leaderboard import (
+    DISPLAY_ONLY_TRAINER_FLAGS,
+    FINGERPRINT_SCHEME,
+    RecordConflict,
+    SeedResult,
+    code_mix_warning,
+    code_version,
+    config_id,
+    fingerprint,
+    format_mean_std,
+    open_record,
+    parse_seeds,
+    record_path,
+    render_all,
+    result_args,
+    seed_range,
+    summarise,
+    versions,
+    write_summary,
+    write_table,
+)
+
+SPLIT_ARGS = ("split", "fold")
+
+
+@contextlib.contextmanager
+def _plain_argv() -> Iterator[None]:
+    """Drive LightningCLI through ``args=`` only (the leaderboard's own argv is not its input)."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _split_arg(datamodule: Any) -> Optional[str]:
+    params = inspect.signature(type(datamodule).__init__).parameters
+    return next((name for name in SPLIT_ARGS if name in params), None)
+
+
+def run_seed(config: Path, seed: int, extra: list[str], run_dir: Path, split_arg: Optional[str],
+             num_splits: int) -> SeedResult:
+    """Fit with ``seed`` (and split ``seed``), then validate and test the best checkpoint."""
+    args = ["--config", str(config), *extra, f"--seed_everything={seed}",
+            "--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.init_args.save_dir={run_dir}",
+            f"--trainer.default_root_dir={run_dir}"]
+    split = None
+    if split_arg is not None and num_splits > 1:
+        if seed >= num_splits:
+            raise ValueError(f"seed {seed} needs split {seed}, but the dataset has only {num_splits} fixed splits: "
+                             f"use --seeds 0-{num_splits - 1}")
+        split = seed
+        args.append(f"--data.init_args.{split_arg}={split}")
+    start = time.perf_counter()
+    with _plain_argv():
+        cli = build_cli(args, run=False)
+    trainer, task, datamodule = cli.trainer, cli.model, cli.datamodule
+    trainer.fit(task, datamodule=datamodule)
+    ckpt = trainer.checkpoint_callback
+    best = getattr(ckpt, "best_model_path", "") if ckpt is not None else ""
+    if not best:
+        raise RuntimeError(f"seed {seed}: no best checkpoint was saved (is validation running? "
+                           f"check trainer.limit_val_batches / check_val_every_n_epoch in {config})")
+    key = task.monitor.removeprefix("val_")
+    val = trainer.validate(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0][f"val_{key}"]
+    test = trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0][f"test_{key}"]
+    num_params = sum(p.numel() for p in task.model.parameters())
+    return SeedResult(seed, split, float(val), float(test), int(trainer.current_epoch),
+                      time.perf_counter() - start, num_params)
+
+
+def probe(config: Path, extra: list[str]) -> tuple[Any, Optional[str]]:
+    """Instantiate once to learn the dataset description and its split argument."""
+    with _plain_argv():
+        cli = build_cli(["--config", str(config), *extra, "--trainer.logger=false"], run=False)
+    return cli.datamodule.info, _split_arg(cli.datamodule)
+
+
+def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: Path, runs_dir: Path,
+                    json_out: Optional[Path] = None, force: bool = False) -> dict[str, Any]:
+    """Run (or resume) every seed of ``config`` and write the record and the table.
+
+    Raises:
+        RecordConflict: the stored record was made from another config or other arguments (and ``force`` is
+            off); nothing was run or written.
+    """
+    if not config.is_file():
+        raise FileNotFoundError(f"config {config} does not exist; configs live under configs/<family>/<dataset>.yaml")
+    info, split_arg = probe(config, extra)
+    cid = config_id(config)
+    path = record_path(out_dir, info.name, cid)
+    record = open_record(path, config, extra, force)
+    if record["runs"] and record.get("fingerprint_scheme") != FINGERPRINT_SCHEME:
+        record.setdefault("legacy_commit", record.get("commit"))  # the old record-level commit, kept as written
+    version = code_version(ignore=out_dir)
+    todo = [s for s in seeds if s not in {r["seed"] for r in record["runs"]}]
+    warning = code_mix_warning({**record, "config_id": cid}, version) if todo else None
+    if warning:
+        print(warning, file=sys.stderr)
+    command = shlex.join(["graphlab", "leaderboard", "--config", str(config), "--seeds", seed_range(seeds), *(
+        ["--", *extra] if extra else [])])
+    record.update(config=str(config), config_id=cid, fingerprint=fingerprint(config, extra),
+                  fingerprint_scheme=FINGERPRINT_SCHEME, fingerprint_args=result_args(extra), dataset=info.name,
+                  metric=info.metric, negatives_per_positive=info.negatives_per_positive,
+                  higher_is_better=info.higher_is_better, command=command, versions=versions())
+    for seed in seeds:
+        if seed not in todo:
+            print(f"[leaderboard] {cid} seed {seed}: already done, skipped")
+            continue
+        result = run_seed(config, seed, extra, runs_dir / cid / f"seed_{seed}", split_arg, info.num_splits)
+        record["runs"].append({**result.__dict__, "commit": version})
+        record["commit"] = version
+        record = summarise(record)
+        atomic_write_json(path, record)
+        print(f"[leaderboard] {cid} seed {seed}: val {result.val:.4f} test {result.test:.4f} (code {version})")
+    if not record["runs"]:
+        raise RuntimeError(f"no seed finished for {config}")
+    record = summarise(record)
+    record.setdefault("commit", version)
+    atomic_write_json(path, record)
+    table = write_table(out_dir, info.name)
+    if "/" in cid:
+        write_summary(out_dir, cid.split("/")[0])
+    if json_out is not None:
+        atomic_write_json(json_out, record)
+    print(f"[leaderboard] {info.metric_label}: test {format_mean_std(record['test_mean'], record['test_std'], 1.0)}, "
+          f"val {format_mean_std(record['val_mean'], record['val_std'], 1.0)} over seeds {record['seeds']}; table {table}")
+    return record
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="graphlab leaderboard",
+        description="Multi-seed fit + best-checkpoint test; writes leaderboards/<dataset>.md and a JSON record. "
+                    "Arguments after `--` are passed to every run (e.g. -- --trainer.max_epochs=50). A run resumes "
+                    "the stored record of the config when the config file and those arguments are unchanged "
+                    f"(display-only flags {', '.join('--trainer.' + f for f in DISPLAY_ONLY_TRAINER_FLAGS)} do not "
+                    "count); seeds run at another code version are kept, with a warning, and the table lists every "
+                    "commit.",
+    )
+    parser.add_argument("--config", type=Path, default=None, help="a config under configs/")
+    parser.add_argument("--seeds", default="0-9", help="seeds to run, e.g. 0-9 or 0,2,4 (default 0-9)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the JSON record here")
+    parser.add_argument("--out-dir", type=Path, default=Path("leaderboards"), help="where tables go")
+    parser.add_argument("--render-only", action="store_true",
+                        help="run nothing: regenerate every table and family summary in --out-dir from its records "
+                             "(e.g. after editing references.yaml)")
+    parser.add_argument("--force", action="store_true",
+                        help="when the stored record was made from a different config or arguments, move it to "
+                             "<out-dir>/<dataset>/superseded/<config-id>.<fingerprint>.json and start a new record "
+                             "(without --force such a run refuses and changes nothing; a record is never deleted)")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/leaderboard"), help="checkpoints and logs")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
+    """``graphlab leaderboard ...`` (``argv`` without the word ``leaderboard``; default ``sys.argv[1:]``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.render_only:
+        for path in render_all(args.out_dir):
+            print(f"[leaderboard] wrote {path}")
+        return {}
+    if args.config is None:
+        parser.error("--config is required (or pass --render-only)")
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as err:
+        parser.error(str(err))
+    try:
+        return run_leaderboard(args.config, seeds, extra, args.out_dir, args.runs_dir, args.json, args.force)
+    except RecordConflict as err:
+        parser.exit(2, f"graphlab leaderboard: refused: {err}\n")
