@@ -116,10 +116,15 @@ class SPDInvSqrt(torch.autograd.Function):
         return evecs @ (divided * inner) @ evecs.transpose(-1, -2), None
 
 
+# torch.linalg.eigh has no float16 / bfloat16 kernels: those inputs are decomposed in float32.
+_HALF = (torch.float16, torch.bfloat16)
+
+
 def spd_inv_sqrt(matrix: Tensor) -> Tensor:
     """Inverse square root ``A^{-1/2}`` of a batch of symmetric positive-definite matrices ``[..., d, d]``.
 
-    Differentiable with finite gradients at repeated eigenvalues (no noise injection, no SVD).
+    Differentiable with finite gradients at repeated eigenvalues (no noise injection, no SVD). float16 / bfloat16
+    matrices are decomposed in float32 (``eigh`` has no half-precision kernels) and the result is cast back.
 
     Raises:
         TypeError: ``matrix`` is not a floating tensor.
@@ -127,6 +132,8 @@ def spd_inv_sqrt(matrix: Tensor) -> Tensor:
     """
     if validation_enabled():
         _check_square_symmetric(matrix)
+    if matrix.dtype in _HALF:
+        return spd_inv_sqrt(matrix.float()).to(matrix.dtype)
     path = resolve_backend(matrix)
     record_path(OP_NAME, path)
     if path == "reference":

@@ -87,3 +87,21 @@ def test_input_checks_name_the_problem_and_the_fix():
         ops.spd_inv_sqrt(torch.zeros(3, 3))
     with ops.set_validation(False):  # switched off: the documented clamp, no error
         assert torch.isfinite(ops.spd_inv_sqrt(torch.eye(2))).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_decomposed_in_float32(dtype):
+    """eigh has no half kernels: the op computes in float32 and returns the input's dtype, values and gradient."""
+    torch.manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(4, 3, 3, dtype=torch.float64))
+    evals = torch.rand(4, 3, dtype=torch.float64) + 0.5
+    a64 = q @ torch.diag_embed(evals) @ q.transpose(-1, -2)
+    a = a64.to(dtype)
+    a = (0.5 * (a + a.transpose(-1, -2))).requires_grad_()  # symmetric after rounding
+    out = ops.spd_inv_sqrt(a)
+    assert out.dtype == dtype
+    evals_h, evecs_h = torch.linalg.eigh(a.detach().double())
+    want = evecs_h @ torch.diag_embed(evals_h.rsqrt()) @ evecs_h.transpose(-1, -2)
+    torch.testing.assert_close(out.double(), want, atol=3e-2, rtol=3e-2)
+    out.sum().backward()
+    assert a.grad.dtype == dtype and torch.isfinite(a.grad.float()).all()

@@ -13,6 +13,9 @@ from graphlab.nn.sheaf.graph import SheafGraph
 
 __all__ = ["local_pca_bases", "procrustes_transports"]
 
+# torch has no CPU cdist / SVD for these: the maps are computed in float32 and returned in the input's dtype.
+_HALF = (torch.float16, torch.bfloat16)
+
 
 @torch.no_grad()
 def local_pca_bases(x: Tensor, graph: SheafGraph, d: int, num_neighbours: int, chunk_size: int = 1024) -> Tensor:
@@ -23,8 +26,11 @@ def local_pca_bases(x: Tensor, graph: SheafGraph, d: int, num_neighbours: int, c
     space when the graph neighbourhood is smaller (graph-aware neighbourhoods). :math:`O_u` spans the top
     ``d`` right singular vectors of the centred differences :math:`[\mathbf{x}_v - \mathbf{x}_u]_v`.
 
-    Shapes: ``x [N, p]`` -> ``[N, p, d]``. Needs ``d <= p``.
+    Shapes: ``x [N, p]`` -> ``[N, p, d]``. Needs ``d <= p``. Half-precision ``x`` is processed in float32 and the
+    bases are returned in ``x``'s dtype.
     """
+    if x.dtype in _HALF:
+        return local_pca_bases(x.float(), graph, d, num_neighbours, chunk_size).to(x.dtype)
     if x.dim() != 2 or x.size(0) != graph.num_nodes:
         raise ValueError(f"x must have shape [N, p] with N = {graph.num_nodes} (the graph's nodes), got {tuple(x.shape)}")
     n, k = graph.num_nodes, min(num_neighbours, graph.num_nodes)
@@ -53,7 +59,10 @@ def procrustes_transports(bases: Tensor, graph: SheafGraph, chunk_size: int = 65
     r"""Orthogonal Procrustes alignment of neighbouring tangent spaces:
     :math:`O_{uv} = \arg\min_{O \in O(d)} \lVert O_u^\top O_v - O \rVert_F = U V^\top` where
     :math:`O_u^\top O_v = U \Sigma V^\top`. Computed for ``u < v`` and transposed for the reverse edge, so
-    :math:`O_{vu} = O_{uv}^\top` exactly. Shapes: ``bases [N, p, d]`` -> ``[E, d, d]``."""
+    :math:`O_{vu} = O_{uv}^\top` exactly. Shapes: ``bases [N, p, d]`` -> ``[E, d, d]`` (half precision computed in
+    float32, returned in ``bases``' dtype)."""
+    if bases.dtype in _HALF:
+        return procrustes_transports(bases.float(), graph, chunk_size).to(bases.dtype)
     if bases.dim() != 3 or bases.size(0) != graph.num_nodes:
         raise ValueError(f"bases must have shape [N, p, d] with N = {graph.num_nodes}, got {tuple(bases.shape)}; "
                          f"pass the output of local_pca_bases")
