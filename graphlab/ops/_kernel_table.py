@@ -15,6 +15,7 @@ the entries are imported lazily (the Triton one imports ``triton``).
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class SegmentSoftmaxKernels:
     backward: Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
+@functools.cache
 def kernels(op: str, name: KernelName) -> object:
     """The kernel table of ``op`` (``"gather_reduce"`` or ``"segment_softmax"``) for backend ``name``.
 

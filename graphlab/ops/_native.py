@@ -221,9 +221,10 @@ def load(path: Path) -> ctypes.CDLL:
 def library() -> ctypes.CDLL | None:
     """The compiled kernels, building them on the first call; ``None`` if they cannot be built (a
     :class:`NativeBuildWarning` says why, once)."""
-    with _state_lock:
+    if _state["tried"]:
+        return _state["lib"]  # type: ignore[return-value]
+    with _state_lock:  # the flag is set last, so no thread sees "tried" before the library (or error) is there
         if not _state["tried"]:
-            _state["tried"] = True
             try:
                 _state["lib"] = load(build()[0])
             except (OSError, RuntimeError) as exc:
@@ -232,6 +233,7 @@ def library() -> ctypes.CDLL | None:
                     NativeBuildWarning(f"graphlab's native CPU kernels are unavailable, using torch ops: {exc}"),
                     stacklevel=2,
                 )
+            _state["tried"] = True
     return _state["lib"]  # type: ignore[return-value]
 
 
@@ -249,8 +251,10 @@ def enabled() -> bool:
     return os.environ.get("GRAPHLAB_NATIVE", "1") != "0"
 
 
+@torch.compiler.assume_constant_result
 def available() -> bool:
-    """Whether the CPU path will use the native kernels."""
+    """Whether the CPU path will use the native kernels. ``torch.compile`` evaluates it once while tracing
+    (building the library then if need be) and keeps the answer in the compiled graph."""
     return enabled() and library() is not None
 
 
@@ -288,14 +292,14 @@ def _checked(name: str, t: Tensor, dtype: torch.dtype, shape: tuple[int, ...]) -
     """``t`` as a contiguous CPU tensor of ``dtype`` and ``shape``, or a TypeError/ValueError naming it."""
     if not isinstance(t, Tensor):
         raise TypeError(f"native kernel argument {name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.device.type != "cpu":
+    if not t.is_cpu:
         raise ValueError(f"native kernel argument {name} is on {t.device}; the native kernels need CPU tensors")
-    if t.dtype != dtype:
+    if t.dtype is not dtype:
         raise TypeError(
             f"native kernel argument {name} has dtype {t.dtype} but this call needs {dtype}; "
             f"cast it with {name}.to({dtype})"
         )
-    if tuple(t.shape) != shape:
+    if t.shape != shape:
         raise ValueError(f"native kernel argument {name} has shape {tuple(t.shape)} but this call needs {shape}")
     return t if t.is_contiguous() else t.contiguous()
 
