@@ -122,7 +122,7 @@ def route_arg_grad(
         src = col.long().index_select(0, safe_arg.view(-1)).view_as(arg)
         contrib = g if weight is None else g * weight.index_select(0, safe_arg.view(-1)).view_as(arg)
         flat = src * feat + torch.arange(feat).unsqueeze(0)
-        grad_x = torch.zeros_like(x).view(-1).index_add_(0, flat.view(-1), contrib.reshape(-1)).view_as(x)
+        grad_x = x.new_zeros(x.numel()).index_add_(0, flat.view(-1), contrib.reshape(-1)).view(x.shape)
     if need_w:
         xv = x.gather(0, col.long().index_select(0, safe_arg.view(-1)).view_as(arg))
         grad_w = grad.new_zeros(num_edges).index_add_(0, safe_arg.view(-1), (g * xv).view(-1))
