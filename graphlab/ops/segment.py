@@ -35,6 +35,12 @@ from graphlab.ops.reference import Reduce, csr_row_index
 
 def check_segments(src: Any, ptr: Any, name: str = "src") -> None:
     """``src`` floating ``[E]``/``[E, F]``, ``ptr`` an index ``[N + 1]`` from 0 to ``E``, non-decreasing."""
+    check_segment_types(src, ptr, name)
+    _check_segment_values(src, ptr, name)
+
+
+def check_segment_types(src: Any, ptr: Any, name: str = "src") -> None:
+    """The O(1) part of :func:`check_segments` (types, dtypes, dimensions, devices), run on every call."""
     if not isinstance(src, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(src).__name__}")
     if not src.is_floating_point():
@@ -46,6 +52,9 @@ def check_segments(src: Any, ptr: Any, name: str = "src") -> None:
         raise ValueError("ptr must have num_segments + 1 >= 1 entries, got an empty tensor")
     if ptr.device != src.device:
         raise ValueError(f"ptr is on {ptr.device} but {name} is on {src.device}; move both to one device")
+
+
+def _check_segment_values(src: Tensor, ptr: Tensor, name: str) -> None:
     if int(ptr[0]) != 0:
         raise ValueError(f"ptr[0] is {int(ptr[0])} but must be 0")
     if int(ptr[-1]) != src.size(0):
@@ -122,14 +131,17 @@ def segment_reduce(src: Tensor, ptr: Tensor, reduce: Reduce = "sum", *, validate
         src: ``[E, F]`` or ``[E]`` floating values, segment after segment.
         ptr: ``[N + 1]`` int64/int32 boundaries, ``ptr[0] = 0``, ``ptr[N] = E``, non-decreasing.
         reduce: ``"sum" | "mean" | "max" | "min"``; empty segments give 0.
-        validate: check inputs (ValueError); ``None`` follows :class:`graphlab.ops.set_validation`.
+        validate: check the values of ``ptr`` (ValueError); ``None`` follows
+            :class:`graphlab.ops.set_validation`. Types, dtypes, shapes and devices are checked on every call.
 
     Returns:
         ``[N, F]`` (or ``[N]``) tensor, differentiable w.r.t. ``src``.
     """
+    check_reduce(reduce)
     if validation_enabled() if validate is None else validate:
-        check_reduce(reduce)
         check_segments(src, ptr)
+    else:
+        check_segment_types(src, ptr)
     path = resolve_backend(src, ptr)
     record_path("segment_reduce", path)
     if path == "reference":
@@ -149,13 +161,16 @@ def segment_softmax(src: Tensor, ptr: Tensor, *, validate: bool | None = None) -
         src: ``[E]`` or ``[E, H]`` floating logits (e.g. one attention score per edge and head, edges sorted by
             target so that ``ptr`` is the target CSR ``rowptr``).
         ptr: ``[N + 1]`` segment boundaries.
-        validate: check inputs (ValueError); ``None`` follows :class:`graphlab.ops.set_validation`.
+        validate: check the values of ``ptr`` (ValueError); ``None`` follows
+            :class:`graphlab.ops.set_validation`. Types, dtypes, shapes and devices are checked on every call.
 
     Returns:
         a tensor shaped like ``src``, differentiable w.r.t. ``src``.
     """
     if validation_enabled() if validate is None else validate:
         check_segments(src, ptr)
+    else:
+        check_segment_types(src, ptr)
     path = resolve_backend(src, ptr)
     record_path("segment_softmax", path)
     if path == "reference":

@@ -197,16 +197,25 @@ def test_segment_ops_matrix(path, x_dtype, index_dtype, path_env):
         (dict(ptr=_segments(torch.int64).float()), "ptr has dtype torch.float32 but an index must be"),
         (dict(ptr=_segments(torch.int64).to(torch.int16)), "ptr has dtype torch.int16"),
         (dict(src=torch.randn(12, 2, 2)), r"src must be \[E\] or \[E, F\]"),
-        (dict(ptr=torch.tensor([0, 5])), r"ptr\[-1\] is 5 but src has 12 entries"),
+        (dict(ptr=torch.tensor([], dtype=torch.long)), "ptr must have num_segments"),
+        (dict(src=torch.randn(12, 2, device="meta")), "ptr is on cpu but src is on meta"),
     ],
 )
-def test_segment_ops_bad_input(kwargs, match, path, path_env):
+@pytest.mark.parametrize("validate", [True, False])
+def test_segment_ops_bad_input(kwargs, match, path, validate, path_env):
+    """Type, dtype, shape and device errors, with or without validation."""
     args = dict(src=torch.randn(12, 2), ptr=_segments(torch.int64)) | kwargs
     with path_env(path):
         with pytest.raises(ValueError, match=match):
-            ops.segment_reduce(args["src"], args["ptr"], "sum")
+            ops.segment_reduce(args["src"], args["ptr"], "sum", validate=validate)
         with pytest.raises(ValueError, match=match):
-            ops.segment_softmax(args["src"], args["ptr"])
+            ops.segment_softmax(args["src"], args["ptr"], validate=validate)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_segment_ops_bad_pointer_values(path, path_env):
+    with path_env(path), pytest.raises(ValueError, match=r"ptr\[-1\] is 5 but src has 12 entries"):
+        ops.segment_reduce(torch.randn(12, 2), torch.tensor([0, 5]))
 
 
 # --------------------------------------------------------------------------------------------- block_spmm
