@@ -3,7 +3,7 @@ r"""Triton kernels for CSR gather-reduce (:func:`graphlab.ops.gather_reduce` on 
 .. math::
     \mathrm{out}_i = \bigoplus_{e=\mathrm{rowptr}_i}^{\mathrm{rowptr}_{i+1}-1} w_e \, x_{\mathrm{col}_e}
 
-Layout (four layers, as every kernel module in graphlab):
+Layout (kernels, then host launchers):
 
 1. ``@triton.jit`` kernels:
 
@@ -20,11 +20,12 @@ Layout (four layers, as every kernel module in graphlab):
      a CSR formulation would cost ``O(E F)``).
 
 2. host launchers (``launch_*``) choose tiles and grids;
-3. :class:`TritonGatherReduce` (``autograd.Function``): the ``sum``/``mean`` backward w.r.t. ``x`` is the forward
-   kernel run on the transpose with weights ``w_e / max(deg_{row_e}, 1)`` for mean. The transpose comes from a
-   callable, so :mod:`graphlab.ops` can hand in its per-graph cache (this module imports only torch and triton);
-   :func:`transpose_csr` builds one when none is given;
-4. :func:`gather_reduce`, the thin function the dispatcher calls.
+   :func:`launch_transpose_spmm` is the ``sum``/``mean`` backward w.r.t. ``x``: the forward kernel run on the
+   transposed CSR (handed in by the caller, which caches it per graph) with weights ``w_e / max(deg_{row_e}, 1)``
+   for mean.
+
+The autograd wrapper and the dispatch live in :mod:`graphlab.ops.gather_reduce` (one ``autograd.Function`` over
+the CPU and Triton kernel tables, see :mod:`graphlab.ops._triton`); this module imports only torch and triton.
 
 Importing this module imports triton; :mod:`graphlab.ops` imports it lazily, only when the Triton path runs. Set
 ``TRITON_INTERPRET=1`` *before* this module is imported to run the kernels on CPU tensors.
@@ -32,14 +33,12 @@ Importing this module imports triton; :mod:`graphlab.ops` imports it lazily, onl
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 Transpose = tuple[Tensor, Tensor, Tensor]  # (colptr, row, perm_t): the CSR of A^T and CSR position per entry
 
@@ -225,17 +224,6 @@ def launch_arg_backward(
     return grad_x, grad_w
 
 
-def transpose_csr(rowptr: Tensor, col: Tensor, num_cols: int) -> Transpose:
-    """``(colptr, row, perm_t)`` of the transposed CSR (rows = the ``num_cols`` sources), by a stable sort."""
-    counts = (rowptr[1:] - rowptr[:-1]).long()
-    rows = torch.arange(counts.numel(), device=col.device)
-    row = torch.repeat_interleave(rows, counts, output_size=col.numel()).to(col.dtype)
-    perm_t = torch.sort(col, stable=True).indices
-    colptr = torch.zeros(num_cols + 1, dtype=col.dtype, device=col.device)
-    torch.cumsum(torch.bincount(col.long(), minlength=num_cols), 0, out=colptr[1:])
-    return colptr, row.index_select(0, perm_t), perm_t
-
-
 def launch_transpose_spmm(
     transpose: Transpose, rowptr: Tensor, weight: Tensor | None, grad: Tensor, mean: bool
 ) -> Tensor:
@@ -247,63 +235,3 @@ def launch_transpose_spmm(
         scale = inv_count.index_select(0, row_t.long())
         weight_t = scale if weight_t is None else weight_t * scale
     return launch_gather_reduce_fwd(grad, colptr, row_t, weight_t, "sum", False)[0]
-
-
-# --------------------------------------------------------------------------------------------- 3. autograd
-
-
-class TritonGatherReduce(torch.autograd.Function):
-    """Differentiable gather-reduce on the Triton kernels (see the module docstring)."""
-
-    @staticmethod
-    def forward(
-        ctx: Any, x: Tensor, rowptr: Tensor, col: Tensor, weight: Tensor | None, reduce: str,
-        transpose_fn: Callable[[], Transpose],
-    ) -> Tensor:
-        want_arg = ctx.needs_input_grad[0] or ctx.needs_input_grad[3]
-        out, arg = launch_gather_reduce_fwd(x, rowptr, col, weight, reduce, want_arg)
-        ctx.reduce = reduce
-        ctx.transpose_fn = transpose_fn
-        ctx.save_for_backward(x, rowptr, col, weight, arg)
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, rowptr, col, weight, arg = ctx.saved_tensors
-        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[3]
-        grad = grad.contiguous()
-        if ctx.reduce in ("max", "min"):
-            grad_x, grad_w = launch_arg_backward(grad, x, col, weight, arg, col.numel(), need_x, need_w)
-            return grad_x, None, None, grad_w, None, None
-        mean = ctx.reduce == "mean"
-        grad_x = launch_transpose_spmm(ctx.transpose_fn(), rowptr, weight, grad, mean) if need_x else None
-        grad_w = launch_sddmm(rowptr, col, grad, x, mean) if need_w else None
-        return grad_x, None, None, grad_w, None, None
-
-
-# --------------------------------------------------------------------------------------------- 4. function
-
-
-def gather_reduce(
-    x: Tensor,
-    rowptr: Tensor,
-    col: Tensor,
-    reduce: str = "sum",
-    edge_weight: Tensor | None = None,
-    transpose_fn: Callable[[], Transpose] | None = None,
-) -> Tensor:
-    """Triton gather-reduce; inputs validated by :func:`graphlab.ops.gather_reduce`.
-
-    ``transpose_fn`` returns the transposed CSR for the ``sum``/``mean`` backward (called only then); by default
-    it is built with :func:`transpose_csr`.
-    """
-    x, rowptr, col = x.contiguous(), rowptr.contiguous(), col.contiguous()
-    weight = None if edge_weight is None else edge_weight.contiguous()
-    if transpose_fn is None:
-        num_cols = x.size(0)
-
-        def transpose_fn() -> Transpose:
-            return transpose_csr(rowptr, col, num_cols)
-
-    return TritonGatherReduce.apply(x, rowptr, col, weight, reduce, transpose_fn)

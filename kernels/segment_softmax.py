@@ -10,7 +10,7 @@ independently per column (head) ``h`` of ``src [E, H]``.
    online max / rescaled sum (as in flash attention) and a second pass that writes ``y``;
    :func:`_segment_softmax_bwd_kernel` computes the segment dot ``<g, y>`` then writes the gradient. Loads are
    ``[BLOCK_E, BLOCK_H]`` tiles, contiguous along heads; no atomics.
-2. launchers, 3. :class:`TritonSegmentSoftmax`, 4. :func:`segment_softmax`.
+2. launchers. The autograd wrapper lives in :mod:`graphlab.ops.segment` (this module imports only torch and triton).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 MAX_BLOCK_H = 64  # heads per program
 BLOCK_E = 32  # entries per step
@@ -107,27 +106,3 @@ def launch_segment_softmax_fwd(src: Tensor, ptr: Tensor) -> Tensor:
 def launch_segment_softmax_bwd(y: Tensor, grad: Tensor, ptr: Tensor) -> Tensor:
     """``dL/dsrc`` from the saved output ``y`` and the incoming gradient ``grad`` (both ``[E, H]``)."""
     return _launch(_segment_softmax_bwd_kernel, (y, grad), ptr, torch.empty_like(y))
-
-
-class TritonSegmentSoftmax(torch.autograd.Function):
-    """Differentiable segment softmax on the Triton kernels."""
-
-    @staticmethod
-    def forward(ctx: Any, src: Tensor, ptr: Tensor) -> Tensor:
-        out = launch_segment_softmax_fwd(src, ptr)
-        ctx.save_for_backward(out, ptr)
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None]:
-        out, ptr = ctx.saved_tensors
-        return launch_segment_softmax_bwd(out, grad.contiguous(), ptr), None
-
-
-def segment_softmax(src: Tensor, ptr: Tensor) -> Tensor:
-    """Triton segment softmax of ``src`` ``[E]`` or ``[E, H]``; inputs validated by :mod:`graphlab.ops`."""
-    squeeze = src.dim() == 1
-    logits = src.unsqueeze(1) if squeeze else src
-    out = TritonSegmentSoftmax.apply(logits.contiguous(), ptr.contiguous())
-    return out.squeeze(1) if squeeze else out

@@ -19,6 +19,10 @@ When the native kernels (:mod:`graphlab.ops._native`) are available (float32/flo
 they fuse the forward of ``max``/``min`` with the arg computation and run their own row-parallel SpMM; other
 dtypes (bfloat16, float16) use the torch ops here.
 
+This module holds the two CPU kernel tables (:data:`GATHER_REDUCE_NATIVE`, :data:`GATHER_REDUCE_TORCH`, and
+the segment-softmax ones built on them); the one ``autograd.Function`` per op that calls them lives in
+:mod:`graphlab.ops.gather_reduce` / :mod:`graphlab.ops.segment` (see :mod:`graphlab.ops._kernel_table`).
+
 ``torch_scatter`` is not used on this path even when installed: its CPU kernels are serial (its maintainer
 recommends the PyTorch ops on CPU, pytorch_scatter#404) and materialise ``x[src]``; ``benchmarks/aggregate.py``
 times it as a baseline when it is installed.
@@ -27,14 +31,12 @@ times it as a baseline when it is installed.
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from graphlab.ops import _native
-from graphlab.ops._backend import record_path
+from graphlab.ops._kernel_table import GatherReduceKernels, SegmentSoftmaxKernels
 from graphlab.ops.csr import IdentityCache, cached_transpose
 from graphlab.ops.reference import csr_row_index
 
@@ -120,88 +122,121 @@ def route_arg_grad(
         src = col.long().index_select(0, safe_arg.view(-1)).view_as(arg)
         contrib = g if weight is None else g * weight.index_select(0, safe_arg.view(-1)).view_as(arg)
         flat = src * feat + torch.arange(feat).unsqueeze(0)
-        grad_x = torch.zeros_like(x).view(-1).index_add_(0, flat.view(-1), contrib.reshape(-1)).view_as(x)
+        grad_x = x.new_zeros(x.numel()).index_add_(0, flat.view(-1), contrib.reshape(-1)).view(x.shape)
     if need_w:
         xv = x.gather(0, col.long().index_select(0, safe_arg.view(-1)).view_as(arg))
         grad_w = grad.new_zeros(num_edges).index_add_(0, safe_arg.view(-1), (g * xv).view(-1))
     return grad_x, grad_w
 
 
-class TorchGatherReduce(torch.autograd.Function):
-    """Forward with ``torch.sparse.mm``; backward through the cached transpose / arg routing (see module doc)."""
-
-    @staticmethod
-    def forward(
-        ctx: Any, x: Tensor, rowptr: Tensor, col: Tensor, weight: Tensor | None, reduce: str
-    ) -> Tensor:
-        out = spmm(rowptr, col, weight, x, reduce)
-        ctx.reduce = reduce
-        ctx.save_for_backward(x, rowptr, col, weight, out if reduce in ("max", "min") else None)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, rowptr, col, weight, out = ctx.saved_tensors
-        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[3]
-        grad = grad.contiguous()
-        if ctx.reduce in ("max", "min"):
-            arg = arg_edges(x, rowptr, col, weight, out)
-            grad_x, grad_w = route_arg_grad(grad, arg, x, col, weight, need_x, need_w)
-            return grad_x, None, None, grad_w, None
-        if ctx.reduce == "mean":
-            grad = grad / row_count(rowptr, grad.dtype)
-        grad_x = transpose_spmm(rowptr, col, weight, grad, x.size(0)) if need_x else None
-        grad_w = sddmm(rowptr, col, grad, x) if need_w else None
-        return grad_x, None, None, grad_w, None
+# ----------------------------------------------------------------------------------------------- torch table
 
 
-class NativeGatherReduce(torch.autograd.Function):
-    """Forward and backward with the native kernels of :mod:`graphlab.ops._native` (same math as above).
-
-    ``max``/``min`` compute the arg edge in the forward pass (only when a gradient is needed), so the backward
-    is two passes over ``N x F`` entries; ``sum``/``mean`` multiply by the cached transpose, with the ``mean``
-    divisor folded into the transposed edge weights.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any, x: Tensor, rowptr: Tensor, col: Tensor, weight: Tensor | None, reduce: str
-    ) -> Tensor:
-        want_arg = ctx.needs_input_grad[0] or ctx.needs_input_grad[3]
-        out, arg = _native.spmm(rowptr, col, weight, x, reduce, want_arg)
-        ctx.reduce = reduce
-        ctx.save_for_backward(x, rowptr, col, weight, arg)
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, rowptr, col, weight, arg = ctx.saved_tensors
-        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[3]
-        grad = grad.contiguous()
-        grad_x = grad_w = None
-        if ctx.reduce in ("max", "min"):
-            if need_x:
-                grad_x = _native.arg_backward_x(rowptr, col, weight, arg, grad, x.size(0), col.numel())
-            if need_w:
-                grad_w = _native.arg_backward_w(rowptr, col, arg, grad, x)
-            return grad_x, None, None, grad_w, None
-        if need_x:
-            grad_x = _native_transpose_spmm(rowptr, col, weight, grad, x.size(0), ctx.reduce == "mean")
-        if need_w:
-            grad_w = _native.sddmm(rowptr, col, grad, x, ctx.reduce == "mean")
-        return grad_x, None, None, grad_w, None
+def torch_forward(
+    x: Tensor, rowptr: Tensor, col: Tensor | None, weight: Tensor | None, reduce: str, want_arg: bool
+) -> tuple[Tensor, Tensor | None]:
+    """Forward with ``torch.sparse.mm`` (``col=None``: a ``scatter_reduce`` over segments of ``x``); the arg
+    edges (int64) for max/min when ``want_arg``."""
+    if col is None:
+        return _torch_segment_forward(x, rowptr, reduce, want_arg)
+    out = spmm(rowptr, col, weight, x, reduce)
+    arg = arg_edges(x, rowptr, col, weight, out) if want_arg and reduce in ("max", "min") else None
+    return out, arg
 
 
-def _native_transpose_spmm(
-    rowptr: Tensor, col: Tensor, weight: Tensor | None, grad: Tensor, num_cols: int, mean: bool
+def _torch_segment_forward(src: Tensor, ptr: Tensor, reduce: str, want_arg: bool) -> tuple[Tensor, Tensor | None]:
+    """``scatter_reduce`` into segments; arg as in the reference (first extremum)."""
+    row = csr_row_index(ptr)
+    num_rows = ptr.numel() - 1
+    index = row.unsqueeze(1).expand_as(src)
+    if reduce in ("sum", "mean"):
+        out = src.new_zeros((num_rows, src.size(1))).scatter_reduce(0, index, src, "sum", include_self=True)
+        if reduce == "mean":
+            out = out / row_count(ptr, src.dtype)
+        return out, None
+    out = src.new_zeros((num_rows, src.size(1))).scatter_reduce(
+        0, index, src, _TORCH_REDUCE[reduce], include_self=False
+    )
+    if not want_arg:
+        return out, None
+    edge_id = torch.arange(src.size(0)).unsqueeze(1).expand_as(src)
+    candidate = torch.where(src == out.index_select(0, row), edge_id, src.size(0))
+    arg = torch.full(out.shape, src.size(0), dtype=torch.long)
+    return out, arg.scatter_reduce(0, index, candidate, "amin", include_self=True)
+
+
+def torch_backward_x(
+    rowptr: Tensor, col: Tensor, weight: Tensor | None, grad: Tensor, num_src: int, mean: bool
 ) -> Tensor:
-    r"""``A^T (grad / cnt)``: a sum-SpMM over the cached transpose; the kernel scales each gathered ``grad`` row
+    """``A^T (grad / c)`` through the cached transpose."""
+    if mean:
+        grad = grad / row_count(rowptr, grad.dtype)
+    return transpose_spmm(rowptr, col, weight, grad, num_src)
+
+
+def torch_sddmm(rowptr: Tensor, col: Tensor, grad: Tensor, x: Tensor, mean: bool) -> Tensor:
+    """``s_e = <grad_i, x_{col_e}> / c_i`` in edge chunks."""
+    if mean:
+        grad = grad / row_count(rowptr, grad.dtype)
+    return sddmm(rowptr, col, grad, x)
+
+
+def torch_arg_backward(
+    rowptr: Tensor, col: Tensor, weight: Tensor | None, arg: Tensor, grad: Tensor, x: Tensor,
+    need_x: bool, need_w: bool,
+) -> tuple[Tensor | None, Tensor | None]:
+    """Route ``grad`` through the arg edges with ``index_add_`` (see the module docstring)."""
+    return route_arg_grad(grad, arg, x, col, weight, need_x, need_w)
+
+
+GATHER_REDUCE_TORCH = GatherReduceKernels(
+    forward=torch_forward, backward_x=torch_backward_x, sddmm=torch_sddmm, arg_backward=torch_arg_backward,
+    arg_dtype=torch.int64,
+)
+
+
+# ----------------------------------------------------------------------------------------------- native table
+
+
+def native_forward(
+    x: Tensor, rowptr: Tensor, col: Tensor | None, weight: Tensor | None, reduce: str, want_arg: bool
+) -> tuple[Tensor, Tensor | None]:
+    """The native forward; max/min write the arg edges (int32) in the same pass when ``want_arg``."""
+    if col is not None:
+        rowptr = _rowptr_like(rowptr, col.dtype)
+    return _native.spmm(rowptr, col, weight, x, reduce, want_arg)
+
+
+def native_backward_x(
+    rowptr: Tensor, col: Tensor, weight: Tensor | None, grad: Tensor, num_src: int, mean: bool
+) -> Tensor:
+    r"""``A^T (grad / c)``: a sum-SpMM over the cached transpose; the kernel scales each gathered ``grad`` row
     ``i`` by ``1 / max(deg_i, 1)`` for mean (no per-edge temporaries)."""
-    colptr, row_t, perm_t = cached_transpose(rowptr, col, num_cols)
-    weight_t = None if weight is None else weight.index_select(0, perm_t).contiguous()
+    colptr, row_t, perm_t = cached_transpose(rowptr, col, num_src)
+    weight_t = None if weight is None else weight.index_select(0, perm_t)
     inv_count = _inverse_count(rowptr, grad.dtype) if mean else None
-    return _native.spmm(colptr, row_t, weight_t, grad, "sum", False, src_scale=inv_count)[0]
+    return _native.spmm(_rowptr_like(colptr, row_t.dtype), row_t, weight_t, grad, "sum", False, src_scale=inv_count)[0]
+
+
+def native_sddmm(rowptr: Tensor, col: Tensor, grad: Tensor, x: Tensor, mean: bool) -> Tensor:
+    return _native.sddmm(_rowptr_like(rowptr, col.dtype), col, grad, x, mean)
+
+
+def native_arg_backward(
+    rowptr: Tensor, col: Tensor, weight: Tensor | None, arg: Tensor, grad: Tensor, x: Tensor,
+    need_x: bool, need_w: bool,
+) -> tuple[Tensor | None, Tensor | None]:
+    """Two passes over the ``N x F`` arg entries (no atomics)."""
+    rowptr = _rowptr_like(rowptr, col.dtype)
+    grad_x = _native.arg_backward_x(rowptr, col, weight, arg, grad, x.size(0), col.numel()) if need_x else None
+    grad_w = _native.arg_backward_w(rowptr, col, arg, grad, x) if need_w else None
+    return grad_x, grad_w
+
+
+GATHER_REDUCE_NATIVE = GatherReduceKernels(
+    forward=native_forward, backward_x=native_backward_x, sddmm=native_sddmm, arg_backward=native_arg_backward,
+    arg_dtype=torch.int32,
+)
 
 
 def _inverse_count(rowptr: Tensor, dtype: torch.dtype) -> Tensor:
@@ -220,18 +255,33 @@ def _rowptr_like(rowptr: Tensor, dtype: torch.dtype) -> Tensor:
     return _CONVERTED.get_or_build([rowptr], dtype, lambda: rowptr.to(dtype).contiguous())
 
 
-def gather_reduce(
-    x: Tensor, rowptr: Tensor, col: Tensor, reduce: str, edge_weight: Tensor | None
-) -> Tensor:
-    """CPU gather-reduce (inputs already validated); see the module docstring for the math.
+def gather_reduce_kernel_name(x: Tensor, index: Tensor, num_edges: int, reduce: str) -> str:
+    """``"cpu-native"`` when the native kernels are available and handle these dtypes, else ``"cpu-torch"``."""
+    if _native.supports(x, index, num_edges, reduce) and _native.available():
+        return "cpu-native"
+    return "cpu-torch"
 
-    Uses the native kernels when they are available for these dtypes, else the torch-only implementation.
-    """
-    x = x.contiguous()
-    if _native.supports(x, col, col.numel(), reduce) and _native.available():
-        record_path(IMPL_LOG, "native")
-        rowptr = _rowptr_like(rowptr, col.dtype)
-        weight = None if edge_weight is None else edge_weight.contiguous()
-        return NativeGatherReduce.apply(x, rowptr, col.contiguous(), weight, reduce)
-    record_path(IMPL_LOG, "torch")
-    return TorchGatherReduce.apply(x, rowptr, col, edge_weight, reduce)
+
+# ----------------------------------------------------------------------------------------------- segment softmax
+
+
+def _softmax_tables(table: GatherReduceKernels) -> SegmentSoftmaxKernels:
+    """Segment softmax from two segment reductions of ``table`` (max, then the sum of exponentials)."""
+
+    def forward(src: Tensor, ptr: Tensor) -> Tensor:
+        row = csr_row_index(ptr)
+        seg_max = table.forward(src, ptr, None, None, "max", False)[0]
+        shifted = (src - seg_max.index_select(0, row)).exp_()
+        denom = table.forward(shifted, ptr, None, None, "sum", False)[0]
+        return shifted.div_(denom.index_select(0, row))
+
+    def backward(y: Tensor, grad: Tensor, ptr: Tensor) -> Tensor:
+        weighted = grad * y
+        dot = table.forward(weighted, ptr, None, None, "sum", False)[0]
+        return weighted - y * dot.index_select(0, csr_row_index(ptr))
+
+    return SegmentSoftmaxKernels(forward=forward, backward=backward)
+
+
+SEGMENT_SOFTMAX_NATIVE = _softmax_tables(GATHER_REDUCE_NATIVE)
+SEGMENT_SOFTMAX_TORCH = _softmax_tables(GATHER_REDUCE_TORCH)

@@ -10,24 +10,24 @@ Both dispatch like every op (:mod:`graphlab.ops._backend`) and share the convent
 gradient to the first arg entry). A segment reduction is a gather-reduce whose gather is the identity, so the CPU
 and Triton paths reuse the gather-reduce forward kernels with ``col = None``; the backward passes are dense
 ``E x F`` scatters/gathers done with torch ops (``src`` itself is ``E x F``, so nothing larger is created).
+Each op has one ``autograd.Function`` (:class:`SegmentReduce`, :class:`SegmentSoftmax`) over the kernel tables
+of :mod:`graphlab.ops._kernel_table`. ``src`` may be any floating dtype (float32/float64 on the native CPU
+kernels, bfloat16/float16 on torch ops), non-contiguous or expanded; ``ptr`` int32 or int64.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from graphlab.ops import _native, reference
+from graphlab.ops import _cpu, _library, reference
 from graphlab.ops._backend import record_path, resolve_backend, validation_enabled
 from graphlab.ops.csr import _check_index_tensor
 from graphlab.ops.gather_reduce import check_reduce
 from graphlab.ops.reference import Reduce, csr_row_index
-
-ForwardFn = Callable[[Tensor, Tensor, str, bool], tuple[Tensor, Tensor | None]]
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -35,6 +35,12 @@ ForwardFn = Callable[[Tensor, Tensor, str, bool], tuple[Tensor, Tensor | None]]
 
 def check_segments(src: Any, ptr: Any, name: str = "src") -> None:
     """``src`` floating ``[E]``/``[E, F]``, ``ptr`` an index ``[N + 1]`` from 0 to ``E``, non-decreasing."""
+    check_segment_types(src, ptr, name)
+    _check_segment_values(src, ptr, name)
+
+
+def check_segment_types(src: Any, ptr: Any, name: str = "src") -> None:
+    """The O(1) part of :func:`check_segments` (types, dtypes, dimensions, devices), run on every call."""
     if not isinstance(src, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(src).__name__}")
     if not src.is_floating_point():
@@ -46,6 +52,9 @@ def check_segments(src: Any, ptr: Any, name: str = "src") -> None:
         raise ValueError("ptr must have num_segments + 1 >= 1 entries, got an empty tensor")
     if ptr.device != src.device:
         raise ValueError(f"ptr is on {ptr.device} but {name} is on {src.device}; move both to one device")
+
+
+def _check_segment_values(src: Tensor, ptr: Tensor, name: str) -> None:
     if int(ptr[0]) != 0:
         raise ValueError(f"ptr[0] is {int(ptr[0])} but must be 0")
     if int(ptr[-1]) != src.size(0):
@@ -56,46 +65,19 @@ def check_segments(src: Any, ptr: Any, name: str = "src") -> None:
         raise ValueError("ptr is not non-decreasing; segments must be consecutive and sorted")
 
 
-# ----------------------------------------------------------------------------------------------- forwards
-
-
-def _native_forward(src: Tensor, ptr: Tensor, reduce: str, want_arg: bool) -> tuple[Tensor, Tensor | None]:
-    return _native.spmm(ptr.contiguous(), None, None, src, reduce, want_arg)
-
-
-def _torch_forward(src: Tensor, ptr: Tensor, reduce: str, want_arg: bool) -> tuple[Tensor, Tensor | None]:
-    """Torch-only fallback: ``scatter_reduce`` into segments; arg as in the reference (first extremum)."""
-    row = csr_row_index(ptr)
-    num_rows = ptr.numel() - 1
-    index = row.unsqueeze(1).expand_as(src)
-    if reduce in ("sum", "mean"):
-        out = src.new_zeros((num_rows, src.size(1))).scatter_reduce(0, index, src, "sum", include_self=True)
-        if reduce == "mean":
-            out = out / (ptr[1:] - ptr[:-1]).clamp(min=1).to(src.dtype).unsqueeze(1)
-        return out, None
-    torch_reduce = "amax" if reduce == "max" else "amin"
-    out = src.new_zeros((num_rows, src.size(1))).scatter_reduce(0, index, src, torch_reduce, include_self=False)
-    if not want_arg:
-        return out, None
-    edge_id = torch.arange(src.size(0), device=src.device).unsqueeze(1).expand_as(src)
-    candidate = torch.where(src == out.index_select(0, row), edge_id, src.size(0))
-    arg = torch.full(out.shape, src.size(0), dtype=torch.long, device=src.device)
-    return out, arg.scatter_reduce(0, index, candidate, "amin", include_self=True)
-
-
-def _triton_forward(src: Tensor, ptr: Tensor, reduce: str, want_arg: bool) -> tuple[Tensor, Tensor | None]:
-    from graphlab.kernels.gather_reduce import launch_gather_reduce_fwd
-
-    return launch_gather_reduce_fwd(src, ptr.contiguous(), None, None, reduce, want_arg)
+# ----------------------------------------------------------------------------------------------- autograd
 
 
 class SegmentReduce(torch.autograd.Function):
-    r"""Segment reduction with a pluggable forward; backward :math:`\partial s_e = g_{\mathrm{seg}(e)} / c` for
-    sum/mean (``c`` = 1 or the segment size) and :math:`\partial s_{a,f} = g_{i,f}` at the arg entry for max/min."""
+    r"""The one autograd definition of the segment reduction: forward through the ``kernel`` table's
+    gather-reduce forward with ``col = None``; backward :math:`\partial s_e = g_{\mathrm{seg}(e)} / c` for
+    sum/mean (``c`` = 1 or the segment size) and :math:`\partial s_{a,f} = g_{i,f}` at the arg entry for
+    max/min (plain torch ops: ``src`` is ``E x F`` already)."""
 
     @staticmethod
-    def forward(ctx: Any, src: Tensor, ptr: Tensor, reduce: str, forward_fn: ForwardFn) -> Tensor:
-        out, arg = forward_fn(src, ptr, reduce, ctx.needs_input_grad[0])
+    def forward(ctx: Any, src: Tensor, ptr: Tensor, reduce: str, kernel: str) -> Tensor:
+        want_arg = reduce in ("max", "min") and ctx.needs_input_grad[0]
+        out, arg = _library.gather_reduce_fwd(src, ptr, None, None, reduce, want_arg, kernel)
         ctx.reduce = reduce
         ctx.num_entries = src.size(0)
         ctx.save_for_backward(ptr, arg)
@@ -114,6 +96,33 @@ class SegmentReduce(torch.autograd.Function):
         return padded[:-1], None, None, None
 
 
+class SegmentSoftmax(torch.autograd.Function):
+    r"""The one autograd definition of the segment softmax over the ``kernel`` table: forward :math:`y`, backward
+    :math:`y \odot (g - \mathrm{segsum}(g \odot y))`."""
+
+    @staticmethod
+    def forward(ctx: Any, src: Tensor, ptr: Tensor, kernel: str) -> Tensor:
+        out = _library.segment_softmax_fwd(src, ptr, kernel)
+        ctx.kernel = kernel
+        ctx.save_for_backward(out, ptr)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        out, ptr = ctx.saved_tensors
+        return _library.segment_softmax_bwd(out, grad.contiguous(), ptr, ctx.kernel), None, None
+
+
+def _kernel_for(path: str, src: Tensor, ptr: Tensor, reduce: str) -> str:
+    """The kernel table for ``path``: ``"triton"``, or the native / torch CPU kernels by dtype."""
+    if path == "triton":
+        return "triton"
+    if src.device.type != "cpu":
+        raise RuntimeError(f"the 'cpu' path needs CPU tensors but src is on {src.device}; use set_backend('auto')")
+    return _cpu.gather_reduce_kernel_name(src, ptr, src.size(0), reduce)
+
+
 def segment_reduce(src: Tensor, ptr: Tensor, reduce: Reduce = "sum", *, validate: bool | None = None) -> Tensor:
     r"""Reduce consecutive segments: :math:`\mathrm{out}_i = \bigoplus_{e=\mathrm{ptr}_i}^{\mathrm{ptr}_{i+1}-1}
     \mathrm{src}_e`.
@@ -122,58 +131,25 @@ def segment_reduce(src: Tensor, ptr: Tensor, reduce: Reduce = "sum", *, validate
         src: ``[E, F]`` or ``[E]`` floating values, segment after segment.
         ptr: ``[N + 1]`` int64/int32 boundaries, ``ptr[0] = 0``, ``ptr[N] = E``, non-decreasing.
         reduce: ``"sum" | "mean" | "max" | "min"``; empty segments give 0.
-        validate: check inputs (ValueError); ``None`` follows :class:`graphlab.ops.set_validation`.
+        validate: check the values of ``ptr`` (ValueError); ``None`` follows
+            :class:`graphlab.ops.set_validation`. Types, dtypes, shapes and devices are checked on every call.
 
     Returns:
         ``[N, F]`` (or ``[N]``) tensor, differentiable w.r.t. ``src``.
     """
+    check_reduce(reduce)
     if validation_enabled() if validate is None else validate:
-        check_reduce(reduce)
         check_segments(src, ptr)
+    else:
+        check_segment_types(src, ptr)
     path = resolve_backend(src, ptr)
     record_path("segment_reduce", path)
     if path == "reference":
         return reference.segment_reduce(src, ptr, reduce)
     squeeze = src.dim() == 1
     values = (src.unsqueeze(1) if squeeze else src).contiguous()
-    out = SegmentReduce.apply(values, ptr, reduce, _forward_for(path, values, ptr, reduce))
+    out = SegmentReduce.apply(values, ptr, reduce, _kernel_for(path, values, ptr, reduce))
     return out.squeeze(1) if squeeze else out
-
-
-def _forward_for(path: str, src: Tensor, ptr: Tensor, reduce: str) -> ForwardFn:
-    if path == "triton":
-        return _triton_forward
-    if src.device.type != "cpu":
-        raise RuntimeError(f"the 'cpu' path needs CPU tensors but src is on {src.device}; use set_backend('auto')")
-    native = _native.supports(src, ptr, src.size(0), reduce) and _native.available()
-    return _native_forward if native else _torch_forward
-
-
-# ----------------------------------------------------------------------------------------------- softmax
-
-
-class CPUSegmentSoftmax(torch.autograd.Function):
-    r"""Segment softmax from two segment reductions (max, then sum of exponentials); backward
-    :math:`y \odot (g - \mathrm{segsum}(g \odot y))`."""
-
-    @staticmethod
-    def forward(ctx: Any, src: Tensor, ptr: Tensor, forward_fn: ForwardFn) -> Tensor:
-        row = csr_row_index(ptr)
-        seg_max = forward_fn(src, ptr, "max", False)[0]
-        shifted = (src - seg_max.index_select(0, row)).exp_()
-        denom = forward_fn(shifted, ptr, "sum", False)[0]
-        out = shifted.div_(denom.index_select(0, row))
-        ctx.forward_fn = forward_fn
-        ctx.save_for_backward(out, ptr, row)
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        out, ptr, row = ctx.saved_tensors
-        weighted = grad * out
-        dot = ctx.forward_fn(weighted.contiguous(), ptr, "sum", False)[0]
-        return weighted - out * dot.index_select(0, row), None, None
 
 
 def segment_softmax(src: Tensor, ptr: Tensor, *, validate: bool | None = None) -> Tensor:
@@ -185,22 +161,21 @@ def segment_softmax(src: Tensor, ptr: Tensor, *, validate: bool | None = None) -
         src: ``[E]`` or ``[E, H]`` floating logits (e.g. one attention score per edge and head, edges sorted by
             target so that ``ptr`` is the target CSR ``rowptr``).
         ptr: ``[N + 1]`` segment boundaries.
-        validate: check inputs (ValueError); ``None`` follows :class:`graphlab.ops.set_validation`.
+        validate: check the values of ``ptr`` (ValueError); ``None`` follows
+            :class:`graphlab.ops.set_validation`. Types, dtypes, shapes and devices are checked on every call.
 
     Returns:
         a tensor shaped like ``src``, differentiable w.r.t. ``src``.
     """
     if validation_enabled() if validate is None else validate:
         check_segments(src, ptr)
+    else:
+        check_segment_types(src, ptr)
     path = resolve_backend(src, ptr)
     record_path("segment_softmax", path)
     if path == "reference":
         return reference.segment_softmax(src, ptr)
-    if path == "triton":
-        from graphlab.kernels.segment_softmax import segment_softmax as triton_segment_softmax
-
-        return triton_segment_softmax(src, ptr)
     squeeze = src.dim() == 1
     logits = (src.unsqueeze(1) if squeeze else src).contiguous()
-    out = CPUSegmentSoftmax.apply(logits, ptr, _forward_for(path, logits, ptr, "max"))
+    out = SegmentSoftmax.apply(logits, ptr, _kernel_for(path, logits, ptr, "max"))
     return out.squeeze(1) if squeeze else out

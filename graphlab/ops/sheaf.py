@@ -19,11 +19,16 @@ Three paths (see :mod:`graphlab.ops._backend`):
 * ``"cpu"``: ``torch.sparse`` BSR (full blocks) or CSR (diagonal blocks) products on a layout computed once
   per graph; the block gradient uses ``torch.sparse.sampled_addmm`` (no ``[E, d, F]`` gathers);
 * ``"triton"``: the kernels of :mod:`graphlab.kernels.block_spmm` (CUDA, or CPU under ``TRITON_INTERPRET=1``).
+
+The CPU and Triton paths share one ``autograd.Function`` (:class:`BlockSpmm`) over the kernel table
+:data:`BLOCK_SPMM_KERNELS`. (:class:`BlockIndex` is not a tensor, so this op is not a ``torch.library`` custom
+op; ``torch.compile`` graph-breaks around it.)
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -216,69 +221,99 @@ def _diag_grad(g: Tensor, x: Tensor, full: bool) -> Tensor:
     return torch.bmm(g, x.transpose(1, 2)) if full else (g * x).sum(-1)
 
 
-class _BlockSpmmCPU(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, diag: Optional[Tensor], blocks: Tensor, index: BlockIndex, x: Tensor) -> Tensor:
-        ctx.save_for_backward(diag, blocks, x)
-        ctx.index = index
-        out = _sparse_offdiag_mm(index, blocks, x) if index.num_edges > 0 else torch.zeros_like(x)
-        return out + _apply_diag(diag, x) if diag is not None else out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, g: Tensor) -> tuple[Optional[Tensor], ...]:
-        diag, blocks, x = ctx.saved_tensors
-        index: BlockIndex = ctx.index
-        g = g.contiguous()
-        grad_diag = grad_blocks = grad_x = None
-        if ctx.needs_input_grad[3]:
-            grad_x = _apply_diag(diag, g, transpose=True) if diag is not None else torch.zeros_like(g)
-            if index.num_edges > 0:
-                index_t, perm = index.transpose()
-                blocks_t = blocks.index_select(0, perm)
-                if blocks.dim() == 3:
-                    blocks_t = blocks_t.transpose(1, 2)
-                grad_x = grad_x + _sparse_offdiag_mm(index_t, blocks_t, g)
-        if ctx.needs_input_grad[1]:
-            grad_blocks = _sampled_blocks(index, g, x, full=blocks.dim() == 3)
-        if diag is not None and ctx.needs_input_grad[0]:
-            grad_diag = _diag_grad(g, x, full=diag.dim() == 3)
-        record_path(OP_NAME + ".backward", "cpu")
-        return grad_diag, grad_blocks, None, grad_x
+_HALF = (torch.float16, torch.bfloat16)  # torch's CPU sparse products lack these: computed in float32
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Triton path
-# ----------------------------------------------------------------------------------------------------------
+def _cpu_spmm(index: BlockIndex, blocks: Tensor, diag: Optional[Tensor], x: Tensor, transpose: bool) -> Tensor:
+    """``D x + sum_e B_e x`` (``transpose``: with every block transposed, over the transposed pattern)."""
+    if x.dtype in _HALF:
+        up = [None if t is None else t.float() for t in (blocks, diag, x)]
+        return _cpu_spmm(index, up[0], up[1], up[2], transpose).to(x.dtype)
+    out = _apply_diag(diag, x, transpose=transpose) if diag is not None else torch.zeros_like(x)
+    if index.num_edges == 0:
+        return out
+    if transpose:
+        index, perm = index.transpose()
+        blocks = blocks.index_select(0, perm)
+        if blocks.dim() == 3:
+            blocks = blocks.transpose(1, 2)
+    return out + _sparse_offdiag_mm(index, blocks, x)
 
 
-class _BlockSpmmTriton(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, diag: Optional[Tensor], blocks: Tensor, index: BlockIndex, x: Tensor) -> Tensor:
-        from graphlab.kernels.block_spmm import block_spmm_csr
+def _cpu_sddmm(index: Optional[BlockIndex], g: Tensor, x: Tensor, full: bool) -> Tensor:
+    """Block gradients ``G[row_e] x[col_e]^T`` (or their diagonals); ``index=None`` pairs node ``u`` with itself
+    (the gradient of the diagonal blocks)."""
+    if x.dtype in _HALF:
+        return _cpu_sddmm(index, g.float(), x.float(), full).to(x.dtype)
+    if index is None:
+        return _diag_grad(g, x, full)
+    return _sampled_blocks(index, g, x, full)
 
-        ctx.save_for_backward(diag, blocks, x)
-        ctx.index = index
+
+def _triton_spmm(index: BlockIndex, blocks: Tensor, diag: Optional[Tensor], x: Tensor, transpose: bool) -> Tensor:
+    from graphlab.kernels.block_spmm import block_spmm_csr
+
+    if not transpose:
         return block_spmm_csr(index.rowptr, index.col, blocks, diag, x)
+    index_t, perm = index.transpose()
+    return block_spmm_csr(index_t.rowptr, index_t.col, blocks, diag, x, eperm=perm, transpose=True)
+
+
+def _triton_sddmm(index: Optional[BlockIndex], g: Tensor, x: Tensor, full: bool) -> Tensor:
+    from graphlab.kernels.block_spmm import block_sddmm
+
+    if index is None:
+        return block_sddmm(None, None, g, x, full=full)
+    return block_sddmm(index.row, index.col, g, x, full=full)
+
+
+@dataclass(frozen=True)
+class BlockSpmmKernels:
+    """Kernels of :func:`block_spmm` for one backend.
+
+    Attributes:
+        spmm: ``(index, blocks, diag | None, x, transpose) -> D x + sum_e B_e x`` (``transpose``: ``D^T`` and
+            ``B_e^T`` over the transposed pattern, the gradient w.r.t. ``x``).
+        sddmm: ``(index | None, g, x, full) -> G[row_e] x[col_e]^T`` per edge (``[E, d, d]``, or the diagonal
+            ``[E, d]`` when not ``full``); ``index=None`` gives the per-node products (diagonal blocks).
+    """
+
+    spmm: Callable[[BlockIndex, Tensor, Optional[Tensor], Tensor, bool], Tensor]
+    sddmm: Callable[[Optional[BlockIndex], Tensor, Tensor, bool], Tensor]
+
+
+BLOCK_SPMM_KERNELS = {
+    "cpu": BlockSpmmKernels(spmm=_cpu_spmm, sddmm=_cpu_sddmm),
+    "triton": BlockSpmmKernels(spmm=_triton_spmm, sddmm=_triton_sddmm),
+}
+
+
+class BlockSpmm(torch.autograd.Function):
+    """The one autograd definition of :func:`block_spmm` over :data:`BLOCK_SPMM_KERNELS` (``path`` picks)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, diag: Optional[Tensor], blocks: Tensor, index: BlockIndex, x: Tensor, path: str
+    ) -> Tensor:
+        ctx.save_for_backward(diag, blocks, x)
+        ctx.index, ctx.path = index, path
+        return BLOCK_SPMM_KERNELS[path].spmm(index, blocks, diag, x.contiguous(), False)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, g: Tensor) -> tuple[Optional[Tensor], ...]:
-        from graphlab.kernels.block_spmm import block_sddmm, block_spmm_csr
-
         diag, blocks, x = ctx.saved_tensors
-        index: BlockIndex = ctx.index
+        kernels = BLOCK_SPMM_KERNELS[ctx.path]
         g = g.contiguous()
         grad_diag = grad_blocks = grad_x = None
         if ctx.needs_input_grad[3]:
-            index_t, perm = index.transpose()
-            grad_x = block_spmm_csr(index_t.rowptr, index_t.col, blocks, diag, g, eperm=perm, transpose=True)
+            grad_x = kernels.spmm(ctx.index, blocks, diag, g, True)
         if ctx.needs_input_grad[1]:
-            grad_blocks = block_sddmm(index.row, index.col, g, x, full=blocks.dim() == 3)
+            grad_blocks = kernels.sddmm(ctx.index, g, x, blocks.dim() == 3)
         if diag is not None and ctx.needs_input_grad[0]:
-            grad_diag = block_sddmm(None, None, g, x, full=diag.dim() == 3)
-        record_path(OP_NAME + ".backward", "triton")
-        return grad_diag, grad_blocks, None, grad_x
+            grad_diag = kernels.sddmm(None, g, x, diag.dim() == 3)
+        record_path(OP_NAME + ".backward", ctx.path)
+        return grad_diag, grad_blocks, None, grad_x, None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -300,9 +335,20 @@ def _check_inputs(diag: Optional[Tensor], blocks: Tensor, index: BlockIndex, x: 
         )
     if diag is not None and tuple(diag.shape) not in [(num_nodes, d, d), (num_nodes, d)]:
         raise ValueError(f"diag_blocks must be [N, d, d] or [N, d] with N={num_nodes}, d={d}; got {tuple(diag.shape)}")
-    for name, t in (("diag_blocks", diag), ("edge_blocks", blocks)):
-        if t is not None and (t.dtype != x.dtype or t.device != x.device):
-            raise ValueError(f"{name} is {t.dtype} on {t.device} but x is {x.dtype} on {x.device}; cast one of them")
+    _check_cheap(diag, blocks, x)
+
+
+def _check_cheap(diag: Optional[Tensor], blocks: Tensor, x: Tensor) -> None:
+    """Types, floating dtypes and devices (every call)."""
+    for name, t in (("x", x), ("diag_blocks", diag), ("edge_blocks", blocks)):
+        if t is None:
+            continue
+        if not isinstance(t, Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise ValueError(f"{name} has dtype {t.dtype}; it must be floating point (call {name}.float())")
+        if t.device != x.device:
+            raise ValueError(f"{name} is on {t.device} but x is on {x.device}; move them to one device")
 
 
 def block_spmm(
@@ -324,17 +370,24 @@ def block_spmm(
     Returns:
         ``[N, d, F]``. Differentiable in ``diag_blocks``, ``edge_blocks`` and ``x``.
 
+    Dtypes: ``diag_blocks`` / ``edge_blocks`` of another floating dtype than ``x``'s are cast to ``x``'s (the result
+    has ``x``'s dtype); float16/bfloat16 run on the CPU path in float32 (torch's sparse CPU products lack them)
+    and are rounded back. Non-contiguous and expanded inputs are accepted.
+
     Raises:
-        ValueError: if the shapes, dtypes or devices do not match (checked while validation is on).
+        ValueError: if a tensor is not floating point or on another device (every call), or the shapes do not
+            match (while validation is on).
     """
     if isinstance(index, Tensor):
         index = BlockIndex.from_edge_index(index, x.size(0))
     if validation_enabled():
         _check_inputs(diag_blocks, edge_blocks, index, x)
+    else:
+        _check_cheap(diag_blocks, edge_blocks, x)
+    diag_blocks = None if diag_blocks is None else diag_blocks.to(x.dtype)
+    edge_blocks = edge_blocks.to(x.dtype)
     path = resolve_backend(diag_blocks, edge_blocks, x)
     record_path(OP_NAME, path)
     if path == "reference":
         return block_spmm_reference(diag_blocks, edge_blocks, torch.stack([index.row, index.col]), x)
-    if path == "triton":
-        return _BlockSpmmTriton.apply(diag_blocks, edge_blocks, index, x)
-    return _BlockSpmmCPU.apply(diag_blocks, edge_blocks, index, x)
+    return BlockSpmm.apply(diag_blocks, edge_blocks, index, x, path)

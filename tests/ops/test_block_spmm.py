@@ -140,8 +140,21 @@ def test_validation_errors():
         block_spmm(torch.randn(4, 3), torch.randn(edge_index.size(1), 3), index, x)
     with pytest.raises(ValueError, match="x must be \\[N, d, F\\]"):
         block_spmm(None, torch.randn(edge_index.size(1), 3), index, x.view(5, 6))
-    with pytest.raises(ValueError, match="cast one of them"):
-        block_spmm(None, torch.randn(edge_index.size(1), 3, dtype=torch.float64), index, x)
+    with pytest.raises(ValueError, match="edge_blocks has dtype torch.int64; it must be floating point"):
+        block_spmm(None, torch.ones(edge_index.size(1), 3, dtype=torch.long), index, x)
+
+
+def test_blocks_of_another_float_dtype_are_cast_to_x_dtype():
+    """The documented dtype rule: float64 blocks with float32 x give float32, equal to float32 blocks."""
+    edge_index = random_graph(6, 14, seed=2)
+    index = BlockIndex.from_edge_index(edge_index, 6)
+    diag, blocks, x = random_inputs(6, edge_index, 3, 4, True, "full", torch.float64)
+    want = block_spmm_reference(diag.float(), blocks.float(), edge_index, x.float())
+    for path in ("reference", "cpu"):
+        with _backend.set_backend(path):
+            out = block_spmm(diag, blocks, index, x.float())
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, want, **TOL[torch.float32])
 
 
 def _in_interpreter() -> bool:

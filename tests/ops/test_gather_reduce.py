@@ -197,7 +197,7 @@ GOOD_X = torch.randn(3, 4)
         (dict(x=torch.randn(3)), r"2-dimensional \[N, F\]"),
         (dict(x=torch.ones(3, 4, dtype=torch.long)), "floating point"),
         (dict(edge_weight=torch.ones(2)), "one weight per edge"),
-        (dict(edge_weight=torch.ones(3, dtype=torch.float64)), "edge_weight has dtype torch.float64 but x has"),
+        (dict(edge_weight=torch.ones(3, dtype=torch.long)), "edge_weight has dtype torch.int64; it must be floating"),
         (dict(reduce="avg"), "reduce must be one of"),
         (dict(x=[[1.0]]), "x must be a torch.Tensor"),
     ],
@@ -224,6 +224,12 @@ def test_validation_can_be_switched_off(monkeypatch):
 def test_cpu_path_refuses_non_cpu_tensors():
     meta = torch.empty(3, 4, device="meta")
     with ops.set_backend("cpu"), pytest.raises(RuntimeError, match="needs CPU tensors"):
+        gather_reduce_module.gather_reduce(meta, GOOD_ROWPTR.to("meta"), GOOD_COL.to("meta"), validate=False)
+
+
+def test_x_and_index_on_different_devices_is_refused_even_without_validation():
+    meta = torch.empty(3, 4, device="meta")
+    with pytest.raises(ValueError, match="x is on meta but rowptr is on cpu"):
         gather_reduce_module.gather_reduce(meta, GOOD_ROWPTR, GOOD_COL, validate=False)
 
 
