@@ -16,7 +16,7 @@ Caching. Building a CSR costs a sort of ``E`` keys. :func:`cached_csr` and :func
 result keyed on the *identity* of the index tensors (plus their in-place version counter and the sizes), with weak
 references, so the entry lives exactly as long as the tensor and an in-place edit of the tensor invalidates it.
 A full-batch training loop that passes the same ``edge_index`` every step therefore sorts once; a mini-batch
-loader produces new tensors and pays once per batch. The :class:`ToCSR` transform precomputes both and stores them
+loader produces new tensors and pays once per batch. The :class:`graphlab.transforms.ToCSR` transform precomputes both and stores them
 on a ``Data`` object.
 """
 

@@ -285,17 +285,6 @@ SHEAF_LAYERS = {
         lambda m, x, ei: m[1](x.view(N, 2, 3), m[0](x.view(N, 2, 3), _sheaf_graph(ei))), (N, 6)),
 }
 
-# Cases the sheaf layers (owned by the sheaf refactor) do not handle yet: (name, dtype) -> reason. Each is a strict
-# xfail, so the test starts failing (and the entry must go) the day the layer is fixed.
-_BF16_EIGH = ("bfloat16 features reach torch.linalg.eigh (spd_inv_sqrt of the Laplacian's diagonal blocks), which "
-              "raises NotImplementedError 'linalg_eigh_cpu not implemented for BFloat16' instead of a clear error "
-              "or an upcast")
-SHEAF_KNOWN_FAILURES: dict[tuple[str, torch.dtype], str] = {
-    ("SheafLaplacianLearner+DiscreteSheafDiffusionLayer", torch.bfloat16): _BF16_EIGH,
-    ("SheafLaplacianLearner+SheafConv", torch.bfloat16): (
-        "bfloat16 reaches torch.sparse.mm on a CSR Laplacian (block_spmm's CPU path): NotImplementedError "
-        "'addmm_out_sparse_csr_impl_mkl not implemented for BFloat16' instead of a clear error or an upcast"),
-}
 
 
 def _sheaf_case(name: str, x_layout: str, index: str, dtype: torch.dtype):
@@ -320,9 +309,7 @@ def _expect_sheaf_outcome(module, call, x, edge_index, dtype):
 
 @pytest.mark.parametrize("name", list(SHEAF_LAYERS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=_short)
-def test_sheaf_layers_in_every_dtype(name, dtype, request):
-    if (name, dtype) in SHEAF_KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(reason=SHEAF_KNOWN_FAILURES[name, dtype], strict=True))
+def test_sheaf_layers_in_every_dtype(name, dtype):
     module, call, x, edge_index = _sheaf_case(name, "contiguous", "int64", dtype)
     _expect_sheaf_outcome(module, call, x, edge_index, dtype)
 
@@ -375,18 +362,6 @@ MODELS = {
 
 SHEAF_MODELS = {"DiagNSD", "BundleNSD", "GeneralNSD", "ContinuousNSD", "ConnectionNSD", "SheafNN", "Sheaf4Rec"}
 
-# (model, dtype) -> reason, strict xfails in the sheaf models (owned by the sheaf refactor; reported to its owner).
-_BF16_SPARSE = SHEAF_KNOWN_FAILURES["SheafLaplacianLearner+SheafConv", torch.bfloat16]
-MODEL_KNOWN_FAILURES: dict[tuple[str, torch.dtype], str] = {
-    ("DiagNSD", torch.bfloat16): _BF16_SPARSE,
-    ("BundleNSD", torch.bfloat16): _BF16_SPARSE,
-    ("GeneralNSD", torch.bfloat16): _BF16_EIGH,
-    ("ContinuousNSD", torch.bfloat16): _BF16_SPARSE,
-    ("ConnectionNSD", torch.bfloat16): ("bfloat16 features reach torch.cdist (local PCA neighbours): "
-                                        "NotImplementedError 'cdist not implemented for BFloat16'"),
-    ("SheafNN", torch.bfloat16): _BF16_EIGH,
-    ("Sheaf4Rec", torch.bfloat16): _BF16_SPARSE,
-}
 
 
 def _extras(name: str, weight_dtype: torch.dtype, weight_layout: str, index: str) -> dict:
@@ -433,9 +408,7 @@ def _check_model(name: str, model, x, edge_index, extras, dtype):
 
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=_short)
-def test_models_in_every_dtype(name, dtype, request):
-    if (name, dtype) in MODEL_KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(reason=MODEL_KNOWN_FAILURES[name, dtype], strict=True))
+def test_models_in_every_dtype(name, dtype):
     torch.manual_seed(0)
     model = MODELS[name][0]().eval()
     x, edge_index, extras = _model_inputs(name, "contiguous", dtype, "int64", weight_dtype=dtype)
