@@ -312,6 +312,14 @@ def _value_dtype(name: str, t: Tensor) -> torch.dtype:
     return t.dtype
 
 
+def _matrix_dtype(name: str, t: Tensor, shape: str) -> torch.dtype:
+    """The value dtype of a 2-D feature/gradient argument (``shape`` names its dimensions in the error)."""
+    dtype = _value_dtype(name, t)
+    if t.dim() != 2:
+        raise ValueError(f"native kernel argument {name} must be 2-D {shape}, got shape {tuple(t.shape)}")
+    return dtype
+
+
 def _index_dtype(name: str, t: Tensor) -> torch.dtype:
     if not isinstance(t, Tensor) or t.dtype not in INDEX_DTYPES:
         got = t.dtype if isinstance(t, Tensor) else type(t).__name__
@@ -358,9 +366,7 @@ def spmm(
     """
     if reduce not in _REDUCE_CODE:
         raise ValueError(f"reduce must be one of {tuple(_REDUCE_CODE)}, got {reduce!r}")
-    dtype = _value_dtype("x", x)
-    if x.dim() != 2:
-        raise ValueError(f"native kernel argument x must be 2-D [N_src, F], got shape {tuple(x.shape)}")
+    dtype = _matrix_dtype("x", x, "[N_src, F]")
     rowptr, col, num_edges = _csr(rowptr, col)
     num_src, feat = x.shape
     if col is None and num_edges != num_src:
@@ -387,9 +393,7 @@ def spmm(
 
 def sddmm(rowptr: Tensor, col: Tensor, grad: Tensor, x: Tensor, mean: bool) -> Tensor:
     """``s[e] = c_i <grad[i], x[col[e]]>`` with ``c_i = 1/max(deg_i, 1)`` if ``mean`` else 1."""
-    dtype = _value_dtype("x", x)
-    if x.dim() != 2:
-        raise ValueError(f"native kernel argument x must be 2-D [N_src, F], got shape {tuple(x.shape)}")
+    dtype = _matrix_dtype("x", x, "[N_src, F]")
     if col is None:
         raise ValueError("native kernel argument col is required for sddmm")
     rowptr, col, num_edges = _csr(rowptr, col)
@@ -409,9 +413,7 @@ def arg_backward_x(
     num_edges: int,
 ) -> Tensor:
     """``grad_x[col[a], f] += w[a] grad[i, f]`` for ``a = arg[i, f] < E`` (``col=None``: ``grad_x[a, f]``)."""
-    dtype = _value_dtype("grad", grad)
-    if grad.dim() != 2:
-        raise ValueError(f"native kernel argument grad must be 2-D [N, F], got shape {tuple(grad.shape)}")
+    dtype = _matrix_dtype("grad", grad, "[N, F]")
     rowptr, col, edges = _csr(rowptr, col)
     if edges != num_edges:
         raise ValueError(f"native kernel argument num_edges is {num_edges} but rowptr[-1] is {edges}")
@@ -431,9 +433,7 @@ def arg_backward_x(
 
 def arg_backward_w(rowptr: Tensor, col: Tensor, arg: Tensor, grad: Tensor, x: Tensor) -> Tensor:
     """``grad_w[a] += grad[i, f] x[col[a], f]`` for ``a = arg[i, f] < E``."""
-    dtype = _value_dtype("x", x)
-    if x.dim() != 2:
-        raise ValueError(f"native kernel argument x must be 2-D [N_src, F], got shape {tuple(x.shape)}")
+    dtype = _matrix_dtype("x", x, "[N_src, F]")
     if col is None:
         raise ValueError("native kernel argument col is required for arg_backward_w")
     rowptr, col, num_edges = _csr(rowptr, col)
