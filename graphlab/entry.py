@@ -10,6 +10,7 @@ import sys
 from typing import Any, Optional, Union
 
 from graphlab import cli, runner
+from graphlab.eval import figures
 
 
 def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> None:
@@ -21,6 +22,9 @@ def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> None:
     argv = sys.argv[1:] if args is None else args
     if isinstance(argv, list) and argv[:1] == ["leaderboard"]:
         runner.main(argv[1:])
+        return
+    if isinstance(argv, list) and argv[:1] == ["plot"]:
+        figures.main(argv[1:])
         return
     cli.main(args)
 
