@@ -93,7 +93,9 @@ def _version_number(folder: Path) -> int:
 
 
 def find_metrics_csv(run_dir: Path) -> Path:
-    """The ``metrics.csv`` of a version folder, of the newest ``version_N`` of a run folder, or the file itself.
+    """The ``metrics.csv`` of a version folder, of the newest ``version_N`` of a run folder (also when the run
+    folder is further down, e.g. ``runs`` for ``runs/lightning_logs/version_N``, as long as only one run is
+    there), or the file itself.
 
     Raises:
         FileNotFoundError: the folder does not exist, holds no ``metrics.csv`` (or only TensorBoard event files),
@@ -112,6 +114,8 @@ def find_metrics_csv(run_dir: Path) -> Path:
     if versions:
         return versions[-1] / METRICS_FILE
     found = sorted(run_dir.rglob(METRICS_FILE))
+    if found and len({p.parent.parent if _version_number(p.parent) >= 0 else p.parent for p in found}) == 1:
+        return max(found, key=lambda p: _version_number(p.parent))  # one run below, e.g. runs/lightning_logs/...
     if found:
         listed = ", ".join(str(p.parent) for p in found[:5]) + (" ..." if len(found) > 5 else "")
         raise FileNotFoundError(f"{run_dir} holds the metrics of {len(found)} runs in sub-folders ({listed}); "
@@ -302,7 +306,8 @@ def benchmark_figure(points: Sequence[BenchPoint], size_label: str, time_label: 
             ax.set_xlabel(size_label)
             ax.set_ylabel(label)
             ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize="small")
+            if ax.get_lines():
+                ax.legend(fontsize="small")
     return fig
 
 
