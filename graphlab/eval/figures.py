@@ -195,8 +195,19 @@ def _panel_columns(metric: str) -> list[tuple[str, str]]:
     return [(f"{stage}_{metric}", stage) for stage in STAGES] + [(metric, "")]
 
 
+def legend_names(paths: Sequence[str]) -> list[str]:
+    """The run paths without the leading folders they all share, keeping at least the last part
+    (``runs/gcn/cora/version_0``, ``runs/sage/cora/version_0`` -> ``gcn/cora/version_0``, ``sage/...``)."""
+    parts = [Path(p).parts for p in paths]
+    common = 0
+    while all(len(p) > common + 1 for p in parts) and len({p[common] for p in parts}) == 1:
+        common += 1
+    return ["/".join(p[common:]) for p in parts]
+
+
 def curves_figure(runs: Sequence[RunMetrics], metrics: Optional[Sequence[str]] = None) -> "Figure":
-    """One panel per metric, x = epoch; each run in its own colour, training solid and validation dashed.
+    """One panel per metric, x = epoch; each run in its own colour, training solid and validation dashed; the
+    legend names each run by its path below the folders all runs share (the title gives a single run's path).
 
     Raises:
         ValueError: a requested metric was logged by none of the runs, or there is nothing to draw.
@@ -214,15 +225,16 @@ def curves_figure(runs: Sequence[RunMetrics], metrics: Optional[Sequence[str]] =
     ncols = min(len(metrics), 3)
     nrows = math.ceil(len(metrics) / ncols)
     fig, axes = new_figure(nrows, ncols, (4.8, 3.4))
-    colours = [f"C{i % 10}" for i in range(len(runs))]
+    fig.suptitle(runs[0].name if len(runs) == 1 else f"{len(runs)} runs", fontsize="medium")
+    names = legend_names([run.name for run in runs])
     for i, metric in enumerate(metrics):
         ax = axes[i // ncols][i % ncols]
-        for run, colour in zip(runs, colours):
+        for n, (run, name) in enumerate(zip(runs, names)):
             for column, stage in _panel_columns(metric):
                 if column in run.curves:
                     epochs, values = run.curves[column]
-                    ax.plot(epochs, values, STAGE_STYLE.get(stage, ":"), color=colour, marker="." if len(epochs) < 30
-                            else None, label=f"{run.name} {stage}".strip())
+                    ax.plot(epochs, values, STAGE_STYLE.get(stage, ":"), color=f"C{n % 10}",
+                            marker="." if len(epochs) < 30 else None, label=f"{name} {stage}".strip())
         ax.set_title(metric)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

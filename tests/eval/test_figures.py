@@ -61,7 +61,8 @@ def test_plotted_curves_equal_the_csv(tmp_path):
     run = _version(tmp_path / "runs" / "gcn" / "version_0")
     fig, path = plot_runs([run], tmp_path / "out.png")
     _assert_png(path)
-    name = str(run)
+    name = "version_0"  # a single run: its path is the title
+    assert fig.get_suptitle() == str(run)
     loss = _lines(fig, "loss")
     assert loss == {f"{name} train": ([0, 1, 2], [0.9, 0.6, 0.3]),  # the *_epoch column, not the step average
                     f"{name} val": ([0, 1, 2], [0.95, 0.6, 0.4])}
@@ -78,13 +79,20 @@ def test_values_logged_per_step_are_averaged_per_epoch(tmp_path):
 def test_several_runs_are_overlaid_and_a_run_folder_means_its_newest_version(tmp_path):
     first = _version(tmp_path / "a" / "version_0")
     _version(tmp_path / "b" / "version_2", LIGHTNING_CSV.replace("0.95", "9.0"))
-    newest = _version(tmp_path / "b" / "version_10", LIGHTNING_CSV.replace("0.95", "2.0"))  # 10 > 2, not "1" < "2"
+    _version(tmp_path / "b" / "version_10", LIGHTNING_CSV.replace("0.95", "2.0"))  # 10 > 2, not "1" < "2"
     fig, path = plot_runs([first, tmp_path / "b"], tmp_path / "both.png", metrics=["loss"])
     _assert_png(path)
     loss = _lines(fig, "loss")
-    assert set(loss) == {f"{first} train", f"{first} val", f"{newest} train", f"{newest} val"}
-    assert loss[f"{newest} val"][1][0] == 2.0 and loss[f"{first} val"][1][0] == 0.95
+    assert set(loss) == {"a/version_0 train", "a/version_0 val", "b/version_10 train", "b/version_10 val"}
+    assert loss["b/version_10 val"][1][0] == 2.0 and loss["a/version_0 val"][1][0] == 0.95
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 1
+
+
+def test_legend_names_drop_the_shared_folders():
+    assert figures.legend_names(["runs/gcn/cora/version_0", "runs/sage/cora/version_0"]) == [
+        "gcn/cora/version_0", "sage/cora/version_0"]
+    assert figures.legend_names(["/tmp/r/version_0"]) == ["version_0"]
+    assert figures.legend_names(["a", "a"]) == ["a", "a"]
 
 
 def test_console_script_routes_plot(tmp_path, capsys, monkeypatch):
