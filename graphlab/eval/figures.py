@@ -8,13 +8,15 @@ returns the :class:`~matplotlib.figure.Figure`, so tests can read back the plott
 atomically (temp file in the same folder, then rename).
 
 ``graphlab plot RUN_DIR... [--out OUT.png] [--metrics loss acc]`` reads the ``metrics.csv`` that Lightning's
-``CSVLogger`` (graphlab's default logger) writes in a run's ``version_N`` folder. A value logged per step is
-averaged over its epoch; a value logged once per epoch is drawn as logged.
+``CSVLogger`` (graphlab's default logger) writes in a run's ``version_N`` folder, or, when a run has only those,
+the TensorBoard event files of Lightning's ``TensorBoardLogger`` (needs the ``tensorboard`` package). A value
+logged per step is averaged over its epoch; a value logged once per epoch is drawn as logged.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import math
 import os
@@ -83,7 +85,8 @@ class RunMetrics:
     """The per-epoch values of one run's logged metrics: ``curves[column] = (epochs, values)``."""
 
     name: str
-    path: Path
+    folder: Path
+    """The version folder the metrics were logged in."""
     curves: dict[str, tuple[list[int], list[float]]]
 
 
@@ -92,14 +95,18 @@ def _version_number(folder: Path) -> int:
     return int(match.group(1)) if match else -1
 
 
-def find_metrics_csv(run_dir: Path) -> Path:
-    """The ``metrics.csv`` of a version folder, of the newest ``version_N`` of a run folder (also when the run
-    folder is further down, e.g. ``runs`` for ``runs/lightning_logs/version_N``, as long as only one run is
-    there), or the file itself.
+def _has_log(folder: Path) -> bool:
+    return (folder / METRICS_FILE).is_file() or any(folder.glob(TENSORBOARD_GLOB))
+
+
+def find_log(run_dir: Path) -> Path:
+    """The log to read: a ``metrics.csv`` given as a file, else the version folder holding one (or TensorBoard
+    event files): ``run_dir`` itself, its newest ``version_N``, or, when ``run_dir`` is further up (``runs`` for
+    ``runs/lightning_logs/version_N``), the newest version of the one run below it.
 
     Raises:
-        FileNotFoundError: the folder does not exist, holds no ``metrics.csv`` (or only TensorBoard event files),
-            or holds the metrics of several runs below different sub-folders (ambiguous).
+        FileNotFoundError: the folder does not exist, holds no logged metrics, or holds several runs in different
+            sub-folders (ambiguous: pass them one by one).
     """
     if not run_dir.exists():
         raise FileNotFoundError(f"run folder {run_dir} does not exist; pass a run's folder or its version_N folder "
@@ -108,38 +115,50 @@ def find_metrics_csv(run_dir: Path) -> Path:
         if run_dir.name.endswith(".csv"):
             return run_dir
         raise FileNotFoundError(f"{run_dir} is a file, not a run folder or a {METRICS_FILE}; pass the run's folder")
-    if (run_dir / METRICS_FILE).is_file():
-        return run_dir / METRICS_FILE
-    versions = sorted((p for p in run_dir.glob("version_*") if (p / METRICS_FILE).is_file()), key=_version_number)
-    if versions:
-        return versions[-1] / METRICS_FILE
-    found = sorted(run_dir.rglob(METRICS_FILE))
-    if found and len({p.parent.parent if _version_number(p.parent) >= 0 else p.parent for p in found}) == 1:
-        return max(found, key=lambda p: _version_number(p.parent))  # one run below, e.g. runs/lightning_logs/...
+    if _has_log(run_dir):
+        return run_dir
+    found = sorted({p.parent for pattern in (METRICS_FILE, TENSORBOARD_GLOB) for p in run_dir.rglob(pattern)})
+    runs = {folder.parent if _version_number(folder) >= 0 else folder for folder in found}
+    if len(runs) == 1:
+        return max(found, key=_version_number)  # the newest version_N of the one run below run_dir
     if found:
-        listed = ", ".join(str(p.parent) for p in found[:5]) + (" ..." if len(found) > 5 else "")
-        raise FileNotFoundError(f"{run_dir} holds the metrics of {len(found)} runs in sub-folders ({listed}); "
+        listed = ", ".join(str(p) for p in found[:5]) + (" ..." if len(found) > 5 else "")
+        raise FileNotFoundError(f"{run_dir} holds the logs of {len(runs)} runs in sub-folders ({listed}); "
                                 "pass the run folders themselves")
-    if any(run_dir.rglob(TENSORBOARD_GLOB)):
-        raise FileNotFoundError(f"{run_dir} holds only TensorBoard event files; `graphlab plot` reads the "
-                                f"{METRICS_FILE} of Lightning's CSVLogger (graphlab's default logger). View these "
-                                f"with `tensorboard --logdir {run_dir}`, or train with the CSV logger")
-    raise FileNotFoundError(f"no {METRICS_FILE} in {run_dir} or its version_N folders: has the run logged an epoch "
-                            "yet? (Lightning's CSVLogger writes it at the end of each epoch)")
+    raise FileNotFoundError(f"no {METRICS_FILE} (or TensorBoard event file) in {run_dir} or its sub-folders: has "
+                            "the run logged an epoch yet? (Lightning's CSVLogger writes it at the end of each epoch)")
 
 
 def _column_key(column: str, columns: set[str]) -> Optional[str]:
-    """The metric name a CSV column is drawn as: ``train_loss_epoch`` -> ``train_loss``; a ``*_step`` column is
-    dropped when its ``*_epoch`` twin exists; ``epoch`` and ``step`` are the axes, not metrics."""
-    if column in ("epoch", "step"):
+    """The metric name a logged column is drawn as: ``train_loss_epoch`` -> ``train_loss``; a ``*_step`` column is
+    dropped when its ``*_epoch`` twin exists; ``epoch``, ``step`` and TensorBoard's ``hp_metric`` placeholder are
+    not metrics."""
+    if column in ("epoch", "step", "hp_metric"):
         return None
     if column.endswith("_step") and column.removesuffix("_step") + "_epoch" in columns:
         return None
     return column.removesuffix("_epoch").removesuffix("_step")
 
 
+def _per_epoch_curves(values: Iterable[tuple[str, int, float]], columns: set[str], source: Path,
+                      name: Optional[str]) -> RunMetrics:
+    # ``source``: the metrics.csv, or the folder of the TensorBoard event files
+    """``(column, epoch, value)`` triples -> per-epoch curves (the mean of a column's values in an epoch)."""
+    per_epoch: dict[str, dict[int, list[float]]] = {}
+    for column, epoch, value in values:
+        key = _column_key(column, columns)
+        if key is not None:
+            per_epoch.setdefault(key, {}).setdefault(epoch, []).append(value)
+    if not per_epoch:
+        raise ValueError(f"{source} holds no metric values yet (logged: {sorted(columns)}); train at least one "
+                         "epoch")
+    curves = {key: (sorted(v), [statistics.fmean(v[e]) for e in sorted(v)]) for key, v in per_epoch.items()}
+    folder = source.parent if source.is_file() else source
+    return RunMetrics(name or str(folder), folder, curves)
+
+
 def read_metrics(path: Path, name: Optional[str] = None) -> RunMetrics:
-    """Read a CSVLogger ``metrics.csv`` into per-epoch curves (a column's values in one epoch are averaged).
+    """Read a CSVLogger ``metrics.csv`` into per-epoch curves.
 
     Raises:
         ValueError: the file has no ``epoch`` column or no metric value at all.
@@ -147,30 +166,49 @@ def read_metrics(path: Path, name: Optional[str] = None) -> RunMetrics:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         columns = list(reader.fieldnames or [])
-        rows = list(reader)
+        rows = [row for row in reader if (row.get("epoch") or "").strip()]
     if "epoch" not in columns:
         raise ValueError(f"{path} has no `epoch` column (columns: {columns}); is it a Lightning CSVLogger "
                          f"{METRICS_FILE}?")
-    per_epoch: dict[str, dict[int, list[float]]] = {}
-    for column in columns:
-        key = _column_key(column, set(columns))
-        if key is None:
-            continue
-        for row in rows:
-            text = (row.get(column) or "").strip()
-            if text and (row.get("epoch") or "").strip():
-                per_epoch.setdefault(key, {}).setdefault(int(float(row["epoch"])), []).append(float(text))
-    if not per_epoch:
-        raise ValueError(f"{path} holds no metric values yet (columns: {columns}); train at least one epoch")
-    curves = {key: (sorted(values), [statistics.fmean(values[e]) for e in sorted(values)])
-              for key, values in per_epoch.items()}
-    return RunMetrics(name or str(path.parent), path, curves)
+    values = ((column, int(float(row["epoch"])), float(row[column])) for row in rows for column in columns
+              if (row.get(column) or "").strip())
+    return _per_epoch_curves(values, set(columns), path, name)
+
+
+def read_tensorboard(folder: Path, name: Optional[str] = None) -> RunMetrics:
+    """Read the scalars of the TensorBoard event files in ``folder`` (Lightning's ``TensorBoardLogger``) into
+    per-epoch curves: each value's step is mapped to the epoch that Lightning logs beside it (scalar ``epoch``).
+
+    Raises:
+        ValueError: ``tensorboard`` is not installed, or there is no ``epoch`` scalar or no metric.
+    """
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        raise ValueError(f"{folder} holds TensorBoard event files, and reading them needs the tensorboard package: "
+                         f"pip install tensorboard (or view them with `tensorboard --logdir {folder}`)") from None
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = set(events.Tags().get("scalars", []))
+    if "epoch" not in tags:
+        raise ValueError(f"the TensorBoard logs in {folder} have no `epoch` scalar (tags: {sorted(tags)}); "
+                         "`graphlab plot` draws against epochs as Lightning logs them")
+    epoch_of = {e.step: int(e.value) for e in events.Scalars("epoch")}
+    steps = sorted(epoch_of)
+    values = ((tag, epoch_of.get(e.step, epoch_of[steps[max(0, bisect.bisect_right(steps, e.step) - 1)]]),
+               float(e.value)) for tag in sorted(tags) for e in events.Scalars(tag))
+    return _per_epoch_curves(values, tags, folder, name)
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunMetrics:
-    """The metrics of a run folder or version folder; its name (the legend) is the version folder's path."""
-    path = find_metrics_csv(Path(run_dir))
-    return read_metrics(path, str(path.parent))
+    """The metrics of a run folder or version folder (CSV or TensorBoard logs; CSV when both); its name (the
+    legend) is the version folder's path."""
+    found = find_log(Path(run_dir))
+    if found.is_file():
+        return read_metrics(found, str(found.parent))
+    if (found / METRICS_FILE).is_file():
+        return read_metrics(found / METRICS_FILE, str(found))
+    return read_tensorboard(found, str(found))
 
 
 def _base_metric(key: str) -> Optional[str]:
@@ -253,7 +291,7 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], out: Optional[str | os
     runs = [load_run(d) for d in run_dirs]
     fig = curves_figure(runs, metrics)
     if out is None:
-        out = runs[0].path.parent / "curves.png" if len(runs) == 1 else Path("curves.png")
+        out = runs[0].folder / "curves.png" if len(runs) == 1 else Path("curves.png")
     return fig, save_png(fig, out)
 
 

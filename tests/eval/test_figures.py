@@ -103,15 +103,19 @@ def test_console_script_routes_plot(tmp_path, capsys, monkeypatch):
     _assert_png(run / "curves.png")
 
 
-def test_curves_of_a_real_fit(tmp_path, monkeypatch):
-    """A tiny `graphlab fit`'s own metrics.csv: the figure holds one point per epoch for train and val loss."""
-    monkeypatch.setattr(sys, "argv", ["graphlab"])
+def _tiny_fit(folder: Path, *extra: str) -> None:
     from graphlab.cli import build_cli
 
     build_cli(["fit", "--config", str(Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"),
-               "--trainer.max_epochs=3", f"--trainer.default_root_dir={tmp_path}",
-               f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.enable_progress_bar=false",
+               "--trainer.max_epochs=3", *extra, f"--trainer.default_root_dir={folder}",
+               f"--trainer.logger.init_args.save_dir={folder}", "--trainer.enable_progress_bar=false",
                "--trainer.enable_model_summary=false", "--data.init_args.num_nodes=120"])
+
+
+def test_curves_of_a_real_fit(tmp_path, monkeypatch):
+    """A tiny `graphlab fit`'s own metrics.csv: the figure holds one point per epoch for train and val loss."""
+    monkeypatch.setattr(sys, "argv", ["graphlab"])
+    _tiny_fit(tmp_path)
     csv_files = list(tmp_path.rglob("metrics.csv"))
     assert len(csv_files) == 1
     rows = [line.split(",") for line in csv_files[0].read_text().splitlines()]
@@ -123,6 +127,22 @@ def test_curves_of_a_real_fit(tmp_path, monkeypatch):
     val = next(v for k, v in lines.items() if k.endswith(" val"))
     assert val == ([0, 1, 2], val_loss)
     assert {"loss", "acc"} <= {ax.get_title() for ax in fig.axes}
+
+
+def test_tensorboard_logs_of_a_real_fit_give_the_csv_curves(tmp_path, monkeypatch):
+    """The same seeded fit logged by TensorBoardLogger and by CSVLogger draws the same curves."""
+    pytest.importorskip("tensorboard")
+    monkeypatch.setattr(sys, "argv", ["graphlab"])
+    _tiny_fit(tmp_path / "csv")
+    _tiny_fit(tmp_path / "tb", "--trainer.logger=lightning.pytorch.loggers.TensorBoardLogger")
+    assert not list((tmp_path / "tb").rglob("metrics.csv")) and list((tmp_path / "tb").rglob("events.out.*"))
+    csv_run, tb_run = load_run(tmp_path / "csv"), load_run(tmp_path / "tb")
+    assert set(tb_run.curves) == set(csv_run.curves) == {"train_loss", "val_loss", "train_acc", "val_acc"}
+    for key, (epochs, values) in csv_run.curves.items():
+        assert tb_run.curves[key][0] == epochs == [0, 1, 2]
+        np.testing.assert_allclose(tb_run.curves[key][1], values, rtol=1e-6)  # TensorBoard stores float32
+    fig, path = plot_runs([tmp_path / "tb"], tmp_path / "tb.png")
+    _assert_png(path)
 
 
 # ----------------------------------------------------------------------------------------------- errors
@@ -137,22 +157,26 @@ def test_missing_folder_is_a_clear_error(tmp_path, capsys):
 
 def test_folder_without_metrics_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no metrics.csv in .*empty"):
+    with pytest.raises(FileNotFoundError, match=r"no metrics.csv \(or TensorBoard event file\) in .*empty"):
         load_run(tmp_path / "empty")
 
 
-def test_tensorboard_only_logs_are_named(tmp_path):
+def test_tensorboard_logs_without_epochs_or_without_tensorboard_are_clear_errors(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
     tb = tmp_path / "tb" / "version_0"
     tb.mkdir(parents=True)
     (tb / "events.out.tfevents.123.host").write_bytes(b"")
-    with pytest.raises(FileNotFoundError, match="only TensorBoard event files.*tensorboard --logdir"):
+    with pytest.raises(ValueError, match="have no `epoch` scalar"):
+        load_run(tmp_path / "tb")
+    monkeypatch.setitem(sys.modules, "tensorboard.backend.event_processing.event_accumulator", None)
+    with pytest.raises(ValueError, match="needs the tensorboard package: pip install tensorboard"):
         load_run(tmp_path / "tb")
 
 
 def test_a_folder_of_several_runs_asks_for_one(tmp_path):
     _version(tmp_path / "x" / "gcn" / "version_0")
     _version(tmp_path / "x" / "sage" / "version_0")
-    with pytest.raises(FileNotFoundError, match="holds the metrics of 2 runs"):
+    with pytest.raises(FileNotFoundError, match="holds the logs of 2 runs"):
         load_run(tmp_path / "x")
 
 
