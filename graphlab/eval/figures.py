@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphlab plot",
         description="Draw training (solid) and validation (dashed) curves from the metrics.csv that runs logged "
-                    "(Lightning's CSVLogger), several runs overlaid, one panel per metric, x = epoch, to PNG.",
+                    "(Lightning's CSVLogger; TensorBoard event files when a run has only those), several runs "
+                    "overlaid, one panel per metric, x = epoch, to PNG.",
     )
     parser.add_argument("runs", nargs="+", type=Path,
                         help="run folders or their version_N folders (a run folder means its newest version)")
