@@ -14,7 +14,8 @@ from graphlab.eval import figures
 
 
 def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> None:
-    """``graphlab leaderboard ...`` → :func:`graphlab.runner.main`; anything else → :func:`graphlab.cli.main`.
+    """``graphlab leaderboard ...`` → :func:`graphlab.runner.main`; ``graphlab plot ...`` →
+    :func:`graphlab.eval.figures.main`; anything else → :func:`graphlab.cli.main`.
 
     Args:
         args: command-line arguments (default: ``sys.argv[1:]``); a dict is a config for LightningCLI.
