@@ -18,6 +18,7 @@ Examples::
     python benchmarks/aggregate.py                          # the full grid (slow on 2 cores)
     python benchmarks/aggregate.py --E 1e6 --F 64           # one graph size, sum/mean/max
     python benchmarks/aggregate.py --E 1e5 --F 16 --reduce max --repeats 3
+    python benchmarks/aggregate.py --E 1e4 1e5 1e6 --F 64 --reduce sum --plot aggregate.png   # and a chart
 """
 
 from __future__ import annotations
@@ -251,7 +252,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", default=None, metavar="OUT.png",
+                        help="also draw the table as a chart: time and peak memory against E, one panel per "
+                             "(F, reduce, mode), graphlab vs every baseline")
     return parser.parse_args(argv)
+
+
+def plot(path: str, measured: list[tuple[Point, dict]], methods: list[str]) -> object:
+    """Draw the measured table (:func:`graphlab.eval.figures.write_benchmark_figure`); returns the PNG's path."""
+    from graphlab.eval.figures import BenchPoint, write_benchmark_figure
+
+    points = [BenchPoint(f"F={point.feat}, {point.reduce}, {mode}", method, point.num_edges, *results[(method, mode)])
+              for point, results in measured for method in methods for mode in ("fwd", "fwd+bwd")]
+    return write_benchmark_figure(path, points, "edges E (N = E / 10)", "median ms", "peak extra heap (MiB)",
+                                  f"gather-reduce, torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -262,12 +276,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; times are medians of {args.repeats} "
           f"calls in ms; 'x m' = m ms / graphlab ms; MiB = peak extra heap of one call")
     print(header(methods))
+    measured = []
     for num_edges in args.E:
         for feat in args.F:
             for reduce in args.reduce:
                 point = make_point(int(num_edges), feat, reduce, args.seed)
-                for row in format_rows(point, measure(point, methods, args.repeats, args.warmup), methods):
+                measured.append((point, measure(point, methods, args.repeats, args.warmup)))
+                for row in format_rows(point, measured[-1][1], methods):
                     print(row, flush=True)
+    if args.plot:
+        print(f"wrote {plot(args.plot, measured, methods)}")
 
 
 if __name__ == "__main__":

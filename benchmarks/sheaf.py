@@ -2,6 +2,7 @@
 
     python benchmarks/sheaf.py --root /tmp/gdata --datasets chameleon film --epochs 8
     python benchmarks/sheaf.py --root /tmp/gdata --datasets texas --variants diag --epochs 3   # smoke run
+    python benchmarks/sheaf.py --root /tmp/gdata --datasets texas film --plot sheaf.png     # and a chart
 
 ``--root`` must hold the raw dataset folders (``chameleon/geom_gcn/raw``, ``film/raw``, ...) in a writable place
 (PyG writes ``processed/`` beside them): copy ``../shared/data/<name>`` there first.
@@ -348,6 +349,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--plot", default=None, metavar="OUT.png",
+                        help="also draw the table as a chart: time and memory against the dataset's edge count, "
+                             "one panel per variant, graphlab vs both official sparse products")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -359,15 +363,33 @@ def main(argv: Optional[list[str]] = None) -> None:
               f"{'speed-up':>8} {'official MiB':>12} {'graphlab MiB':>12} {'mem ratio':>9}")
     print(header)
     print("-" * len(header))
+    measured = []
     for dataset in args.datasets:
         for variant in args.variants:
             times = run_child(args, "time", dataset, variant)
             memory = {impl: run_child(args, "memory", dataset, variant, impl) for impl in IMPLS}
+            measured.append((dataset, variant, times, memory))
             product = min(("torch.sparse", "torch_sparse"), key=lambda p: times[f"official:{p}"])
             base, ours = times[f"official:{product}"], times["graphlab"]
             base_mem, ours_mem = memory[f"official:{product}"], memory["graphlab"]
             print(f"{dataset:<10} {variant:<8} {base:>13.3f} {product:>13} {ours:>13.3f} {base / ours:>7.2f}x "
                   f"{base_mem:>12.0f} {ours_mem:>12.0f} {base_mem / max(ours_mem, 1e-9):>8.2f}x", flush=True)
+    if args.plot:
+        print(f"wrote {plot(args.plot, measured, args.root, args.device)}")
+
+
+def plot(path: str, measured: list[tuple[str, str, dict, dict]], root: str, device: str) -> object:
+    """Draw the measured table against each dataset's (directed) edge count
+    (:func:`graphlab.eval.figures.write_benchmark_figure`); returns the PNG's path."""
+    from graphlab.eval.figures import BenchPoint, write_benchmark_figure
+
+    edges = {dataset: load(dataset, root).edge_index.size(1) for dataset in dict.fromkeys(m[0] for m in measured)}
+    points = [BenchPoint(variant, impl, edges[dataset], times[impl], memory[impl], size_name=dataset)
+              for dataset, variant, times, memory in measured for impl in IMPLS]
+    unit = "peak allocated (MiB)" if device.startswith("cuda") else "peak RSS growth (MiB)"
+    return write_benchmark_figure(path, points, "dataset (edges)", "median s / epoch", unit,
+                                  f"Neural Sheaf Diffusion, one training epoch ({device})")
+
 
 if __name__ == "__main__":
     main()

@@ -10,10 +10,12 @@ import sys
 from typing import Any, Optional, Union
 
 from graphlab import cli, runner
+from graphlab.eval import figures
 
 
 def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> None:
-    """``graphlab leaderboard ...`` → :func:`graphlab.runner.main`; anything else → :func:`graphlab.cli.main`.
+    """``graphlab leaderboard ...`` → :func:`graphlab.runner.main`; ``graphlab plot ...`` →
+    :func:`graphlab.eval.figures.main`; anything else → :func:`graphlab.cli.main`.
 
     Args:
         args: command-line arguments (default: ``sys.argv[1:]``); a dict is a config for LightningCLI.
@@ -21,6 +23,9 @@ def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> None:
     argv = sys.argv[1:] if args is None else args
     if isinstance(argv, list) and argv[:1] == ["leaderboard"]:
         runner.main(argv[1:])
+        return
+    if isinstance(argv, list) and argv[:1] == ["plot"]:
+        figures.main(argv[1:])
         return
     cli.main(args)
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from graphlab._io import atomic_write_text
+from graphlab.eval.figures import write_family_figure
 
 FINGERPRINT_SCHEME = 2
 DISPLAY_ONLY_TRAINER_FLAGS = ("enable_progress_bar", "enable_model_summary", "log_every_n_steps")
@@ -359,7 +360,9 @@ def write_table(out_dir: Path, dataset: str) -> Path:
 def write_summary(out_dir: Path, family: str) -> Path:
     records = [r for r in _all_records(out_dir) if r["config_id"].split("/")[0] == family]
     path = out_dir / f"{family}-summary.md"
-    atomic_write_text(path, render_summary(family, records, load_references(out_dir)))
+    references = load_references(out_dir)
+    atomic_write_text(path, render_summary(family, records, references))
+    write_family_figure(out_dir / f"{family}-summary.png", family, records, references, _scale)
     return path
 
 
