@@ -12,11 +12,12 @@ from typing import Any, Literal, Optional
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from torch import Tensor, nn
 
 from graphlab.eval.metrics import evaluate
 from graphlab.info import DatasetInfo
+from graphlab.tasks.checkpoint import LastCheckpoint
 
 
 class GraphTask(L.LightningModule):
@@ -74,11 +75,23 @@ class GraphTask(L.LightningModule):
         return "max" if self.info.higher_is_better else "min"
 
     def configure_callbacks(self) -> list[Callback]:
-        """Keep the checkpoint with the best validation metric, unless the user set one."""
+        """Keep the checkpoint with the best validation metric (unless the user set one) and ``last.ckpt``
+        (:class:`~graphlab.tasks.checkpoint.LastCheckpoint`, to resume after a crash).
+
+        Nothing when checkpointing is off (``Trainer(enable_checkpointing=False)`` and no checkpoint callback).
+        A ``LastCheckpoint`` the trainer already has (the CLI's ``--last_checkpoint.*``) is returned again: Lightning
+        then moves it behind the best-checkpoint callback, so ``trainer.checkpoint_callback`` (what
+        ``ckpt_path="best"`` reads) stays the best-validation one.
+        """
         trainer_callbacks = self.trainer.callbacks if self._trainer is not None else []
-        if any(isinstance(c, ModelCheckpoint) and c.monitor is not None for c in trainer_callbacks):
-            return []
-        return [ModelCheckpoint(monitor=self.monitor, mode=self.monitor_mode, filename="best-{epoch}", save_last=False)]
+        if self._trainer is not None and not any(isinstance(c, Checkpoint) for c in trainer_callbacks):
+            return []  # Lightning adds a default ModelCheckpoint unless enable_checkpointing=False
+        callbacks: list[Callback] = []
+        if not any(isinstance(c, ModelCheckpoint) and c.monitor is not None for c in trainer_callbacks):
+            callbacks.append(ModelCheckpoint(monitor=self.monitor, mode=self.monitor_mode, filename="best-{epoch}",
+                                             save_last=False))
+        last = next((c for c in trainer_callbacks if isinstance(c, LastCheckpoint)), None)
+        return callbacks + [last if last is not None else LastCheckpoint()]
 
     # ------------------------------------------------------------------ model calling
     def call_model(self, batch: Any, **extra: Any) -> Tensor:
