@@ -45,6 +45,9 @@ class GraphDataModule(L.LightningDataModule, abc.ABC):
       ``i*Q .. (i+1)*Q - 1`` are the negatives of positive ``i``) when it is ``Q``.
     """
 
+    predict_split: str = "test"
+    """The split ``predict`` covers (``train``, ``val`` or ``test``); ``graphlab predict --predict_split`` sets it."""
+
     def __init__(self, root: Optional[str] = None) -> None:
         super().__init__()
         self.root = resolve_root(root)
@@ -109,8 +112,8 @@ class FullBatchLinkMixin:
         return full_batch_loader(self.parts["test"])
 
     def predict_dataloader(self) -> Any:
-        """The test graph with ``edge_label_index`` = its positives then negatives."""
-        return full_batch_loader(link_predict_data(self.parts["test"]))
+        """The ``predict_split`` graph (default test) with ``edge_label_index`` = its positives then negatives."""
+        return full_batch_loader(link_predict_data(self.parts[getattr(self, "predict_split", "test")]))
 
 
 class PartLoaderMixin(abc.ABC):
@@ -136,7 +139,8 @@ class PartLoaderMixin(abc.ABC):
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> Any:
-        return self._loader("test", shuffle=False)
+        split = getattr(self, "predict_split", "test")
+        return self._loader(self._val_part if split == "val" else split, shuffle=False)
 
 
 def resolve_root(root: Optional[str]) -> Path:
@@ -216,10 +220,14 @@ def full_batch_loader(data: Any) -> DataLoader:
 
 
 def link_predict_data(test: Any) -> Any:
-    """A shallow copy of a link test ``Data`` with ``edge_label_index`` = its positive then
-    negative pairs: the pairs a link task scores in ``predict``."""
+    """A shallow copy of a link split's ``Data`` with ``edge_label_index`` = its positive then negative pairs
+    (the training part has positives only) and ``edge_label`` 1 / 0: the pairs a link task scores in ``predict``."""
     out = copy.copy(test)
-    out.edge_label_index = torch.cat([test.pos_edge_index, test.neg_edge_index], dim=1)
+    pos = test.pos_edge_index
+    neg = getattr(test, "neg_edge_index", None)
+    neg = pos.new_zeros(2, 0) if neg is None else neg
+    out.edge_label_index = torch.cat([pos, neg], dim=1)
+    out.edge_label = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))])
     return out
 
 

@@ -87,10 +87,11 @@ class GraphTask(L.LightningModule):
         if self._trainer is not None and not any(isinstance(c, Checkpoint) for c in trainer_callbacks):
             return []  # Lightning adds a default ModelCheckpoint unless enable_checkpointing=False
         callbacks: list[Callback] = []
-        if not any(isinstance(c, ModelCheckpoint) and c.monitor is not None for c in trainer_callbacks):
-            callbacks.append(ModelCheckpoint(monitor=self.monitor, mode=self.monitor_mode, filename="best-{epoch}",
-                                             save_last=False))
         last = next((c for c in trainer_callbacks if isinstance(c, LastCheckpoint)), None)
+        if not any(isinstance(c, ModelCheckpoint) and c.monitor is not None for c in trainer_callbacks):
+            dirpath = str(last.dirpath) if last is not None and last.dirpath is not None else None  # a resumed run
+            callbacks.append(ModelCheckpoint(dirpath=dirpath, monitor=self.monitor, mode=self.monitor_mode,
+                                             filename="best-{epoch}", save_last=False))
         return callbacks + [last if last is not None else LastCheckpoint()]
 
     # ------------------------------------------------------------------ model calling
@@ -102,6 +103,12 @@ class GraphTask(L.LightningModule):
                 kwargs[key] = getattr(batch, key)
         kwargs.update({k: v for k, v in extra.items() if k in self._forward_params})
         return self.model(batch.x, batch.edge_index, **kwargs)
+
+    @property
+    def predict_split(self) -> str:
+        """The split ``predict`` covers: the attached DataModule's ``predict_split`` (default ``test``)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return str(getattr(datamodule, "predict_split", "test"))
 
     # ------------------------------------------------------------------ metrics
     def collect(self, stage: str, y_true: Tensor, y_pred: Tensor) -> None:
