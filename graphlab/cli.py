@@ -83,7 +83,7 @@ class GraphLabCLI(LightningCLI):
         return parser
 
     def before_instantiate_classes(self) -> None:
-        cfg = self.config[self.subcommand]
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
         logger = cfg.get("trainer", {}).get("logger")
         configs = cfg.get("config") or []
         if configs and _is_class_config(logger) and logger.init_args.get("name") == LOGGER_DEFAULT_NAME:

@@ -1,9 +1,11 @@
 """Resume after a crash: a `graphlab fit` SIGKILLed at a random point and resumed with `--ckpt_path last` ends with
-the same weights and validation metric as an uninterrupted run (exact equality: CPU, deterministic kernels)."""
+the same weights and validation metric as an uninterrupted run (exact equality: CPU, deterministic kernels); a
+killed `graphlab leaderboard` resumes its seed from the seed's last.ckpt and writes the same record."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import signal
@@ -120,3 +122,42 @@ def test_last_checkpoint_rejects_negative_intervals():
 
     with pytest.raises(ValueError, match="every_n_epochs must be an int >= 0"):
         LastCheckpoint(every_n_epochs=-1)
+
+
+def _leaderboard(tmp_path: Path, config: Path, name: str) -> subprocess.Popen:
+    args = [*GRAPHLAB, "leaderboard", "--config", str(config), "--seeds", "0", "--out-dir", str(tmp_path / name / "lb"),
+            "--runs-dir", str(tmp_path / name / "runs")]
+    return subprocess.Popen(args, cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _record(tmp_path: Path, name: str) -> dict:
+    (path,) = (tmp_path / name / "lb").glob("*/tiny.json")
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+def test_killed_leaderboard_resumes_the_seed_from_its_checkpoint(tmp_path):
+    config = _config(tmp_path)
+    whole = _leaderboard(tmp_path, config, "whole")
+    proc = _leaderboard(tmp_path, config, "killed")
+    last = tmp_path / "killed" / "runs" / "tiny" / "seed_0" / "version_0" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while not last.is_file():
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before writing last.ckpt"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    killed_at = torch.load(last, weights_only=False)["epoch"]
+    assert 0 < killed_at + 1 < EPOCHS  # the restart begins after epoch 0
+    resumed = _leaderboard(tmp_path, config, "killed")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert f"seed 0: resuming from {last}" in out
+    out_whole, _ = whole.communicate(timeout=300)
+    assert whole.returncode == 0, out_whole
+    a, b = _record(tmp_path, "whole")["runs"][0], _record(tmp_path, "killed")["runs"][0]
+    for key in ("seed", "val", "test", "epochs", "num_params"):
+        assert a[key] == b[key], key
