@@ -101,14 +101,17 @@ class GraphLabCLI(LightningCLI):
             callbacks = [c for c in callbacks if not isinstance(c, LastCheckpoint)]
         return super()._instantiate_trainer(config, callbacks)
 
-    def before_fit(self) -> None:
-        ckpt = self.config["fit"].get("ckpt_path")
+    def _continue_checkpoint_dir(self) -> None:
+        ckpt = self.config[self.subcommand].get("ckpt_path")
         if ckpt:
             keep_checkpoint_dir(self.trainer, Path(ckpt).parent)
             # The resumed run writes into the folder of the run it continues, on purpose.
             warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
 
+    before_fit = before_validate = before_test = _continue_checkpoint_dir
+
     def before_predict(self) -> None:
+        self._continue_checkpoint_dir()
         cfg = self.config["predict"]
         split = cfg.get("predict_split", "test")
         if isinstance(self.datamodule, GraphDataModule):
