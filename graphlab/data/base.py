@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import copy
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
@@ -23,6 +24,8 @@ from torch.utils.data import DataLoader
 from graphlab.info import DatasetInfo, TaskType  # noqa: F401 - re-exported: the data contract names them
 
 DATA_ENV = "GRAPHLAB_DATA"
+SHARED_DATA_ENV = "GRAPHLAB_SHARED_DATA"
+"""An offline copy of the data folder (same layout as the root): missing-file errors copy from it."""
 
 
 
@@ -183,15 +186,36 @@ def missing_files(directory: Path, names: Iterable[str]) -> list[str]:
     return [n for n in names if not (directory / n).is_file()]
 
 
-def missing_files_error(dataset: str, directory: Path, missing: Sequence[str], how_to_get: str) -> FileNotFoundError:
-    """A ``FileNotFoundError`` that names the missing files, where they belong and how to get them."""
+def copy_command(directory: Path, root: Path) -> str:
+    """The shell command that copies a dataset's folder into ``directory`` (below the data ``root``) from an offline
+    copy: ``$GRAPHLAB_SHARED_DATA`` when set (a folder laid out like the root), else a placeholder to replace."""
+    directory = Path(os.path.abspath(directory))
+    root = Path(os.path.abspath(root))
+    rel = directory.relative_to(root) if directory.is_relative_to(root) else Path(directory.name)
+    source_root = os.environ.get(SHARED_DATA_ENV)
+    source = str(Path(source_root) / rel) if source_root else f"<your copy of the data folder>/{rel.as_posix()}"
+    quote = shlex.quote if source_root else (lambda text: f'"{text}"')
+    return f"mkdir -p {shlex.quote(str(directory))} && cp -r {quote(source)}/. {shlex.quote(str(directory))}/"
+
+
+def missing_files_error(dataset: str, directory: Path, missing: Sequence[str], how_to_get: str,
+                        root: Optional[Path] = None, url: Optional[str] = None) -> FileNotFoundError:
+    """A ``FileNotFoundError`` that names the missing files, where they belong and how to get them: with
+    ``root`` (the DataModule's data root) the exact copy command (:func:`copy_command`), with ``url`` the
+    download address."""
     where = f"{directory}" if directory.is_dir() else f"{directory} (the directory does not exist)"
     listed = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
-    return FileNotFoundError(f"{dataset}: missing file(s) {listed} in {where}. {how_to_get}")
+    text = f"{dataset}: missing file(s) {listed} in {where}. {how_to_get}"
+    if root is not None:
+        text += f"\nCopy them from an offline copy with:\n  {copy_command(directory, root)}"
+    if url:
+        text += f"\nDownload address: {url}"
+    return FileNotFoundError(text)
 
 
 def download_or_raise(
-    fetch: Callable[[], T], dataset: str, directory: Path, missing: Sequence[str], how_to_get: str
+    fetch: Callable[[], T], dataset: str, directory: Path, missing: Sequence[str], how_to_get: str,
+    root: Optional[Path] = None, url: Optional[str] = None,
 ) -> T:
     """Run ``fetch`` (a library download), turning a network failure into a clear error.
 
@@ -202,7 +226,8 @@ def download_or_raise(
     try:
         return fetch()
     except OSError as exc:
-        error = missing_files_error(dataset, directory, missing, f"The download failed ({exc}). {how_to_get}")
+        error = missing_files_error(dataset, directory, missing, f"The download failed ({exc}). {how_to_get}", root,
+                                    url)
         raise error from exc
 
 
