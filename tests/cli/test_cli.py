@@ -160,6 +160,6 @@ def test_run_folder_is_named_after_the_config(tmp_path, logger):
 def test_default_logger_is_csv_even_when_tensorboard_is_installed():
     from lightning.pytorch.loggers import CSVLogger
 
-    cli = build_cli(["fit", "--config", str(REPO / "configs" / "quickstart.yaml")], run=False)
+    cli = build_cli(["--config", str(REPO / "configs" / "quickstart.yaml")], run=False)
     assert type(cli.trainer.logger) is CSVLogger  # Lightning's own default would be TensorBoard when importable
     assert cli.trainer.logger.name == "quickstart"
