@@ -5,15 +5,17 @@ from a checkpoint, but not the random-number generators: a resumed run would dra
 negative samples and another shuffling order than the run it continues. :class:`LastCheckpoint` stores the
 torch (CPU and CUDA), numpy and Python generator states in the checkpoint and puts them back at the start of
 the first epoch after the restore, so a resumed run draws exactly what the uninterrupted run drew there, data
-order included (loaders draw their shuffling seed from torch's generator when their iterator is created, after
-``on_train_epoch_start``).
+order included: loaders draw their shuffling and worker seeds from torch's generator when their iterator is created,
+which Lightning does after ``on_train_epoch_start`` in every epoch but a run's first; for that one the iterator is
+created again right after the restore.
 
-**When it saves.** At the start of every ``every_n_epochs``-th epoch (and when training ends), not at the end of
-the previous one: at that point Lightning has finished everything of the previous epoch (validation, early
-stopping, the best checkpoint, the epoch-level LR scheduler step, the logged metrics), so nothing the
-uninterrupted run did before the next epoch is missing from the file. ``every_n_train_steps`` adds saves inside
-an epoch, for long epochs; a mid-epoch checkpoint resumes with Lightning's own rule (the epoch's loader starts
-over unless it is stateful), so the exact-replay guarantee holds for the epoch-boundary saves.
+**When it saves.** At the end of every ``every_n_epochs``-th epoch and when training ends. It is a
+:class:`~lightning.pytorch.callbacks.Checkpoint`, so Lightning runs its ``on_train_epoch_end`` with the monitoring
+callbacks, after early stopping and the best-checkpoint callback have updated their state, and so the file holds
+that state too (a resumed run picks the same best epoch and stops at the same epoch). Resuming from it is
+Lightning's "resumed on epoch end" path: training goes on with the next epoch. ``every_n_train_steps`` adds saves
+inside an epoch, for long epochs; a mid-epoch checkpoint resumes with Lightning's own rule (the epoch's loader
+starts over unless it is stateful), so the exact-replay guarantee holds for the epoch-end saves.
 
 **Why it writes the file itself.** Lightning's checkpoint IO (``lightning.fabric.utilities.cloud_io._atomic_save``)
 writes through an fsspec transaction: on a local disk the bytes go to a file made by ``tempfile.mkstemp`` in the
@@ -90,7 +92,7 @@ class LastCheckpoint(Checkpoint):
     the same config.
 
     Args:
-        every_n_epochs: save at the start of every n-th epoch (1: every epoch; 0: only when training ends).
+        every_n_epochs: save at the end of every n-th epoch (1: every epoch; 0: only when training ends).
         every_n_train_steps: also save after every n-th optimiser step (0: never); see the module docstring
             for what a mid-epoch resume replays.
         dirpath: where to write ``last.ckpt`` (default: ``<trainer.log_dir>/checkpoints``, beside the best one).
@@ -103,7 +105,7 @@ class LastCheckpoint(Checkpoint):
         self.every_n_epochs, self.every_n_train_steps = every_n_epochs, every_n_train_steps
         self.dirpath = Path(dirpath) if dirpath is not None else None
         self._restored: Optional[dict[str, Any]] = None
-        self._skip_epoch: Optional[int] = None
+        self._trainer_should_stop = False
 
     @property
     def state_key(self) -> str:
@@ -121,8 +123,7 @@ class LastCheckpoint(Checkpoint):
 
     # ------------------------------------------------------------------ state in the checkpoint
     def state_dict(self) -> dict[str, Any]:
-        trainer_stop = bool(getattr(self, "_trainer_should_stop", False))
-        return {"rng": collect_rng_states(), "should_stop": trainer_stop}
+        return {"rng": collect_rng_states(), "should_stop": self._trainer_should_stop}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = state_dict
@@ -153,13 +154,14 @@ class LastCheckpoint(Checkpoint):
             self._save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._trainer_should_stop = trainer.should_stop
-        try:
-            self._save(trainer)
-        finally:
-            self._trainer_should_stop = False
+        self._save(trainer)
 
     def _save(self, trainer: L.Trainer) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
-        save_atomic(trainer, self.path)
+        # Early stopping has run by now (it is a monitoring callback listed before this one): keep its decision.
+        self._trainer_should_stop = bool(trainer.should_stop)
+        try:
+            save_atomic(trainer, self.path)
+        finally:
+            self._trainer_should_stop = False
