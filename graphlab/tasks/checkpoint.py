@@ -74,12 +74,17 @@ def set_rng_states(states: dict[str, Any]) -> None:
 def save_atomic(trainer: L.Trainer, path: Path) -> None:
     """``trainer.save_checkpoint(path)`` via a temporary file in the same folder, fsync and ``os.replace``."""
     tmp = path.with_name(f".{path.name}.partial")
-    trainer.save_checkpoint(tmp)
-    if trainer.is_global_zero:
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+    try:
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            fsync_dir(path.parent)
+    except BaseException:
+        if trainer.is_global_zero:
+            tmp.unlink(missing_ok=True)
+        raise
     trainer.strategy.barrier("graphlab_last_checkpoint")
 
 

@@ -161,3 +161,69 @@ def test_killed_leaderboard_resumes_the_seed_from_its_checkpoint(tmp_path):
     a, b = _record(tmp_path, "whole")["runs"][0], _record(tmp_path, "killed")["runs"][0]
     for key in ("seed", "val", "test", "epochs", "num_params"):
         assert a[key] == b[key], key
+
+
+class _FakeTrainer:
+    """What save_atomic uses of a Trainer: save_checkpoint, is_global_zero, strategy.barrier."""
+
+    is_global_zero = True
+
+    def __init__(self, payload: bytes, fail_after: int | None = None) -> None:
+        self.payload, self.fail_after = payload, fail_after
+        self.strategy = self
+        self.barriers = 0
+
+    def save_checkpoint(self, path: Path) -> None:
+        data = self.payload if self.fail_after is None else self.payload[: self.fail_after]
+        Path(path).write_bytes(data)
+        if self.fail_after is not None:
+            raise OSError("disk full")
+
+    def barrier(self, name: str) -> None:
+        self.barriers += 1
+
+
+def test_save_atomic_replaces_whole_files_and_never_leaves_a_torn_one(tmp_path):
+    from graphlab.tasks.checkpoint import save_atomic
+
+    target = tmp_path / "last.ckpt"
+    save_atomic(_FakeTrainer(b"epoch-1" * 100), target)
+    assert target.read_bytes() == b"epoch-1" * 100
+    with pytest.raises(OSError, match="disk full"):
+        save_atomic(_FakeTrainer(b"epoch-2" * 100, fail_after=50), target)
+    assert target.read_bytes() == b"epoch-1" * 100  # the previous checkpoint is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no partial file left
+
+
+@pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty:UserWarning")  # resumed on purpose
+def test_resuming_an_early_stopped_run_trains_no_further(tmp_path):
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback, EarlyStopping
+
+    from graphlab.data import CSBMData
+    from graphlab.models import GCN
+    from graphlab.tasks import NodeClassification
+
+    class CountEpochs(Callback):
+        def __init__(self) -> None:
+            self.count = 0
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self.count += 1
+
+    def fit(ckpt_path=None):
+        L.seed_everything(0)
+        data = CSBMData(num_nodes=60)
+        task = NodeClassification(GCN(data.num_features, 4, data.num_outputs), lr=0.0)  # never improves
+        counter = CountEpochs()
+        trainer = L.Trainer(max_epochs=30, default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, callbacks=[EarlyStopping("val_acc", mode="max", patience=2),
+                                                                   counter])
+        trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+        return trainer, counter.count
+
+    first, epochs = fit()
+    assert 0 < epochs < 30  # early stopping ended it
+    (last,) = tmp_path.glob("**/last.ckpt")
+    resumed, more = fit(last)
+    assert more == 0 and resumed.current_epoch == first.current_epoch
