@@ -1,16 +1,89 @@
-"""The ``graphlab`` console script: routes ``graphlab leaderboard ...`` to the multi-seed runner and every other
+"""The ``graphlab`` console script: routes ``graphlab leaderboard ...`` to the multi-seed runner, ``graphlab plot ...`` to
+:func:`graphlab.eval.figures.main`, and every other
 subcommand (``fit``, ``validate``, ``test``, ``predict``) to the Lightning CLI.
 
 It sits above both, so neither imports the other's caller: entry → runner → cli, and entry → cli.
+
+A clean terminal: the known user errors (:data:`USER_ERRORS`: a missing dataset or config file, a bad value, a
+refused leaderboard record) print one line, ``graphlab: error: ...``, and exit with status 2; ``--debug`` (anywhere
+on the command line) shows the traceback instead. Third-party notices that say nothing about the user's run are
+filtered (:func:`quiet_third_party`), each with its reason.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
-from typing import Any, Optional, Union
+import warnings
+from typing import Any, Callable, Optional, Union
+
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from graphlab import cli, runner
 from graphlab.eval import figures
+from graphlab.eval.leaderboard import RecordConflict
+
+ROUTES: dict[str, Callable[[list[str]], Any]] = {
+    "leaderboard": lambda argv: runner.main(argv),
+    "plot": lambda argv: figures.main(argv),
+}
+"""Subcommands that are not Lightning's: ``graphlab <name> ARGS`` calls ``ROUTES[name](ARGS)``."""
+
+USER_ERRORS = (FileNotFoundError, ValueError, ImportError, MisconfigurationException, RecordConflict)
+
+WARNING_FILTERS = (
+    # Lightning 2.6's LightningCLI calls jsonargparse APIs that jsonargparse 4.5x deprecates: not the user's code.
+    ("ignore", r"", "jsonargparse._deprecated.JsonargparseDeprecationWarning"),
+    # Lightning 2.6 uses an old torch.utils._pytree API that torch 2.13 deprecates: not the user's code.
+    ("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", "FutureWarning"),
+    # PyG 2.8 scripts a few classes with torch.jit at import; torch 2.13 deprecates torch.jit.script.
+    ("ignore", r"`torch.jit.script(_method)?` is deprecated", "DeprecationWarning"),
+    # Lightning notes that tensorboardX is gone and falls back: graphlab chooses its logger explicitly.
+    ("ignore", r"Starting from v1.9.0, `tensorboardX` has been removed", "UserWarning"),
+    # Full-batch graphs are one batch per epoch, so Lightning's "few workers" advice does not apply.
+    ("ignore", r"The '.*_dataloader' does not have many workers", "UserWarning"),
+)
+
+LOG_FILTERS = (
+    # Advertising for Lightning's cloud products, printed on every fit ("💡 Tip: For seamless cloud ...").
+    ("lightning.pytorch.utilities.rank_zero", "💡 Tip"),
+    # graphlab's tasks return the CLI's LastCheckpoint from configure_callbacks on purpose (to order it last).
+    ("lightning.pytorch.utilities.rank_zero", "The following callbacks returned in `LightningModule.configure_callbacks`"
+     " will override existing callbacks passed to Trainer: LastCheckpoint"),
+    # graphlab resumes only checkpoints its own runs wrote; the full (non weights-only) load restores callbacks.
+    ("lightning.pytorch.trainer.connectors.checkpoint_connector", "`weights_only` was not set"),
+)
+
+
+class _DropPrefix(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.prefix) or (
+            "LastCheckpoint" in self.prefix and record.getMessage() != self.prefix)
+
+
+def _category(name: str) -> type[Warning]:
+    import builtins
+    import importlib
+
+    module, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module) if module else builtins, attr)
+
+
+def quiet_third_party() -> None:
+    """Install :data:`WARNING_FILTERS` and :data:`LOG_FILTERS` (idempotent)."""
+    for action, message, category in WARNING_FILTERS:
+        try:
+            warnings.filterwarnings(action, message=message, category=_category(category))
+        except (ImportError, AttributeError):  # the library that warns is absent or renamed: nothing to filter
+            continue
+    for logger_name, prefix in LOG_FILTERS:
+        logger = logging.getLogger(logger_name)
+        if not any(isinstance(f, _DropPrefix) and f.prefix == prefix for f in logger.filters):
+            logger.addFilter(_DropPrefix(prefix))
 
 
 def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> None:
@@ -21,13 +94,22 @@ def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> None:
         args: command-line arguments (default: ``sys.argv[1:]``); a dict is a config for LightningCLI.
     """
     argv = sys.argv[1:] if args is None else args
-    if isinstance(argv, list) and argv[:1] == ["leaderboard"]:
-        runner.main(argv[1:])
-        return
-    if isinstance(argv, list) and argv[:1] == ["plot"]:
-        figures.main(argv[1:])
-        return
-    cli.main(args)
+    debug = isinstance(argv, list) and "--debug" in argv
+    if debug:
+        argv = [a for a in argv if a != "--debug"]
+        if args is None:
+            sys.argv = sys.argv[:1] + argv
+    quiet_third_party()
+    try:
+        if isinstance(argv, list) and argv[:1] and argv[0] in ROUTES:
+            ROUTES[argv[0]](argv[1:])
+            return
+        cli.main(argv if args is not None or debug else None)
+    except USER_ERRORS as err:
+        if debug:
+            raise
+        print(f"graphlab: error: {err}\n(run with --debug for the traceback)", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

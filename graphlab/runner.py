@@ -18,11 +18,12 @@ import inspect
 import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from graphlab._io import atomic_write_json
-from graphlab.cli import build_cli
+from graphlab.cli import CheckpointNotFound, build_cli, find_checkpoint, keep_checkpoint_dir
 from graphlab.eval.leaderboard import (
     DISPLAY_ONLY_TRAINER_FLAGS,
     FINGERPRINT_SCHEME,
@@ -66,9 +67,15 @@ def _split_arg(datamodule: Any) -> Optional[str]:
 
 def run_seed(config: Path, seed: int, extra: list[str], run_dir: Path, split_arg: Optional[str],
              num_splits: int) -> SeedResult:
-    """Fit with ``seed`` (and split ``seed``), then validate and test the best checkpoint."""
+    """Fit with ``seed`` (and split ``seed``), then validate and test the best checkpoint.
+
+    Logs and checkpoints go to ``run_dir/version_N``. When an earlier, killed attempt of this seed left a
+    ``last.ckpt`` there, the fit resumes from it (epoch, optimiser, scheduler, callbacks and random-number
+    states; see :class:`graphlab.tasks.LastCheckpoint`) instead of starting over.
+    """
     args = ["--config", str(config), *extra, f"--seed_everything={seed}",
-            "--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.init_args.save_dir={run_dir}",
+            "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+            f"--trainer.logger.init_args.save_dir={run_dir.parent}", f"--trainer.logger.init_args.name={run_dir.name}",
             f"--trainer.default_root_dir={run_dir}"]
     split = None
     if split_arg is not None and num_splits > 1:
@@ -81,7 +88,15 @@ def run_seed(config: Path, seed: int, extra: list[str], run_dir: Path, split_arg
     with _plain_argv():
         cli = build_cli(args, run=False)
     trainer, task, datamodule = cli.trainer, cli.model, cli.datamodule
-    trainer.fit(task, datamodule=datamodule)
+    try:
+        resume: Optional[Path] = find_checkpoint(run_dir, "last")
+        print(f"[leaderboard] seed {seed}: resuming from {resume}")
+    except CheckpointNotFound:
+        resume = None
+    if resume is not None:
+        keep_checkpoint_dir(trainer, resume.parent)
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resumed
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
     ckpt = trainer.checkpoint_callback
     best = getattr(ckpt, "best_model_path", "") if ckpt is not None else ""
     if not best:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import copy
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
@@ -23,6 +24,8 @@ from torch.utils.data import DataLoader
 from graphlab.info import DatasetInfo, TaskType  # noqa: F401 - re-exported: the data contract names them
 
 DATA_ENV = "GRAPHLAB_DATA"
+SHARED_DATA_ENV = "GRAPHLAB_SHARED_DATA"
+"""An offline copy of the data folder (same layout as the root): missing-file errors copy from it."""
 
 
 
@@ -44,6 +47,9 @@ class GraphDataModule(L.LightningDataModule, abc.ABC):
       positive, when ``info.negatives_per_positive`` is ``None``; ``[2, P * Q]`` positive-major (columns
       ``i*Q .. (i+1)*Q - 1`` are the negatives of positive ``i``) when it is ``Q``.
     """
+
+    predict_split: str = "test"
+    """The split ``predict`` covers (``train``, ``val`` or ``test``); ``graphlab predict --predict_split`` sets it."""
 
     def __init__(self, root: Optional[str] = None) -> None:
         super().__init__()
@@ -109,8 +115,8 @@ class FullBatchLinkMixin:
         return full_batch_loader(self.parts["test"])
 
     def predict_dataloader(self) -> Any:
-        """The test graph with ``edge_label_index`` = its positives then negatives."""
-        return full_batch_loader(link_predict_data(self.parts["test"]))
+        """The ``predict_split`` graph (default test) with ``edge_label_index`` = its positives then negatives."""
+        return full_batch_loader(link_predict_data(self.parts[getattr(self, "predict_split", "test")]))
 
 
 class PartLoaderMixin(abc.ABC):
@@ -136,7 +142,8 @@ class PartLoaderMixin(abc.ABC):
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> Any:
-        return self._loader("test", shuffle=False)
+        split = getattr(self, "predict_split", "test")
+        return self._loader(self._val_part if split == "val" else split, shuffle=False)
 
 
 def resolve_root(root: Optional[str]) -> Path:
@@ -179,15 +186,36 @@ def missing_files(directory: Path, names: Iterable[str]) -> list[str]:
     return [n for n in names if not (directory / n).is_file()]
 
 
-def missing_files_error(dataset: str, directory: Path, missing: Sequence[str], how_to_get: str) -> FileNotFoundError:
-    """A ``FileNotFoundError`` that names the missing files, where they belong and how to get them."""
+def copy_command(directory: Path, root: Path) -> str:
+    """The shell command that copies a dataset's folder into ``directory`` (below the data ``root``) from an offline
+    copy: ``$GRAPHLAB_SHARED_DATA`` when set (a folder laid out like the root), else a placeholder to replace."""
+    directory = Path(os.path.abspath(directory))
+    root = Path(os.path.abspath(root))
+    rel = directory.relative_to(root) if directory.is_relative_to(root) else Path(directory.name)
+    source_root = os.environ.get(SHARED_DATA_ENV)
+    source = str(Path(source_root) / rel) if source_root else f"<your copy of the data folder>/{rel.as_posix()}"
+    quote = shlex.quote if source_root else (lambda text: f'"{text}"')
+    return f"mkdir -p {shlex.quote(str(directory))} && cp -r {quote(source)}/. {shlex.quote(str(directory))}/"
+
+
+def missing_files_error(dataset: str, directory: Path, missing: Sequence[str], how_to_get: str,
+                        root: Optional[Path] = None, url: Optional[str] = None) -> FileNotFoundError:
+    """A ``FileNotFoundError`` that names the missing files, where they belong and how to get them: with
+    ``root`` (the DataModule's data root) the exact copy command (:func:`copy_command`), with ``url`` the
+    download address."""
     where = f"{directory}" if directory.is_dir() else f"{directory} (the directory does not exist)"
     listed = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
-    return FileNotFoundError(f"{dataset}: missing file(s) {listed} in {where}. {how_to_get}")
+    text = f"{dataset}: missing file(s) {listed} in {where}. {how_to_get}"
+    if root is not None:
+        text += f"\nCopy them from an offline copy with:\n  {copy_command(directory, root)}"
+    if url:
+        text += f"\nDownload address: {url}"
+    return FileNotFoundError(text)
 
 
 def download_or_raise(
-    fetch: Callable[[], T], dataset: str, directory: Path, missing: Sequence[str], how_to_get: str
+    fetch: Callable[[], T], dataset: str, directory: Path, missing: Sequence[str], how_to_get: str,
+    root: Optional[Path] = None, url: Optional[str] = None,
 ) -> T:
     """Run ``fetch`` (a library download), turning a network failure into a clear error.
 
@@ -198,7 +226,8 @@ def download_or_raise(
     try:
         return fetch()
     except OSError as exc:
-        error = missing_files_error(dataset, directory, missing, f"The download failed ({exc}). {how_to_get}")
+        error = missing_files_error(dataset, directory, missing, f"The download failed ({exc}). {how_to_get}", root,
+                                    url)
         raise error from exc
 
 
@@ -216,10 +245,14 @@ def full_batch_loader(data: Any) -> DataLoader:
 
 
 def link_predict_data(test: Any) -> Any:
-    """A shallow copy of a link test ``Data`` with ``edge_label_index`` = its positive then
-    negative pairs: the pairs a link task scores in ``predict``."""
+    """A shallow copy of a link split's ``Data`` with ``edge_label_index`` = its positive then negative pairs
+    (the training part has positives only) and ``edge_label`` 1 / 0: the pairs a link task scores in ``predict``."""
     out = copy.copy(test)
-    out.edge_label_index = torch.cat([test.pos_edge_index, test.neg_edge_index], dim=1)
+    pos = test.pos_edge_index
+    neg = getattr(test, "neg_edge_index", None)
+    neg = pos.new_zeros(2, 0) if neg is None else neg
+    out.edge_label_index = torch.cat([pos, neg], dim=1)
+    out.edge_label = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))])
     return out
 
 

@@ -94,7 +94,8 @@ class MovieLens100K(FullBatchLinkMixin, GraphDataModule):
         missing = [f for f in RAW if not (self.raw_dir / f).is_file()]
         if missing:
             raise missing_files_error("MovieLens100K", self.raw_dir, missing,
-                                      "Copy the GroupLens ml-100k files there (u.data is the one needed).")
+                                      "Copy the GroupLens ml-100k files there (u.data is the one needed).", self.root,
+                                      "https://files.grouplens.org/datasets/movielens/ml-100k.zip")
         ratings = read_ratings(self.raw_dir)
         return ratings[ratings[:, 2] >= self.min_rating, :2]
 

@@ -182,9 +182,10 @@ class _OGBDataModule(GraphDataModule):
         if not missing:
             return
         if not self.download:
-            raise missing_files_error(self.meta.name, folder, missing, self._how_to_get())
+            raise missing_files_error(self.meta.name, folder, missing, self._how_to_get(), self.root,
+                                      self.meta.record["url"])
         download_or_raise(lambda: download_ogb(self.meta, self.root), self.meta.name, folder, missing,
-                          self._how_to_get())
+                          self._how_to_get(), self.root, self.meta.record["url"])
         still_missing = missing_files(self.dataset_dir, self.meta.expected_files())
         if still_missing:
             raise missing_files_error(self.meta.name, self.dataset_dir, still_missing,

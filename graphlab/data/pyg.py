@@ -120,6 +120,15 @@ def raw_location(spec: DatasetSpec, root: Path, planetoid_split: str) -> tuple[P
     return folder / "raw", [f"{s}.{ext}" for ext in ("pickle", "index") for s in ("train", "val", "test")]
 
 
+def download_url(spec: DatasetSpec, planetoid_split: str) -> str:
+    """Where PyG downloads ``spec``'s raw files from (its dataset class's ``url``)."""
+    if spec.family == "planetoid":
+        return Planetoid.geom_gcn_url if planetoid_split == "geom-gcn" else Planetoid.url
+    if spec.family in ("webkb", "actor", "wikipedia"):  # geom-gcn's preprocessed files (WikipediaNetwork too)
+        return f"{WebKB.url}/new_data/{spec.pyg_name}"
+    return TUDataset.url if spec.family == "tu" else ZINC.url
+
+
 def build_dataset(spec: DatasetSpec, root: Path, planetoid_split: str, use_node_attr: bool,
                   zinc_subset: bool, zinc_split: str = "train") -> InMemoryDataset:
     """Construct the PyG dataset (PyG downloads missing raw files itself)."""
@@ -281,8 +290,10 @@ class PyGData(PartLoaderMixin, GraphDataModule):
         if not missing:
             return build()
         if not self.download:
-            raise missing_files_error(self.spec.pyg_name, raw_dir, missing, self._how_to_get())
-        return download_or_raise(build, self.spec.pyg_name, raw_dir, missing, self._how_to_get())
+            raise missing_files_error(self.spec.pyg_name, raw_dir, missing, self._how_to_get(), self.root,
+                                      download_url(self.spec, self.planetoid_split))
+        return download_or_raise(build, self.spec.pyg_name, raw_dir, missing, self._how_to_get(), self.root,
+                                 download_url(self.spec, self.planetoid_split))
 
     @property
     def datasets(self) -> dict[str, InMemoryDataset]:

@@ -1,8 +1,9 @@
 """LightningModules that train any graph model on node, graph and link tasks."""
 
 from graphlab.tasks.base import GraphTask
+from graphlab.tasks.checkpoint import LastCheckpoint
 from graphlab.tasks.graph import GraphPrediction
 from graphlab.tasks.link import LinkPrediction, bpr_loss
 from graphlab.tasks.node import NodeClassification
 
-__all__ = ["GraphTask", "NodeClassification", "GraphPrediction", "LinkPrediction", "bpr_loss"]
+__all__ = ["GraphTask", "NodeClassification", "GraphPrediction", "LinkPrediction", "bpr_loss", "LastCheckpoint"]

@@ -12,11 +12,12 @@ from typing import Any, Literal, Optional
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from torch import Tensor, nn
 
 from graphlab.eval.metrics import evaluate
 from graphlab.info import DatasetInfo
+from graphlab.tasks.checkpoint import LastCheckpoint
 
 
 class GraphTask(L.LightningModule):
@@ -74,11 +75,24 @@ class GraphTask(L.LightningModule):
         return "max" if self.info.higher_is_better else "min"
 
     def configure_callbacks(self) -> list[Callback]:
-        """Keep the checkpoint with the best validation metric, unless the user set one."""
+        """Keep the checkpoint with the best validation metric (unless the user set one) and ``last.ckpt``
+        (:class:`~graphlab.tasks.checkpoint.LastCheckpoint`, to resume after a crash).
+
+        Nothing when checkpointing is off (``Trainer(enable_checkpointing=False)`` and no checkpoint callback).
+        A ``LastCheckpoint`` the trainer already has (the CLI's ``--last_checkpoint.*``) is returned again: Lightning
+        then moves it behind the best-checkpoint callback, so ``trainer.checkpoint_callback`` (what
+        ``ckpt_path="best"`` reads) stays the best-validation one.
+        """
         trainer_callbacks = self.trainer.callbacks if self._trainer is not None else []
-        if any(isinstance(c, ModelCheckpoint) and c.monitor is not None for c in trainer_callbacks):
-            return []
-        return [ModelCheckpoint(monitor=self.monitor, mode=self.monitor_mode, filename="best-{epoch}", save_last=False)]
+        if self._trainer is not None and not any(isinstance(c, Checkpoint) for c in trainer_callbacks):
+            return []  # Lightning adds a default ModelCheckpoint unless enable_checkpointing=False
+        callbacks: list[Callback] = []
+        last = next((c for c in trainer_callbacks if isinstance(c, LastCheckpoint)), None)
+        if not any(isinstance(c, ModelCheckpoint) and c.monitor is not None for c in trainer_callbacks):
+            dirpath = str(last.dirpath) if last is not None and last.dirpath is not None else None  # a resumed run
+            callbacks.append(ModelCheckpoint(dirpath=dirpath, monitor=self.monitor, mode=self.monitor_mode,
+                                             filename="best-{epoch}", save_last=False))
+        return callbacks + [last if last is not None else LastCheckpoint()]
 
     # ------------------------------------------------------------------ model calling
     def call_model(self, batch: Any, **extra: Any) -> Tensor:
@@ -89,6 +103,12 @@ class GraphTask(L.LightningModule):
                 kwargs[key] = getattr(batch, key)
         kwargs.update({k: v for k, v in extra.items() if k in self._forward_params})
         return self.model(batch.x, batch.edge_index, **kwargs)
+
+    @property
+    def predict_split(self) -> str:
+        """The split ``predict`` covers: the attached DataModule's ``predict_split`` (default ``test``)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return str(getattr(datamodule, "predict_split", "test"))
 
     # ------------------------------------------------------------------ metrics
     def collect(self, stage: str, y_true: Tensor, y_pred: Tensor) -> None:

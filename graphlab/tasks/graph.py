@@ -78,8 +78,13 @@ class GraphPrediction(GraphTask):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "test")
 
-    def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
+        """``{"prob"}`` (softmax for multiclass, sigmoid per task for binary) or ``{"score"}`` (regression), and
+        ``label``; the writer adds ``graph_id`` (position within the split)."""
         pred = self.call_model(batch)
-        if self.info.task_type == "multiclass":
-            return pred.softmax(dim=-1)
-        return torch.sigmoid(pred) if self.info.task_type == "binary" else pred
+        task_type = self.info.task_type
+        out = {"score": pred} if task_type == "regression" else {
+            "prob": pred.softmax(dim=-1) if task_type == "multiclass" else torch.sigmoid(pred)}
+        if getattr(batch, "y", None) is not None:
+            out["label"] = batch.y.view(-1) if task_type == "multiclass" else batch.y.view(pred.shape)
+        return out

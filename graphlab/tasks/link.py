@@ -221,11 +221,16 @@ class LinkPrediction(GraphTask):
     def test_step(self, batch: Data, batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
-    def predict_step(self, batch: Data, batch_idx: int) -> Tensor:
+    def predict_step(self, batch: Data, batch_idx: int) -> dict[str, Tensor]:
+        """``{"src", "dst", "prob"}`` of the batch's ``edge_label_index`` pairs, and ``label`` (1 for the split's
+        positives, 0 for its negatives) when the batch has ``edge_label``."""
         pairs = getattr(batch, "edge_label_index", None)
         if pairs is None:
             raise ValueError("predict batches need `edge_label_index` [2, P]: the node pairs to score")
-        return torch.sigmoid(self.score(batch, pairs))
+        out = {"src": pairs[0], "dst": pairs[1], "prob": torch.sigmoid(self.score(batch, pairs))}
+        if getattr(batch, "edge_label", None) is not None:
+            out["label"] = batch.edge_label
+        return out
 
 
 def _check_decode_contract(model: nn.Module) -> None:

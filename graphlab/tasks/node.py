@@ -40,5 +40,10 @@ class NodeClassification(GraphTask):
     def test_step(self, batch: Data, batch_idx: int) -> None:
         self._step(batch, "test")
 
-    def predict_step(self, batch: Data, batch_idx: int) -> Tensor:
-        return self.call_model(batch).softmax(dim=-1)
+    def predict_step(self, batch: Data, batch_idx: int) -> dict[str, Tensor]:
+        """``{"node_id", "prob" [n, C], "label"}`` for the nodes of :attr:`predict_split`."""
+        mask = getattr(batch, f"{self.predict_split}_mask", None)
+        if mask is None:
+            raise ValueError(f"the batch has no `{self.predict_split}_mask`: node prediction needs the split's mask")
+        ids = mask.nonzero().view(-1)
+        return {"node_id": ids, "prob": self.call_model(batch).softmax(dim=-1)[ids], "label": batch.y[ids]}

@@ -135,3 +135,31 @@ def test_installed_console_script_is_the_entry_module():
 
     (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "graphlab"]
     assert script.value == "graphlab.entry:main"
+
+
+@pytest.mark.parametrize("logger", ["CSVLogger", "TensorBoardLogger"])
+def test_run_folder_is_named_after_the_config(tmp_path, logger):
+    if logger == "TensorBoardLogger":
+        pytest.importorskip("tensorboard", reason="TensorBoard logging needs the graphlab[tensorboard] extra")
+    configs = tmp_path / "configs" / "baselines" / "gcn"
+    configs.mkdir(parents=True)
+    config = _config("NodeClassification", {"class_path": "graphlab.models.GCN", "init_args": {"hidden_channels": 4}},
+                     {"class_path": "graphlab.data.CSBMData", "init_args": {"num_nodes": 60}}, epochs=1)
+    config["trainer"]["logger"] = {"class_path": f"lightning.pytorch.loggers.{logger}",
+                                   "init_args": {"save_dir": str(tmp_path / "runs")}}
+    path = configs / "csbm.yaml"
+    path.write_text(yaml.safe_dump(config))
+    build_cli(["fit", "--config", str(path), *QUIET])
+    run = tmp_path / "runs" / "baselines" / "gcn" / "csbm" / "version_0"
+    assert (run / "checkpoints" / "last.ckpt").is_file() and list((run / "checkpoints").glob("best-epoch=*.ckpt"))
+    logged = "metrics.csv" if logger == "CSVLogger" else "events.out.tfevents.*"
+    assert list(run.glob(logged))
+    assert not (tmp_path / "runs" / "lightning_logs").exists()
+
+
+def test_default_logger_is_csv_even_when_tensorboard_is_installed():
+    from lightning.pytorch.loggers import CSVLogger
+
+    cli = build_cli(["--config", str(REPO / "configs" / "quickstart.yaml")], run=False)
+    assert type(cli.trainer.logger) is CSVLogger  # Lightning's own default would be TensorBoard when importable
+    assert cli.trainer.logger.name == "quickstart"
