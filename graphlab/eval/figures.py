@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 DPI = 120
 LOG_RANGE = 10.0
-"""An axis turns logarithmic when its positive values span more than this factor (max / min)."""
+"""An axis turns logarithmic when its positive values span this factor or more (max / min): a decade."""
 STAGES = ("train", "val")
 STAGE_STYLE = {"train": "-", "val": "--"}
 METRICS_FILE = "metrics.csv"
@@ -70,10 +70,10 @@ def save_png(fig: "Figure", path: str | os.PathLike[str]) -> Path:
 
 
 def log_if_wide(ax: "Axes", values: Iterable[float], axis: str) -> bool:
-    """Make ``axis`` (``"x"`` or ``"y"``) of ``ax`` logarithmic when the values are positive and span more than
-    :data:`LOG_RANGE`; returns whether it did."""
+    """Make ``axis`` (``"x"`` or ``"y"``) of ``ax`` logarithmic when the values are positive and span
+    :data:`LOG_RANGE` or more; returns whether it did."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite or min(finite) <= 0 or max(finite) / min(finite) <= LOG_RANGE:
+    if not finite or min(finite) <= 0 or max(finite) / min(finite) < LOG_RANGE:
         return False
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     return True
@@ -342,7 +342,7 @@ class BenchPoint:
 def benchmark_figure(points: Sequence[BenchPoint], size_label: str, time_label: str, memory_label: str,
                      title: str, ours: str = "graphlab") -> "Figure":
     """One row per panel: time (left) and memory (right) against size, one line per method, ``ours`` in black
-    and thicker; an axis is logarithmic when its values span more than :data:`LOG_RANGE`."""
+    and thicker; an axis is logarithmic when its values span :data:`LOG_RANGE` or more."""
     if not points:
         raise ValueError("no benchmark results to plot")
     panels = list(dict.fromkeys(p.panel for p in points))
