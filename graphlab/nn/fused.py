@@ -38,6 +38,7 @@ rows = targets) its own ``crow_indices``/``col_indices``/``values`` are used (va
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,7 +95,8 @@ def fused_reduce_of(aggr_module: Any) -> str | None:
 def _nodes_first(x: Tensor, node_dim: int) -> tuple[Tensor, int]:
     """``x`` as a ``[N, rest]`` matrix with the node axis first, and that axis (to undo it)."""
     axis = node_dim % x.dim()
-    return x.movedim(axis, 0).reshape(x.size(axis), -1), axis
+    rest = math.prod(size for dim, size in enumerate(x.shape) if dim != axis)
+    return x.movedim(axis, 0).reshape(x.size(axis), rest), axis  # explicit: -1 is ambiguous with 0 nodes
 
 
 def aggregate_csr(

@@ -488,3 +488,18 @@ def test_target_to_source_flow_runs_pyg_path():
     ops.reset_path_log()
     torch.testing.assert_close(ours(x, edge_index), theirs(x, edge_index), **TOL)
     assert ops.path_count("gather_reduce", "cpu") == 0
+
+
+@pytest.mark.parametrize("conv", ["gcn", "sage", "gin"])
+def test_graph_without_nodes_gives_an_empty_output_like_pyg(conv):
+    """Zero nodes and zero edges (an empty mini-batch) give a ``[0, out]`` output, as PyG's layers do."""
+    from torch_geometric.nn import GCNConv as PyGGCN, GINConv as PyGGIN, SAGEConv as PyGSAGE
+
+    from graphlab.nn import GCNConv, GINConv, SAGEConv
+
+    make = {"gcn": (lambda: GCNConv(3, 2), lambda: PyGGCN(3, 2)),
+            "sage": (lambda: SAGEConv(3, 2), lambda: PyGSAGE(3, 2)),
+            "gin": (lambda: GINConv(torch.nn.Linear(3, 2)), lambda: PyGGIN(torch.nn.Linear(3, 2)))}[conv]
+    x, edge_index = torch.randn(0, 3), torch.empty(2, 0, dtype=torch.long)
+    ours, theirs = make[0](), make[1]()
+    assert ours(x, edge_index).shape == theirs(x, edge_index).shape == (0, 2)
