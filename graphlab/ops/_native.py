@@ -391,15 +391,24 @@ def spmm(
     return out, arg
 
 
-def sddmm(rowptr: Tensor, col: Tensor, grad: Tensor, x: Tensor, mean: bool) -> Tensor:
-    """``s[e] = c_i <grad[i], x[col[e]]>`` with ``c_i = 1/max(deg_i, 1)`` if ``mean`` else 1."""
+def _gathered_grad(
+    op: str, rowptr: Tensor, col: Tensor | None, grad: Tensor, x: Tensor
+) -> tuple[torch.dtype, Tensor, Tensor, int, Tensor, Tensor]:
+    """Checked ``(dtype, rowptr, col, E, grad, x)`` of a kernel that pairs ``grad`` [N, F] with the gathered rows
+    ``x[col[e]]`` (:func:`sddmm`, :func:`arg_backward_w`); ``col`` is required."""
     dtype = _matrix_dtype("x", x, "[N_src, F]")
     if col is None:
-        raise ValueError("native kernel argument col is required for sddmm")
+        raise ValueError(f"native kernel argument col is required for {op}")
     rowptr, col, num_edges = _csr(rowptr, col)
-    num_rows, feat = rowptr.numel() - 1, x.size(1)
     x = _checked("x", x, dtype, tuple(x.shape))
-    grad = _checked("grad", grad, dtype, (num_rows, feat))
+    grad = _checked("grad", grad, dtype, (rowptr.numel() - 1, x.size(1)))
+    return dtype, rowptr, col, num_edges, grad, x
+
+
+def sddmm(rowptr: Tensor, col: Tensor, grad: Tensor, x: Tensor, mean: bool) -> Tensor:
+    """``s[e] = c_i <grad[i], x[col[e]]>`` with ``c_i = 1/max(deg_i, 1)`` if ``mean`` else 1."""
+    dtype, rowptr, col, num_edges, grad, x = _gathered_grad("sddmm", rowptr, col, grad, x)
+    num_rows, feat = grad.shape
     out = x.new_empty(num_edges)
     _fn("gr_sddmm", dtype, rowptr.dtype)(
         _ptr(rowptr), _ptr(col), _ptr(grad), _ptr(x), _ptr(out),
@@ -433,13 +442,8 @@ def arg_backward_x(
 
 def arg_backward_w(rowptr: Tensor, col: Tensor, arg: Tensor, grad: Tensor, x: Tensor) -> Tensor:
     """``grad_w[a] += grad[i, f] x[col[a], f]`` for ``a = arg[i, f] < E``."""
-    dtype = _matrix_dtype("x", x, "[N_src, F]")
-    if col is None:
-        raise ValueError("native kernel argument col is required for arg_backward_w")
-    rowptr, col, num_edges = _csr(rowptr, col)
-    num_rows, feat = rowptr.numel() - 1, x.size(1)
-    x = _checked("x", x, dtype, tuple(x.shape))
-    grad = _checked("grad", grad, dtype, (num_rows, feat))
+    dtype, rowptr, col, num_edges, grad, x = _gathered_grad("arg_backward_w", rowptr, col, grad, x)
+    num_rows, feat = grad.shape
     arg = _checked("arg", arg, torch.int32, (num_rows, feat))
     out = x.new_empty(num_edges)  # zeroed by the kernel
     _fn("gr_arg_bwd_w", dtype, rowptr.dtype)(
