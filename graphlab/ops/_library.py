@@ -26,9 +26,6 @@ from graphlab.ops._kernel_table import GatherReduceKernels, SegmentSoftmaxKernel
 
 _Impl = TypeVar("_Impl", bound=Callable[..., Any])
 
-_ARG_DTYPE = {"cpu-native": torch.int32, "cpu-torch": torch.int64, "triton": torch.int64}
-
-
 def _gather_reduce_table(name: str) -> GatherReduceKernels:
     return kernels("gather_reduce", name)  # type: ignore[return-value]
 
@@ -64,7 +61,7 @@ def _none_as_empty(t: Tensor | None, like: Tensor, dtype: torch.dtype | None = N
 def _gather_reduce_fwd_fake(x, rowptr, col, weight, reduce, want_arg, kernel):  # noqa: ANN001, ANN202
     out = x.new_empty((rowptr.size(0) - 1, x.size(1)))
     has_arg = want_arg and reduce in ("max", "min")
-    arg = x.new_empty(out.shape if has_arg else (0,), dtype=_ARG_DTYPE[kernel])
+    arg = x.new_empty(out.shape if has_arg else (0,), dtype=_gather_reduce_table(kernel).arg_dtype)
     return out, arg
 
 
@@ -73,8 +70,9 @@ def gather_reduce_fwd(
     x: Tensor, rowptr: Tensor, col: Tensor | None, weight: Tensor | None, reduce: str, want_arg: bool, kernel: str
 ) -> tuple[Tensor, Tensor]:
     """``(out [N, F], arg [N, F] or empty)``; ``col=None`` reduces consecutive rows of ``x`` (segments)."""
-    out, arg = _gather_reduce_table(kernel).forward(x, rowptr, col, weight, reduce, want_arg)
-    return out, _none_as_empty(arg, out, _ARG_DTYPE[kernel])
+    table = _gather_reduce_table(kernel)
+    out, arg = table.forward(x, rowptr, col, weight, reduce, want_arg)
+    return out, _none_as_empty(arg, out, table.arg_dtype)
 
 def _gather_reduce_bwd_x_fake(rowptr, col, weight, grad, num_src, mean, kernel):  # noqa: ANN001, ANN202
     return grad.new_empty((num_src, grad.size(1)))
