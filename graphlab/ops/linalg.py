@@ -15,8 +15,8 @@ Paths (chosen by :func:`graphlab.ops.resolve_backend`, recorded under ``"spd_inv
 * ``"cpu"`` / ``"triton"``: one :class:`torch.autograd.Function`, :class:`SPDInvSqrt`, forward by ``eigh``,
   backward by the Daleckii-Krein formula with the divided differences of :math:`f(x) = x^{-1/2}`, which has no
   :math:`1 / (\lambda_i - \lambda_j)` term: repeated eigenvalues (``D_u + I = c I``, common) give finite, exact
-  gradients. There is no Triton kernel for a batched ``d x d`` eigendecomposition: on CUDA both entries of the
-  kernel table run ``torch.linalg.eigh`` (cuSOLVER).
+  gradients. There is no Triton kernel for a batched ``d x d`` eigendecomposition: both paths run
+  ``torch.linalg.eigh`` (LAPACK on CPU, cuSOLVER on CUDA).
 
 Input checks (always on unless :func:`graphlab.ops.set_validation` switched them off): a floating ``[..., d, d]``
 tensor, symmetric within ``sqrt(eps)`` of its largest entry, positive definite (every eigenvalue > 0; checked on the
@@ -25,7 +25,6 @@ eigenvalues the forward computes anyway, so the check costs one host sync).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -90,30 +89,25 @@ def _eigh_forward(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return (evecs / sqrt.unsqueeze(-2)) @ evecs.transpose(-1, -2), sqrt, evecs
 
 
-# Per-backend forward kernels; both run torch.linalg.eigh (LAPACK on CPU, cuSOLVER on CUDA).
-_FORWARD: dict[str, Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]] = {"cpu": _eigh_forward,
-                                                                          "triton": _eigh_forward}
-
-
 class SPDInvSqrt(torch.autograd.Function):
     r"""``A^{-1/2}`` with the backward :math:`\bar A = V (K \circ V^\top \operatorname{sym}(\bar Y) V) V^\top`,
     :math:`K_{ij} = (s_i^{-1} - s_j^{-1}) / (s_i^2 - s_j^2) = -1 / (s_i s_j (s_i + s_j))`, :math:`s = \sqrt\lambda`
     (Daleckii-Krein; finite at repeated eigenvalues)."""
 
     @staticmethod
-    def forward(ctx: Any, matrix: Tensor, path: str) -> Tensor:
-        out, sqrt, evecs = _FORWARD[path](matrix)
+    def forward(ctx: Any, matrix: Tensor) -> Tensor:
+        out, sqrt, evecs = _eigh_forward(matrix)
         ctx.save_for_backward(sqrt, evecs)
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
         sqrt, evecs = ctx.saved_tensors
         grad = 0.5 * (grad + grad.transpose(-1, -2))
         inner = evecs.transpose(-1, -2) @ grad @ evecs
         s_i, s_j = sqrt.unsqueeze(-1), sqrt.unsqueeze(-2)
         divided = -1.0 / (s_i * s_j * (s_i + s_j))
-        return evecs @ (divided * inner) @ evecs.transpose(-1, -2), None
+        return evecs @ (divided * inner) @ evecs.transpose(-1, -2)
 
 
 # torch.linalg.eigh has no float16 / bfloat16 kernels: those inputs are decomposed in float32.
@@ -138,4 +132,4 @@ def spd_inv_sqrt(matrix: Tensor) -> Tensor:
     record_path(OP_NAME, path)
     if path == "reference":
         return reference_spd_inv_sqrt(matrix)
-    return SPDInvSqrt.apply(matrix, path)
+    return SPDInvSqrt.apply(matrix)
