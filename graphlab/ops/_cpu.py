@@ -107,28 +107,6 @@ def arg_edges(x: Tensor, rowptr: Tensor, col: Tensor, weight: Tensor | None, out
     return arg
 
 
-def route_arg_grad(
-    grad: Tensor, arg: Tensor, x: Tensor, col: Tensor, weight: Tensor | None, need_x: bool, need_w: bool
-) -> tuple[Tensor | None, Tensor | None]:
-    """Send ``grad`` [N, F] through the arg edges ``arg`` [N, F] (``E`` = none) to ``x`` and ``edge_weight``."""
-    num_edges, feat = col.numel(), grad.size(1)
-    if num_edges == 0:
-        return (torch.zeros_like(x) if need_x else None), (grad.new_zeros(0) if need_w else None)
-    valid = arg < num_edges
-    safe_arg = torch.where(valid, arg, 0)
-    g = torch.where(valid, grad, 0)
-    grad_x = grad_w = None
-    if need_x:
-        src = col.long().index_select(0, safe_arg.view(-1)).view_as(arg)
-        contrib = g if weight is None else g * weight.index_select(0, safe_arg.view(-1)).view_as(arg)
-        flat = src * feat + torch.arange(feat).unsqueeze(0)
-        grad_x = x.new_zeros(x.numel()).index_add_(0, flat.view(-1), contrib.reshape(-1)).view(x.shape)
-    if need_w:
-        xv = x.gather(0, col.long().index_select(0, safe_arg.view(-1)).view_as(arg))
-        grad_w = grad.new_zeros(num_edges).index_add_(0, safe_arg.view(-1), (g * xv).view(-1))
-    return grad_x, grad_w
-
-
 # ----------------------------------------------------------------------------------------------- torch table
 
 
@@ -185,8 +163,23 @@ def torch_arg_backward(
     rowptr: Tensor, col: Tensor, weight: Tensor | None, arg: Tensor, grad: Tensor, x: Tensor,
     need_x: bool, need_w: bool,
 ) -> tuple[Tensor | None, Tensor | None]:
-    """Route ``grad`` through the arg edges with ``index_add_`` (see the module docstring)."""
-    return route_arg_grad(grad, arg, x, col, weight, need_x, need_w)
+    """Send ``grad`` [N, F] through the arg edges ``arg`` [N, F] (``E`` = none) to ``x`` and ``edge_weight``
+    with ``index_add_`` (see the module docstring)."""
+    num_edges, feat = col.numel(), grad.size(1)
+    if num_edges == 0:
+        return (torch.zeros_like(x) if need_x else None), (grad.new_zeros(0) if need_w else None)
+    valid = arg < num_edges
+    safe_arg = torch.where(valid, arg, 0).view(-1)
+    g = torch.where(valid, grad, 0)
+    src = col.long().index_select(0, safe_arg).view_as(arg)  # source node of each arg edge, shared by both grads
+    grad_x = grad_w = None
+    if need_x:
+        contrib = g if weight is None else g * weight.index_select(0, safe_arg).view_as(arg)
+        flat = src * feat + torch.arange(feat).unsqueeze(0)
+        grad_x = x.new_zeros(x.numel()).index_add_(0, flat.view(-1), contrib.reshape(-1)).view(x.shape)
+    if need_w:
+        grad_w = grad.new_zeros(num_edges).index_add_(0, safe_arg, (g * x.gather(0, src)).view(-1))
+    return grad_x, grad_w
 
 
 GATHER_REDUCE_TORCH = GatherReduceKernels(
