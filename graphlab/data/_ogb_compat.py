@@ -23,7 +23,7 @@ import pickle
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -38,32 +38,10 @@ from torch_geometric.data import InMemoryDataset
 from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
 from torch_geometric.data.storage import GlobalStorage
 
+if TYPE_CHECKING:  # graphlab.data.ogb imports this module
+    from graphlab.data.ogb import OGBMeta
+
 __all__ = ["DATASET_CLASSES", "download_ogb", "load_ogb_dataset", "load_processed", "load_split_file"]
-
-
-class OGBRecord(Protocol):
-    """What the compatibility layer reads of a dataset's ``master.csv`` record
-    (:class:`graphlab.data.ogb.OGBMeta`)."""
-
-    name: str
-    record: dict[str, str]
-
-    @property
-    def dir_name(self) -> str: ...
-
-    @property
-    def task_type(self) -> str: ...
-
-    @property
-    def metric(self) -> str: ...
-
-    @property
-    def num_tasks(self) -> int: ...
-
-    @property
-    def num_classes(self) -> int: ...
-
-    def flag(self, field: str) -> bool: ...
 
 
 _PYG_STORAGE_CLASSES = [DataEdgeAttr, DataTensorAttr, GlobalStorage]
@@ -103,7 +81,7 @@ def load_split_file(path: str) -> Any:
     return replace_numpy_with_torchtensor(obj)
 
 
-def _init_ogb_attributes(dataset: InMemoryDataset, meta: OGBRecord, folder: Path) -> None:
+def _init_ogb_attributes(dataset: InMemoryDataset, meta: OGBMeta, folder: Path) -> None:
     """Set the attributes ``ogb``'s constructors set, without their prompt or ``torch.load``."""
     dataset.name = meta.name
     dataset.dir_name = folder.name
@@ -122,7 +100,7 @@ def _init_ogb_attributes(dataset: InMemoryDataset, meta: OGBRecord, folder: Path
 class _SafeOGBDataset:
     """Mixin in front of an ``ogb`` Pyg*Dataset: safe constructor, download and splits."""
 
-    def __init__(self, meta: OGBRecord, folder: Path) -> None:
+    def __init__(self, meta: OGBMeta, folder: Path) -> None:
         _init_ogb_attributes(self, meta, folder)
         InMemoryDataset.__init__(self, self.root)
         self._data, self.slices = load_processed(self.processed_paths[0])
@@ -172,7 +150,7 @@ DATASET_CLASSES: dict[str, type] = {
 }
 
 
-def download_ogb(meta: OGBRecord, root: Path) -> None:
+def download_ogb(meta: OGBMeta, root: Path) -> None:
     """Fetch and unpack ``meta``'s archive into ``root / meta.dir_name``.
 
     Unlike ``ogb``'s ``download`` this neither prompts nor deletes an existing incomplete
@@ -187,7 +165,7 @@ def download_ogb(meta: OGBRecord, root: Path) -> None:
     shutil.rmtree(unpacked)
 
 
-def load_ogb_dataset(level: str, meta: OGBRecord, folder: Path) -> InMemoryDataset:
+def load_ogb_dataset(level: str, meta: OGBMeta, folder: Path) -> InMemoryDataset:
     """Build (process on first use) the ``Safe*Dataset`` of ``level`` for the files in ``folder``."""
     with warnings.catch_warnings():
         # ogb's process() wraps pandas' read-only arrays with torch.from_numpy and only

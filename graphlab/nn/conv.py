@@ -88,19 +88,23 @@ def gcn_norm_csr(
     )
     rowptr, col, perm = graph.csr
     weight = graph.weights(edge_weight, 2.0 if improved else 1.0, dtype, edge_index.device).index_select(0, perm)
-    counts = (rowptr[1:] - rowptr[:-1]).long()
-    row = torch.repeat_interleave(torch.arange(num_nodes, device=rowptr.device), counts, output_size=col.numel())
+    row = _csr_rows(rowptr, col.numel())
     deg = torch.zeros(num_nodes, dtype=weight.dtype, device=weight.device).index_add_(0, row, weight)
     deg_inv_sqrt = deg.pow(-0.5).masked_fill(deg == 0, 0.0)
     weight = deg_inv_sqrt.index_select(0, row) * weight * deg_inv_sqrt.index_select(0, col.long())
     return rowptr, col, weight
 
 
+def _csr_rows(rowptr: Tensor, num_edges: int) -> Tensor:
+    """The int64 row (target) of every CSR edge; ``num_edges`` is given so that no ``rowptr[-1]`` sync is needed
+    (:func:`graphlab.ops.reference.csr_row_index` reads it from the device)."""
+    counts = (rowptr[1:] - rowptr[:-1]).long()
+    return torch.repeat_interleave(torch.arange(counts.numel(), device=rowptr.device), counts, output_size=num_edges)
+
+
 def csr_to_edge_index(rowptr: Tensor, col: Tensor) -> Tensor:
     """The ``[2, E]`` ``edge_index`` (row 0 sources, row 1 targets) of a CSR whose rows are targets."""
-    counts = (rowptr[1:] - rowptr[:-1]).long()
-    row = torch.repeat_interleave(torch.arange(counts.numel(), device=col.device), counts, output_size=col.numel())
-    return torch.stack([col, row.to(col.dtype)])
+    return torch.stack([col, _csr_rows(rowptr, col.numel()).to(col.dtype)])
 
 
 class GCNConv(FusedPropagateMixin, pyg_conv.GCNConv):

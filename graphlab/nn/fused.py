@@ -92,11 +92,12 @@ def fused_reduce_of(aggr_module: Any) -> str | None:
     return FUSED_MODULES.get(type(aggr_module))
 
 
-def _nodes_first(x: Tensor, node_dim: int) -> tuple[Tensor, int]:
-    """``x`` as a ``[N, rest]`` matrix with the node axis first, and that axis (to undo it)."""
+def _nodes_first(x: Tensor, node_dim: int) -> tuple[Tensor, int, torch.Size]:
+    """``x`` as a ``[N, rest]`` matrix with the node axis first, that axis and the shape of ``rest`` (to undo it)."""
     axis = node_dim % x.dim()
-    rest = math.prod(size for dim, size in enumerate(x.shape) if dim != axis)
-    return x.movedim(axis, 0).reshape(x.size(axis), rest), axis  # explicit: -1 is ambiguous with 0 nodes
+    moved = x.movedim(axis, 0)
+    rest = moved.shape[1:]
+    return moved.reshape(moved.size(0), math.prod(rest)), axis, rest  # explicit: -1 is ambiguous with 0 nodes
 
 
 def aggregate_csr(
@@ -110,7 +111,8 @@ def aggregate_csr(
     r"""``h_i = reduce_{k in row i} w_k x_{col_k}`` along ``node_dim`` of ``x_src``, in PyG's output dtype.
 
     ``rowptr``/``col``/``weight`` are a CSR this module built (rows = targets), so the index checks of
-    :func:`gather_reduce` are skipped; the dtypes and the device are made to agree here, every call.
+    :func:`gather_reduce` are skipped. ``x_src`` is promoted to PyG's output dtype here; :func:`gather_reduce`
+    casts a floating ``weight`` to that dtype itself (an integer one, which it rejects, is cast here).
 
     Args:
         x_src: source features, nodes along ``node_dim`` (``[N_src, F]`` or e.g. ``[B, N_src, F]``).
@@ -129,10 +131,11 @@ def aggregate_csr(
                 f"edge_weight is on {weight.device} but x is on {x_src.device}; move them to one device"
             )
         dtype = torch.promote_types(x_src.dtype, weight.dtype)
-        x_src, weight = x_src.to(dtype), weight.to(dtype)
-    matrix, axis = _nodes_first(x_src, node_dim)
+        x_src = x_src.to(dtype)
+        if not weight.is_floating_point():
+            weight = weight.to(dtype)
+    matrix, axis, rest = _nodes_first(x_src, node_dim)
     out = gather_reduce(matrix, rowptr, col, FUSED_AGGRS.get(reduce, reduce), weight, validate=False)
-    rest = x_src.movedim(axis, 0).shape[1:]
     return out.reshape(out.size(0), *rest).movedim(0, axis)
 
 

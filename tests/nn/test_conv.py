@@ -299,6 +299,28 @@ def test_fused_aggregate_rejects_wrong_weight_length():
         fused_aggregate(torch.randn(4, 2), torch.tensor([[0, 1], [1, 2]]), "sum", torch.ones(3))
 
 
+@pytest.mark.parametrize("x_dtype, w_dtype, out_dtype", [
+    (torch.float32, torch.float64, torch.float64),
+    (torch.float64, torch.float32, torch.float64),
+    (torch.float32, torch.int64, torch.float32),
+])
+def test_fused_aggregate_weights_follow_pyg_promotion(x_dtype, w_dtype, out_dtype):
+    """``w_ij * x_j`` in torch's promoted dtype (integer weights too, which gather_reduce itself rejects); the
+    weight's gradient comes back in its own dtype."""
+    edge_index = random_graph(6, 14, seed=48)
+    x = torch.randn(6, 3, dtype=x_dtype, generator=torch.Generator().manual_seed(49))
+    weight = torch.randint(1, 4, (14,), generator=torch.Generator().manual_seed(50)).to(w_dtype)
+    if weight.is_floating_point():
+        weight.requires_grad_()
+    out = fused_aggregate(x, edge_index, "sum", weight)
+    assert out.dtype == out_dtype
+    want = torch.zeros(6, 3, dtype=out_dtype).index_add_(0, edge_index[1], weight.detach()[:, None] * x[edge_index[0]])
+    torch.testing.assert_close(out, want)
+    if weight.requires_grad:
+        out.sum().backward()
+        assert weight.grad is not None and weight.grad.dtype == w_dtype
+
+
 def test_gradcheck_float64_gcn():
     gcn = gl_conv.GCNConv(3, 2).double()
     edge_index = random_graph(7, 16, seed=20)

@@ -452,3 +452,27 @@ def test_learners_and_layers_check_input_shapes():
         S.local_pca_bases(torch.randn(7, 4), graph, d=2, num_neighbours=4)
     with pytest.raises(ValueError, match=r"bases must have shape \[N, p, d\]"):
         S.procrustes_transports(torch.randn(7, 4, 2), graph)
+
+
+def test_bundle_learner_skips_the_value_checks_and_matches_the_checked_builder(monkeypatch):
+    """Its transports (Orthogonal) and edge weights (EdgeWeightLearner) are valid by construction, so the learner
+    does not pay the O^T O product and host syncs of bundle_sheaf_laplacian's value checks every step."""
+    from graphlab.nn.sheaf import laplacian as L
+
+    torch.manual_seed(0)
+    graph = S.SheafGraph.from_edge_index(random_undirected(8, 20, seed=4), 8)
+    learner = S.SheafLaplacianLearner("bundle", d=2, hidden_channels=3, add_lp=True)
+    x = torch.randn(8, learner.final_d, 3)
+    flat = x.reshape(8, -1)
+    transports = learner.orthogonal(learner.map_learner(flat, graph.edge_index))
+    weights = learner.weight_learner(flat, graph.edge_index, graph.rev)
+    diag, off = L.append_fixed_dims(*S.bundle_sheaf_laplacian(transports, graph, weights), graph, True, False)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("value check run in the learner's forward")
+
+    monkeypatch.setattr(L, "_check_orthogonal", forbidden)
+    monkeypatch.setattr(L, "_check_symmetric_pairs", forbidden)
+    laplacian = learner(x, graph)
+    torch.testing.assert_close(laplacian.diag, diag)
+    torch.testing.assert_close(laplacian.off, off)

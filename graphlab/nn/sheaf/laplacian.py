@@ -152,6 +152,14 @@ def bundle_sheaf_laplacian(transports: Tensor, graph: SheafGraph, edge_weights: 
         _check_symmetric_pairs("edge_weights", edge_weights, graph, transpose=False,
                                fix="give one weight per undirected edge, e.g. w * w[graph.rev] or "
                                    "0.5 * (w + w[graph.rev]) (EdgeWeightLearner does the former)")
+    return _bundle_blocks(transports, graph, edge_weights, normalisation)
+
+
+def _bundle_blocks(transports: Tensor, graph: SheafGraph, edge_weights: Optional[Tensor],
+                   normalisation: Normalisation) -> tuple[Tensor, Tensor]:
+    """:func:`bundle_sheaf_laplacian` without its checks, for callers whose transports are orthogonal and weights
+    symmetric by construction (:class:`~graphlab.nn.sheaf.SheafLaplacianLearner`): the value checks cost a batched
+    ``O^T O`` and host syncs on every call."""
     d = transports.size(-1)
     w2 = edge_weights * edge_weights if edge_weights is not None else transports.new_ones(transports.size(0))
     diag = _gather_sum(w2, graph.row, graph.num_nodes)

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 
 from graphlab.nn.sheaf.graph import SheafGraph, _take
 from graphlab.nn.sheaf.laplacian import (
-    Normalisation, SheafLaplacian, _check_normalisation, append_fixed_dims, bundle_sheaf_laplacian,
-    diag_sheaf_laplacian, general_sheaf_laplacian,
+    Normalisation, SheafLaplacian, _bundle_blocks, _check_normalisation, append_fixed_dims, diag_sheaf_laplacian,
+    general_sheaf_laplacian,
 )
 from graphlab.nn.sheaf.orthogonal import OrthMap, Orthogonal
 
@@ -231,7 +231,8 @@ class SheafLaplacianLearner(nn.Module):
             diag, off = general_sheaf_laplacian(maps, graph, self.normalisation)
         else:
             weights = self.weight_learner(flat, graph.edge_index, graph.rev) if self.weight_learner else None
-            diag, off = bundle_sheaf_laplacian(self.orthogonal(maps), graph, weights, self.normalisation)
+            # orthogonal (Orthogonal) and symmetric (EdgeWeightLearner) by construction: no per-step value checks
+            diag, off = _bundle_blocks(self.orthogonal(maps), graph, weights, self.normalisation)
         diag, off = append_fixed_dims(diag, off, graph, self.add_lp, self.add_hp, self.normalisation)
         return SheafLaplacian(diag, off, graph)
 
