@@ -105,8 +105,6 @@ class GraphLabCLI(LightningCLI):
         ckpt = self.config[self.subcommand].get("ckpt_path")
         if ckpt:
             keep_checkpoint_dir(self.trainer, Path(ckpt).parent)
-            # The resumed run writes into the folder of the run it continues, on purpose.
-            warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
 
     before_fit = before_validate = before_test = _continue_checkpoint_dir
 
@@ -127,11 +125,15 @@ class GraphLabCLI(LightningCLI):
 def keep_checkpoint_dir(trainer: Trainer, folder: Path) -> None:
     """Make a resumed run write its checkpoints where the run it resumes wrote them (its new logs go to a new
     ``version_N``): ModelCheckpoint restores its best score and top-k only when its folder is unchanged, so the
-    best-validation checkpoint is chosen exactly as in an uninterrupted run."""
+    best-validation checkpoint is chosen exactly as in an uninterrupted run.
+
+    Also silences ModelCheckpoint's "Checkpoint directory ... exists and is not empty" warning: the resumed run
+    writes into the folder of the run it continues, on purpose."""
+    folder = Path(os.path.realpath(folder))
     for callback in trainer.callbacks:
         if isinstance(callback, LastCheckpoint) or (isinstance(callback, ModelCheckpoint) and callback.dirpath is None):
-            folder = Path(os.path.realpath(folder))
             callback.dirpath = folder if isinstance(callback, LastCheckpoint) else str(folder)
+    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
 
 
 def _is_class_config(value: Any) -> bool:

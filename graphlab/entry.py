@@ -45,24 +45,27 @@ WARNING_FILTERS = (
 )
 
 LOG_FILTERS = (
+    # (logger, text, whole): drop the logger's records whose message starts with ``text`` (is exactly ``text`` when
+    # ``whole``).
     # Advertising for Lightning's cloud products, printed on every fit ("💡 Tip: For seamless cloud ...").
-    ("lightning.pytorch.utilities.rank_zero", "💡 Tip"),
-    # graphlab's tasks return the CLI's LastCheckpoint from configure_callbacks on purpose (to order it last).
+    ("lightning.pytorch.utilities.rank_zero", "💡 Tip", False),
+    # graphlab's tasks return the CLI's LastCheckpoint from configure_callbacks on purpose (to order it last). Only
+    # that one: a notice that also names another overridden callback is the user's to see.
     ("lightning.pytorch.utilities.rank_zero", "The following callbacks returned in `LightningModule.configure_callbacks`"
-     " will override existing callbacks passed to Trainer: LastCheckpoint"),
+     " will override existing callbacks passed to Trainer: LastCheckpoint", True),
     # graphlab resumes only checkpoints its own runs wrote; the full (non weights-only) load restores callbacks.
-    ("lightning.pytorch.trainer.connectors.checkpoint_connector", "`weights_only` was not set"),
+    ("lightning.pytorch.trainer.connectors.checkpoint_connector", "`weights_only` was not set", False),
 )
 
 
-class _DropPrefix(logging.Filter):
-    def __init__(self, prefix: str) -> None:
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str, whole: bool) -> None:
         super().__init__()
-        self.prefix = prefix
+        self.text, self.whole = text, whole
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.getMessage()).startswith(self.prefix) or (
-            "LastCheckpoint" in self.prefix and record.getMessage() != self.prefix)
+        message = str(record.getMessage())
+        return not (message == self.text if self.whole else message.startswith(self.text))
 
 
 def _category(name: str) -> type[Warning]:
@@ -80,10 +83,10 @@ def quiet_third_party() -> None:
             warnings.filterwarnings(action, message=message, category=_category(category))
         except (ImportError, AttributeError):  # the library that warns is absent or renamed: nothing to filter
             continue
-    for logger_name, prefix in LOG_FILTERS:
+    for logger_name, text, whole in LOG_FILTERS:
         logger = logging.getLogger(logger_name)
-        if not any(isinstance(f, _DropPrefix) and f.prefix == prefix for f in logger.filters):
-            logger.addFilter(_DropPrefix(prefix))
+        if not any(isinstance(f, _DropMessage) and (f.text, f.whole) == (text, whole) for f in logger.filters):
+            logger.addFilter(_DropMessage(text, whole))
 
 
 def main(args: Optional[Union[list[str], dict[str, Any]]] = None) -> None:

@@ -18,7 +18,6 @@ import inspect
 import shlex
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -95,7 +94,6 @@ def run_seed(config: Path, seed: int, extra: list[str], run_dir: Path, split_arg
         resume = None
     if resume is not None:
         keep_checkpoint_dir(trainer, resume.parent)
-        warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resumed
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
     ckpt = trainer.checkpoint_callback
     best = getattr(ckpt, "best_model_path", "") if ckpt is not None else ""

@@ -9,7 +9,6 @@ once the split is done and writes the file atomically (temp file in the same fol
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -64,9 +63,7 @@ def write_predictions(path: Path, table: dict[str, Tensor], split: str) -> None:
     except ImportError:
         raise ImportError(f"--predict_out {path}: writing Parquet needs pyarrow (pip install pyarrow), or use a "
                           ".csv or .pt file") from None
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    atomic_write_bytes(path, lambda f: f.write(buffer.getvalue()))
+    atomic_write_bytes(path, lambda f: frame.to_parquet(f, index=False))
 
 
 class PredictionFileWriter(BasePredictionWriter):

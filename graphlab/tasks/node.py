@@ -46,4 +46,4 @@ class NodeClassification(GraphTask):
         if mask is None:
             raise ValueError(f"the batch has no `{self.predict_split}_mask`: node prediction needs the split's mask")
         ids = mask.nonzero().view(-1)
-        return {"node_id": ids, "prob": self.call_model(batch).softmax(dim=-1)[ids], "label": batch.y[ids]}
+        return {"node_id": ids, "prob": self.call_model(batch)[ids].softmax(dim=-1), "label": batch.y[ids]}

@@ -99,3 +99,25 @@ def test_console_script_prints_no_lightning_tips(tmp_path):
                   "will override existing callbacks"):
         assert noise not in printed, noise
     assert (tmp_path / "quickstart" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_log_filters_drop_only_the_notices_they_name():
+    import logging
+
+    entry.quiet_third_party()
+    entry.quiet_third_party()  # idempotent: one filter per entry
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    texts = [f.text for f in logger.filters if isinstance(f, entry._DropMessage)]
+    assert len(texts) == len(set(texts)) == 2
+
+    def shown(message: str) -> bool:
+        record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, message, None, None)
+        return all(f.filter(record) for f in logger.filters)
+
+    override = ("The following callbacks returned in `LightningModule.configure_callbacks` will override existing "
+                "callbacks passed to Trainer: ")
+    assert not shown("💡 Tip: For seamless cloud uploads and versioning, try ...")
+    assert not shown(override + "LastCheckpoint")
+    assert shown(override + "EarlyStopping, LastCheckpoint")  # the user's own callback is named: keep the notice
+    assert shown(override + "LastCheckpointer")
+    assert shown("an unrelated notice")
