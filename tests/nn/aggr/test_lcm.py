@@ -221,3 +221,15 @@ def test_bad_input_is_named():
         aggr(x, ptr=torch.tensor([0, 3]))
     with pytest.raises(ValueError, match="outside"):
         aggr(x, torch.tensor([0, 0, 1, 3]), dim_size=2)
+
+
+def test_cached_ptr_follows_in_place_edits_of_edge_index():
+    aggr = make_aggr("mlp")
+    edge_index = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 1, 1, 1]])
+    x = torch.randn(5, 3, dtype=torch.float64)
+    first = aggr(x, edge_index[1], dim_size=3)
+    torch.testing.assert_close(aggr(x, edge_index[1], dim_size=3), first)  # a fresh view: a cache hit, same value
+    edge_index[1, 2:] = 2  # node 1 loses its neighbours to node 2
+    moved = aggr(x, edge_index[1], dim_size=3)
+    torch.testing.assert_close(moved[2], first[1])
+    assert moved[1].abs().sum() == 0
