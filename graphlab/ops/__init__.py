@@ -10,6 +10,10 @@ Public API::
     set_validation(True | False)                             # call or context manager
     spd_inv_sqrt(matrix)                                     # batched SPD A^{-1/2}, stable gradients
     block_spmm(diag_blocks, edge_blocks, index, x)           # sheaf Laplacian products, d x d blocks
+    sorted_csr(edge_index, num_nodes) -> CSR                 # columns sorted and unique per row, cached
+    neighbor_sets(rowptr, col, src, dst, *, sets=("cn",), max_neighbors=None, generator=None)
+        -> {"cn" | "src_only" | "dst_only": PairSets(ptr, index, weight)}   # N(i) ∩ N(j), N(i) − N(j), N(j) − N(i)
+    common_neighbors(rowptr, col, src, dst, x=None, *, max_neighbors=None, generator=None) -> [B, F] or [B]
 
 See :mod:`graphlab.ops._backend` for the dispatch rules and :mod:`graphlab.ops.reference` for the semantics.
 """
@@ -26,6 +30,7 @@ from graphlab.ops._backend import (
 )
 from graphlab.ops.csr import CSR, IdentityCache, cached_csr, cached_transpose, csr_transpose, to_csr
 from graphlab.ops.gather_reduce import gather_reduce
+from graphlab.ops.common_neighbors import PairSets, common_neighbors, neighbor_sets, sorted_csr
 from graphlab.ops.segment import segment_reduce, segment_softmax
 from graphlab.ops.sheaf import BlockIndex, block_spmm
 from graphlab.ops.linalg import spd_inv_sqrt
@@ -34,13 +39,16 @@ __all__ = [
     "BlockIndex",
     "CSR",
     "IdentityCache",
+    "PairSets",
     "cached_csr",
     "cached_transpose",
+    "common_neighbors",
     "csr_transpose",
     "block_spmm",
     "gather_reduce",
     "get_backend",
     "last_path",
+    "neighbor_sets",
     "path_count",
     "reset_path_log",
     "resolve_backend",
@@ -48,6 +56,7 @@ __all__ = [
     "segment_reduce",
     "segment_softmax",
     "set_validation",
+    "sorted_csr",
     "spd_inv_sqrt",
     "to_csr",
     "validation_enabled",
