@@ -6,6 +6,7 @@ linear map computed from the non-zeros of sparse features (:mod:`graphlab.nn.spa
 """
 
 from graphlab.nn.conv import GCNConv, GINConv, GINEConv, SAGEConv
+from graphlab.nn.ncn import NCNCPredictor, NCNPredictor
 from graphlab.nn.sheaf import (
     DiscreteSheafDiffusionLayer,
     EdgeWeightLearner,
@@ -27,6 +28,8 @@ __all__ = [
     "GINConv",
     "GINEConv",
     "LocalConcatSheafLearner",
+    "NCNCPredictor",
+    "NCNPredictor",
     "LocalConcatSheafLearnerVariant",
     "Orthogonal",
     "SAGEConv",

@@ -125,14 +125,18 @@ class NCNPredictor(nn.Module):
         """The predictor's adjacency: edge dropout in training, unchanged in evaluation."""
         return drop_csr_entries(rowptr, col, self.edge_dropout) if self.training else (rowptr, col)
 
-    def common_neighbor_sum(self, h_prime: Tensor, rowptr: Tensor, col: Tensor, pairs: Tensor) -> Tensor:
-        """:math:`z_{ij} = \\sum_{w \\in N(i) \\cap N(j)} h'_w` for every pair (reweighted when subsampled)."""
-        cn = ops.neighbor_sets(rowptr, col, pairs[0], pairs[1], sets=("cn",), max_neighbors=self.max_neighbors)["cn"]
-        return ops.gather_reduce(h_prime, cn.ptr, cn.index, "sum", edge_weight=cn.weight)
+    @staticmethod
+    def set_sum(h_prime: Tensor, members: ops.PairSets, weight: Optional[Tensor] = None) -> Tensor:
+        """:math:`\\sum_{w \\in S_b} \\omega_{b,w} h'_w` for every pair's set :math:`S_b` (``weight`` times the
+        subsampling weight)."""
+        if members.weight is not None:
+            weight = members.weight if weight is None else weight * members.weight
+        return ops.gather_reduce(h_prime, members.ptr, members.index, "sum", edge_weight=weight)
 
     def forward(self, h: Tensor, rowptr: Tensor, col: Tensor, pairs: Tensor) -> Tensor:
         rowptr, col = self.adjacency(rowptr, col)
-        z = self.common_neighbor_sum(self.transform(h), rowptr, col, pairs)
+        cn = ops.neighbor_sets(rowptr, col, pairs[0], pairs[1], sets=("cn",), max_neighbors=self.max_neighbors)
+        z = self.set_sum(self.transform(h), cn["cn"])
         return self.head(z, h[pairs[0]], h[pairs[1]])
 
 
@@ -203,23 +207,20 @@ class NCNCPredictor(NCNPredictor):
         parts = [self.forward(h_prime, rowptr, col, chunk, depth=depth).flatten() for chunk in pairs.split(step, 1)]
         return torch.cat(parts) if parts else h_prime.new_zeros(0)
 
-    def _completed_sum(self, h_prime: Tensor, rowptr: Tensor, col: Tensor, pairs: Tensor, h_ij: Tensor,
-                       depth: int) -> Tensor:
+    def _completed_sum(self, h_prime: Tensor, rowptr: Tensor, col: Tensor, pairs: Tensor,
+                       sets: dict[str, ops.PairSets], h_ij: Tensor, depth: int) -> Tensor:
         """:math:`\\sum_{N(i) \\setminus N(j)} \\tilde p(j, w) h'_w + \\sum_{N(j) \\setminus N(i)} \\tilde p(i, w) h'_w`."""
-        limit = self.train_max_neighbors if self.training else self.test_max_neighbors
-        sets = ops.neighbor_sets(rowptr, col, pairs[0], pairs[1], sets=("src_only", "dst_only"), max_neighbors=limit)
         pt = self.ptlin(h_ij).flatten() if self.ptlin is not None else None
         out = h_prime.new_zeros(pairs.size(1), h_prime.size(1))
         # w in N(i) \ N(j) is completed by the pair (j, w); w in N(j) \ N(i) by (i, w)
         for name, other_end in (("src_only", pairs[1]), ("dst_only", pairs[0])):
-            s = sets[name]
-            rows = torch.repeat_interleave(torch.arange(pairs.size(1), device=pairs.device), s.ptr.diff())
+            members = sets[name]
+            rows = torch.repeat_interleave(torch.arange(pairs.size(1), device=pairs.device), members.ptr.diff())
             with torch.no_grad():
-                logit = self._score_chunks(h_prime, rowptr, col, torch.stack([other_end[rows], s.index]), depth - 1)
+                logit = self._score_chunks(h_prime, rowptr, col, torch.stack([other_end[rows], members.index]),
+                                           depth - 1)
             p = self.completion_probability(logit, pt[rows] if pt is not None else self.pt)
-            if s.weight is not None:
-                p = p * s.weight
-            out = out + ops.gather_reduce(h_prime, s.ptr, s.index, "sum", edge_weight=p)
+            out = out + self.set_sum(h_prime, members, p)
         return out
 
     def forward(self, h: Tensor, rowptr: Tensor, col: Tensor, pairs: Tensor, depth: Optional[int] = None) -> Tensor:
@@ -227,7 +228,11 @@ class NCNCPredictor(NCNPredictor):
         rowptr, col = self.adjacency(rowptr, col)
         h_i, h_j = h[pairs[0]], h[pairs[1]]
         h_prime = self.transform(h)
-        z = self.common_neighbor_sum(h_prime, rowptr, col, pairs)
-        if depth > 0:
-            z = z + self._completed_sum(h_prime, rowptr, col, pairs, h_i * h_j, depth)
+        if depth == 0:
+            sets = ops.neighbor_sets(rowptr, col, pairs[0], pairs[1], sets=("cn",), max_neighbors=self.max_neighbors)
+            return self.head(self.set_sum(h_prime, sets["cn"]), h_i, h_j)
+        limit = self.train_max_neighbors if self.training else self.test_max_neighbors
+        sets = ops.neighbor_sets(rowptr, col, pairs[0], pairs[1], sets=("cn", "src_only", "dst_only"),
+                                 max_neighbors={"cn": self.max_neighbors, "src_only": limit, "dst_only": limit})
+        z = self.set_sum(h_prime, sets["cn"]) + self._completed_sum(h_prime, rowptr, col, pairs, sets, h_i * h_j, depth)
         return self.head(z, h_i, h_j)
