@@ -271,7 +271,7 @@ def _exact_sets(
         return reference.neighbor_sets(rowptr, col, src, dst, sets)
     if path == "triton":
         return _triton_sets(rowptr, col, src, dst, sets)
-    if _native.available() and hasattr(_native, "neighbor_sets") and col.device.type == "cpu":
+    if _native.available() and col.device.type == "cpu":
         record_path(CPU_IMPL_LOG, "native")
         return _native_sets(rowptr, col, src, dst, sets)
     record_path(CPU_IMPL_LOG, "torch")

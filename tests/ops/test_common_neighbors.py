@@ -291,3 +291,38 @@ def test_native_boundary_refuses_mismatched_index_widths():
     rowptr, col, src, dst = _small()
     with pytest.raises(TypeError, match="native kernel argument src has dtype torch.int32"):
         _native.neighbor_sets(rowptr, col, src.int(), dst, ("cn",))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("sets", [("cn",), ("cn", "src_only"), ("dst_only", "cn"), ("src_only",)], ids=str)
+def test_subsets_of_sets_on_a_graph_with_hubs(path, sets, path_env):
+    """Hubs next to low-degree nodes: the native merge gallops over the list whose leftovers are not requested."""
+    num_nodes = 60
+    gen = torch.Generator().manual_seed(9)
+    hub_edges = torch.stack([torch.zeros(45, dtype=torch.long), torch.randperm(59, generator=gen)[:45] + 1])
+    hub2 = torch.stack([torch.ones(30, dtype=torch.long), torch.randperm(58, generator=gen)[:30] + 2])
+    sparse = torch.randint(2, num_nodes, (2, 40), generator=gen)
+    edge_index = torch.cat([hub_edges, hub2, sparse], 1)
+    edge_index = torch.cat([edge_index, edge_index.flip(0)], 1)
+    rowptr, col, _ = ops.sorted_csr(edge_index, num_nodes)
+    src = torch.cat([torch.zeros(10, dtype=torch.long), torch.randint(0, num_nodes, (10,), generator=gen)])
+    dst = torch.cat([torch.randint(0, num_nodes, (10,), generator=gen), torch.ones(10, dtype=torch.long)])
+    want = expected_masks(dense_from_edge_index(edge_index, num_nodes), src, dst)
+    with path_env(path):
+        got = ops.neighbor_sets(rowptr, col, src, dst, sets=sets)
+    assert tuple(got) == sets
+    for name in sets:
+        torch.testing.assert_close(to_dense(got[name], num_nodes), want[name], msg=name)
+
+
+def test_native_source_compiles_without_warnings():
+    import shutil
+    import subprocess
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    source = _native.source_dir() / "common_neighbors.c"
+    cmd = [cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-pthread", str(source)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
