@@ -467,10 +467,11 @@ _SET_SLOTS = ("cn", "src_only", "dst_only")  # the order of the count / ptr / ou
 
 
 def neighbor_sets(
-    rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, sets: tuple[str, ...]
-) -> dict[str, tuple[Tensor, Tensor]]:
+    rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, sets: tuple[str, ...], fill: bool = True
+) -> dict[str, tuple[Tensor, Tensor | None]]:
     """``{name: (ptr [B+1] int64, index [M])}`` of the requested sets (``"cn"``, ``"src_only"``,
-    ``"dst_only"``) of the pairs ``(src[b], dst[b])``, by ``cn_count`` (sizes), a cumsum and ``cn_fill``.
+    ``"dst_only"``) of the pairs ``(src[b], dst[b])``: ``cn_count`` writes the ``ptr`` (per-pair sizes and their
+    prefix sum), ``cn_fill`` the members. ``fill=False`` stops after the sizes (``index`` is ``None``).
 
     All four index tensors must share one width (int32 or int64); ``col`` sorted and unique within rows and
     ``src``/``dst`` in range are the caller's to check (:func:`graphlab.ops.neighbor_sets` does).
@@ -479,30 +480,28 @@ def neighbor_sets(
         TypeError / ValueError: a tensor of the wrong dtype, device or shape, or an unknown set name.
     """
     unknown = [name for name in sets if name not in _SET_SLOTS]
-    if unknown:
-        raise ValueError(f"unknown neighbour sets {unknown}; choose from {_SET_SLOTS}")
+    if unknown or not sets:
+        raise ValueError(f"unknown neighbour sets {unknown or sets!r}; choose from {_SET_SLOTS}")
     rowptr, col, _ = _csr(rowptr, col)
     num_pairs = src.numel() if isinstance(src, Tensor) else 0
     src = _checked("src", src, rowptr.dtype, (num_pairs,))
     dst = _checked("dst", dst, rowptr.dtype, (num_pairs,))
-    counts = {name: torch.empty(num_pairs, dtype=torch.long) for name in sets}
-    slots = [counts.get(name) for name in _SET_SLOTS]
-    mean_degree = col.numel() / max(rowptr.numel() - 1, 1)
-    threads = _threads(int(num_pairs * 2 * mean_degree) * 8)
-    suffix = _INDEX_SUFFIX[rowptr.dtype]
     lib = library()
     if lib is None:
         raise RuntimeError(f"native kernels unavailable: {_state['error']}")
-    getattr(lib, f"cn_count_{suffix}")(
-        _ptr(rowptr), _ptr(col), _ptr(src), _ptr(dst), num_pairs, *(_ptr(t) for t in slots), threads
-    )
-    ptrs, outs = {}, {}
-    for name in sets:
-        ptrs[name] = torch.zeros(num_pairs + 1, dtype=torch.long)
-        torch.cumsum(counts[name], 0, out=ptrs[name][1:])
-        outs[name] = torch.empty(int(ptrs[name][-1]), dtype=rowptr.dtype)
+    ptr_rows = torch.empty((len(sets), num_pairs + 1), dtype=torch.long)  # one allocation for every ptr
+    ptrs = dict(zip(sets, ptr_rows.unbind(0)))
+    mean_degree = col.numel() / max(rowptr.numel() - 1, 1)
+    threads = _threads(int(num_pairs * 2 * mean_degree) * 8)
+    suffix = _INDEX_SUFFIX[rowptr.dtype]
+    graph = (rowptr.data_ptr(), col.data_ptr(), src.data_ptr(), dst.data_ptr(), num_pairs)
+    getattr(lib, f"cn_count_{suffix}")(*graph, *(_ptr(ptrs.get(name)) for name in _SET_SLOTS), threads)
+    if not fill:
+        return {name: (ptrs[name], None) for name in sets}
+    totals = ptr_rows[:, -1].tolist()  # one read of the set sizes
+    outs = {name: torch.empty(total, dtype=rowptr.dtype) for name, total in zip(sets, totals)}
     getattr(lib, f"cn_fill_{suffix}")(
-        _ptr(rowptr), _ptr(col), _ptr(src), _ptr(dst), num_pairs,
-        *(_ptr(ptrs.get(name)) for name in _SET_SLOTS), *(_ptr(outs.get(name)) for name in _SET_SLOTS), threads,
+        *graph, *(_ptr(ptrs.get(name)) for name in _SET_SLOTS), *(_ptr(outs.get(name)) for name in _SET_SLOTS),
+        threads,
     )
     return {name: (ptrs[name], outs[name]) for name in sets}

@@ -285,6 +285,45 @@ def test_unsorted_rows_are_caught_and_x_rows_must_match():
         ops.common_neighbors(rowptr, col, src, dst, torch.randn(4, 2))
 
 
+def test_validation_is_cached_per_graph_but_redone_after_an_in_place_change():
+    rowptr = torch.tensor([0, 2, 3, 4])
+    col = torch.tensor([1, 2, 0, 1])
+    src, dst = torch.tensor([0]), torch.tensor([1])
+    ops.neighbor_sets(rowptr, col, src, dst)  # passes and is remembered
+    col[0], col[1] = 2, 1  # unsorted now: the in-place version bump must invalidate the cached verdict
+    with pytest.raises(ValueError, match=r"col is not sorted.*sorted_csr"):
+        ops.common_neighbors(rowptr, col, src, dst)
+    with pytest.raises(ValueError, match="src has max 3 but the graph has 3"):  # counts-only route checks too
+        ops.common_neighbors(rowptr, torch.tensor([1, 2, 0, 1]), torch.tensor([3]), dst)
+
+
+@pytest.mark.parametrize("index_dtype", INDEX_DTYPES, ids=str)
+def test_native_counts_only_and_branch_free_merge_on_long_rows(index_dtype):
+    """Long rows of similar length (the branch-free merge) and skewed ones (galloping); the count pass alone
+    (``fill=False``) gives the same ``ptr`` as the full call."""
+    if not _native.available():
+        pytest.skip(f"native kernels unavailable: {_native.unavailable_reason()}")
+    num_nodes = 120
+    gen = torch.Generator().manual_seed(11)
+    dense = torch.rand(num_nodes, num_nodes, generator=gen) < torch.linspace(0.02, 0.6, num_nodes)[:, None]
+    edge_index = dense.nonzero().t()
+    rowptr, col, _ = ops.sorted_csr(edge_index, num_nodes)
+    src = torch.randint(0, num_nodes, (200,), generator=gen)
+    dst = torch.randint(0, num_nodes, (200,), generator=gen)
+    rowptr, col, src, dst = (t.to(index_dtype) for t in (rowptr, col, src, dst))
+    want = expected_masks(dense_from_edge_index(edge_index, num_nodes), src, dst)
+    full = _native.neighbor_sets(rowptr, col, src, dst, ALL_SETS)
+    sizes = _native.neighbor_sets(rowptr, col, src, dst, ALL_SETS, fill=False)
+    for name in ALL_SETS:
+        ptr, index = full[name]
+        torch.testing.assert_close(to_dense(ops.PairSets(ptr, index, None), num_nodes), want[name], msg=name)
+        assert sizes[name][1] is None and torch.equal(sizes[name][0], ptr)
+    with ops.set_backend("cpu"):
+        counts = ops.common_neighbors(rowptr, col, src, dst)
+    assert ops.last_path(CPU_IMPL_LOG) == "native"
+    torch.testing.assert_close(counts, want["cn"].sum(1).to(counts.dtype))
+
+
 def test_native_boundary_refuses_mismatched_index_widths():
     if not _native.available():
         pytest.skip(f"native kernels unavailable: {_native.unavailable_reason()}")
