@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from graphlab.kernels import common_neighbors as _cn
 from graphlab.kernels import gather_reduce as _gr
 from graphlab.kernels import segment_softmax as _softmax
 from graphlab.ops._kernel_table import GatherReduceKernels, SegmentSoftmaxKernels
@@ -50,3 +51,10 @@ SEGMENT_SOFTMAX_TRITON = SegmentSoftmaxKernels(
     forward=lambda src, ptr: _softmax.launch_segment_softmax_fwd(src.contiguous(), ptr.contiguous()),
     backward=lambda y, grad, ptr: _softmax.launch_segment_softmax_bwd(y, grad.contiguous(), ptr.contiguous()),
 )
+
+
+def neighbor_sets(
+    rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, sets: tuple[str, ...]
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """The Triton path of :func:`graphlab.ops.neighbor_sets` (exact sets, before any subsampling)."""
+    return _cn.launch_neighbor_sets(rowptr.contiguous(), col.contiguous(), src.contiguous(), dst.contiguous(), sets)

@@ -65,7 +65,7 @@ OP_REDUCE = "common_neighbors"
 CPU_IMPL_LOG = "neighbor_sets.cpu_impl"  # last_path(CPU_IMPL_LOG) says "native" or "torch"
 
 _SORTED_CSR_CACHE = IdentityCache()
-_SORTED_ROWS_CACHE = IdentityCache(max_entries=256)  # (rowptr, col) pairs whose rows passed the sortedness check
+_SORTED_ROWS_CACHE = IdentityCache(max_entries=256)  # (rowptr, col) pairs that passed check_csr and the sortedness check
 
 
 class PairSets(NamedTuple):
@@ -138,17 +138,24 @@ def _check_graph(rowptr: Any, col: Any, src: Any, dst: Any, validate: bool) -> i
         raise ValueError("rowptr must have N + 1 >= 1 entries, got an empty tensor; use tensor([0]) for no nodes")
     num_nodes = rowptr.numel() - 1
     if validate:
-        check_csr(rowptr, col, num_nodes)
+        _check_graph_values(rowptr, col, num_nodes)
         _check_range("src", src, num_nodes, "the graph has")
         _check_range("dst", dst, num_nodes, "the graph has")
-        _check_sorted_rows(rowptr, col)
     return num_nodes
 
 
-def _check_sorted_rows(rowptr: Tensor, col: Tensor) -> None:
-    """``col`` strictly increasing within every row (sorted, no duplicates); checked once per ``(rowptr, col)``."""
-    if col.numel() < 2 or _SORTED_ROWS_CACHE.get([rowptr, col]) is not None:
+def _check_graph_values(rowptr: Tensor, col: Tensor, num_nodes: int) -> None:
+    """:func:`graphlab.ops.check_csr` plus ``col`` strictly increasing within every row (sorted, no duplicates),
+    both once per ``(rowptr, col)`` pair: a pair that passed is remembered by identity and in-place version."""
+    if _SORTED_ROWS_CACHE.get([rowptr, col]) is not None:
         return
+    check_csr(rowptr, col, num_nodes)
+    if col.numel() >= 2:
+        _check_sorted_rows(rowptr, col)
+    _SORTED_ROWS_CACHE.put([rowptr, col], None, True)
+
+
+def _check_sorted_rows(rowptr: Tensor, col: Tensor) -> None:
     starts = torch.zeros(col.numel(), dtype=torch.bool, device=col.device)
     row_starts = rowptr[:-1].long()
     starts[row_starts[row_starts < col.numel()]] = True
@@ -159,7 +166,6 @@ def _check_sorted_rows(rowptr: Tensor, col: Tensor) -> None:
             f"col is not sorted and duplicate-free within its rows (col[{pos}] = {int(col[pos])} follows "
             f"{int(col[pos - 1])} in the same row); build the CSR with graphlab.ops.sorted_csr(edge_index, num_nodes)"
         )
-    _SORTED_ROWS_CACHE.put([rowptr, col], None, True)
 
 
 def _normalise_sets(sets: Any) -> tuple[str, ...]:
@@ -247,11 +253,11 @@ def _torch_sets(
 
 
 def _native_sets(
-    rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, sets: tuple[str, ...]
-) -> dict[str, tuple[Tensor, Tensor]]:
+    rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, sets: tuple[str, ...], fill: bool = True
+) -> dict[str, tuple[Tensor, Tensor | None]]:
     index_dtype = col.dtype
-    rowptr, src, dst = (t.to(index_dtype) for t in (rowptr, src, dst))
-    return _native.neighbor_sets(rowptr, col, src, dst, sets)
+    rowptr, src, dst = (t.to(index_dtype) for t in (rowptr, src, dst))  # no copy when the widths already match
+    return _native.neighbor_sets(rowptr, col, src, dst, sets, fill)
 
 
 def _triton_sets(
@@ -263,17 +269,19 @@ def _triton_sets(
 
 
 def _exact_sets(
-    rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, sets: tuple[str, ...]
-) -> dict[str, tuple[Tensor, Tensor]]:
+    rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, sets: tuple[str, ...], fill: bool = True
+) -> dict[str, tuple[Tensor, Tensor | None]]:
+    """``{name: (ptr, index)}``; with ``fill=False`` only ``ptr`` is needed and a path may return ``index=None``
+    (the native kernel then skips its fill pass)."""
     path = resolve_backend(rowptr, col, src, dst)
     record_path(OP_SETS, path)
     if path == "reference":
         return reference.neighbor_sets(rowptr, col, src, dst, sets)
     if path == "triton":
         return _triton_sets(rowptr, col, src, dst, sets)
-    if _native.available() and hasattr(_native, "neighbor_sets") and col.device.type == "cpu":
+    if _native.available() and col.device.type == "cpu":
         record_path(CPU_IMPL_LOG, "native")
-        return _native_sets(rowptr, col, src, dst, sets)
+        return _native_sets(rowptr, col, src, dst, sets, fill)
     record_path(CPU_IMPL_LOG, "torch")
     return _torch_sets(rowptr, col, src, dst, sets)
 
@@ -396,6 +404,12 @@ def common_neighbors(
             )
         if x.device != col.device:
             raise ValueError(f"x is on {x.device} but col is on {col.device}; move them to one device")
+    if x is None and max_neighbors is None:  # exact counts: the sizes of the sets, no members needed
+        _check_graph(rowptr, col, src, dst, validation_enabled() if validate is None else validate)
+        with torch.no_grad():
+            ptr = _exact_sets(rowptr, col, src, dst, ("cn",), fill=False)["cn"][0]
+        record_path(OP_REDUCE, str(last_path(OP_SETS)))
+        return (ptr[1:] - ptr[:-1]).to(torch.get_default_dtype())
     cn = neighbor_sets(
         rowptr, col, src, dst, sets=("cn",), max_neighbors=max_neighbors, generator=generator, validate=validate
     )["cn"]

@@ -285,9 +285,101 @@ def test_unsorted_rows_are_caught_and_x_rows_must_match():
         ops.common_neighbors(rowptr, col, src, dst, torch.randn(4, 2))
 
 
+def test_validation_is_cached_per_graph_but_redone_after_an_in_place_change():
+    rowptr = torch.tensor([0, 2, 3, 4])
+    col = torch.tensor([1, 2, 0, 1])
+    src, dst = torch.tensor([0]), torch.tensor([1])
+    ops.neighbor_sets(rowptr, col, src, dst)  # passes and is remembered
+    col[0], col[1] = 2, 1  # unsorted now: the in-place version bump must invalidate the cached verdict
+    with pytest.raises(ValueError, match=r"col is not sorted.*sorted_csr"):
+        ops.common_neighbors(rowptr, col, src, dst)
+    with pytest.raises(ValueError, match="src has max 3 but the graph has 3"):  # counts-only route checks too
+        ops.common_neighbors(rowptr, torch.tensor([1, 2, 0, 1]), torch.tensor([3]), dst)
+
+
+@pytest.mark.parametrize("index_dtype", INDEX_DTYPES, ids=str)
+def test_native_counts_only_and_branch_free_merge_on_long_rows(index_dtype):
+    """Long rows of similar length (the branch-free merge) and skewed ones (galloping); the count pass alone
+    (``fill=False``) gives the same ``ptr`` as the full call."""
+    if not _native.available():
+        pytest.skip(f"native kernels unavailable: {_native.unavailable_reason()}")
+    num_nodes = 120
+    gen = torch.Generator().manual_seed(11)
+    dense = torch.rand(num_nodes, num_nodes, generator=gen) < torch.linspace(0.02, 0.6, num_nodes)[:, None]
+    edge_index = dense.nonzero().t()
+    rowptr, col, _ = ops.sorted_csr(edge_index, num_nodes)
+    src = torch.randint(0, num_nodes, (200,), generator=gen)
+    dst = torch.randint(0, num_nodes, (200,), generator=gen)
+    rowptr, col, src, dst = (t.to(index_dtype) for t in (rowptr, col, src, dst))
+    want = expected_masks(dense_from_edge_index(edge_index, num_nodes), src, dst)
+    full = _native.neighbor_sets(rowptr, col, src, dst, ALL_SETS)
+    sizes = _native.neighbor_sets(rowptr, col, src, dst, ALL_SETS, fill=False)
+    for name in ALL_SETS:
+        ptr, index = full[name]
+        torch.testing.assert_close(to_dense(ops.PairSets(ptr, index, None), num_nodes), want[name], msg=name)
+        assert sizes[name][1] is None and torch.equal(sizes[name][0], ptr)
+    with ops.set_backend("cpu"):
+        counts = ops.common_neighbors(rowptr, col, src, dst)
+    assert ops.last_path(CPU_IMPL_LOG) == "native"
+    torch.testing.assert_close(counts, want["cn"].sum(1).to(counts.dtype))
+
+
 def test_native_boundary_refuses_mismatched_index_widths():
     if not _native.available():
         pytest.skip(f"native kernels unavailable: {_native.unavailable_reason()}")
     rowptr, col, src, dst = _small()
     with pytest.raises(TypeError, match="native kernel argument src has dtype torch.int32"):
         _native.neighbor_sets(rowptr, col, src.int(), dst, ("cn",))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("sets", [("cn",), ("cn", "src_only"), ("dst_only", "cn"), ("src_only",)], ids=str)
+def test_subsets_of_sets_on_a_graph_with_hubs(path, sets, path_env):
+    """Hubs next to low-degree nodes: the native merge gallops over the list whose leftovers are not requested."""
+    num_nodes = 60
+    gen = torch.Generator().manual_seed(9)
+    hub_edges = torch.stack([torch.zeros(45, dtype=torch.long), torch.randperm(59, generator=gen)[:45] + 1])
+    hub2 = torch.stack([torch.ones(30, dtype=torch.long), torch.randperm(58, generator=gen)[:30] + 2])
+    sparse = torch.randint(2, num_nodes, (2, 40), generator=gen)
+    edge_index = torch.cat([hub_edges, hub2, sparse], 1)
+    edge_index = torch.cat([edge_index, edge_index.flip(0)], 1)
+    rowptr, col, _ = ops.sorted_csr(edge_index, num_nodes)
+    src = torch.cat([torch.zeros(10, dtype=torch.long), torch.randint(0, num_nodes, (10,), generator=gen)])
+    dst = torch.cat([torch.randint(0, num_nodes, (10,), generator=gen), torch.ones(10, dtype=torch.long)])
+    want = expected_masks(dense_from_edge_index(edge_index, num_nodes), src, dst)
+    with path_env(path):
+        got = ops.neighbor_sets(rowptr, col, src, dst, sets=sets)
+    assert tuple(got) == sets
+    for name in sets:
+        torch.testing.assert_close(to_dense(got[name], num_nodes), want[name], msg=name)
+
+
+def test_native_source_compiles_without_warnings():
+    import shutil
+    import subprocess
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    source = _native.source_dir() / "common_neighbors.c"
+    cmd = [cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-pthread", str(source)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_benchmark_script_runs_on_a_tiny_graph(capsys):
+    """benchmarks/common_neighbors.py end to end (it also checks that graphlab and the official design agree)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "common_neighbors.py"
+    spec = importlib.util.spec_from_file_location("graphlab_benchmark_common_neighbors", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    module.main(["--graphs", "tiny", "--repeats", "1", "--warmup", "0"])
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert [r.split()[4] for r in rows[2:4]] == ["sets", "cn-sum"]
+    with pytest.raises(NotImplementedError, match="full-epoch comparison"):
+        module.main(["--graphs", "tiny", "--repeats", "1", "--warmup", "0", "--epoch"])
