@@ -3,6 +3,7 @@
 from graphlab.data.base import DatasetInfo, GraphDataModule, resolve_root
 from graphlab.data.ogb import OGBGraphData, OGBLinkData, OGBNodeData
 from graphlab.data.movielens import MovieLens100K
+from graphlab.data.planetoid_link import PlanetoidLinkData
 from graphlab.data.pyg import PyGData
 from graphlab.data.synthetic import CSBMData, CSLData, RandomLinkData
 
@@ -15,6 +16,7 @@ __all__ = [
     "OGBGraphData",
     "OGBLinkData",
     "OGBNodeData",
+    "PlanetoidLinkData",
     "PyGData",
     "RandomLinkData",
     "resolve_root",

@@ -244,6 +244,32 @@ def full_batch_loader(data: Any) -> DataLoader:
     return DataLoader([data], batch_size=1, shuffle=False, collate_fn=_only_item)
 
 
+def link_train_loader(train: Any, batch_size: Optional[int] = None, drop_last: bool = True) -> DataLoader:
+    """The training loader of a link split.
+
+    ``batch_size=None``: one full batch per epoch (:func:`full_batch_loader`). Otherwise the training positives are
+    shuffled each epoch (the global torch RNG, so ``seed_everything`` fixes the order) and cut into batches of
+    ``batch_size``; each batch is a shallow copy of ``train`` (same ``x`` and message graph ``edge_index``) whose
+    ``pos_edge_index`` holds that batch's positives. ``drop_last`` skips a final partial batch, as NCN's
+    official ``PermIterator`` does.
+    """
+    if batch_size is None:
+        return full_batch_loader(train)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (or None for full-batch training), got {batch_size}")
+    num_pos = train.pos_edge_index.size(1)
+    if drop_last and num_pos < batch_size:
+        raise ValueError(f"the training split has {num_pos} positive edges, fewer than batch_size={batch_size}, so "
+                         "every batch would be dropped: lower batch_size or set drop_last=False")
+
+    def collate(index: list[int]) -> Any:
+        out = copy.copy(train)
+        out.pos_edge_index = train.pos_edge_index[:, torch.tensor(index, dtype=torch.long)]
+        return out
+
+    return DataLoader(range(num_pos), batch_size=batch_size, shuffle=True, drop_last=drop_last, collate_fn=collate)
+
+
 def link_predict_data(test: Any) -> Any:
     """A shallow copy of a link split's ``Data`` with ``edge_label_index`` = its positive then negative pairs
     (the training part has positives only) and ``edge_label`` 1 / 0: the pairs a link task scores in ``predict``."""

@@ -15,7 +15,7 @@ import abc
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import ogb
 import pandas as pd
@@ -33,6 +33,7 @@ from graphlab.data.base import (
     GraphDataModule,
     PartLoaderMixin,
     download_or_raise,
+    link_train_loader,
     log_degree_features,
     missing_files,
     missing_files_error,
@@ -370,6 +371,11 @@ class OGBLinkData(FullBatchLinkMixin, _TransductiveOGB):
             default: the identity, so the first linear layer is a learnable node embedding
             as in OGB's ddi baselines; at most ``MAX_ONE_HOT_NODES`` nodes), ``"degree"``
             (``log(1 + degree)`` on the message graph) or ``"constant"`` (ones).
+        batch_size: training positives per optimisation step (e.g. NCN's 24576 on ogbl-ddi); ``None`` trains on
+            all of them at once (:func:`~graphlab.data.base.link_train_loader`).
+        val_edges_in_test_graph: at test time the validation positives join the message-passing graph (in both
+            directions), as ogbl-collab's ``use_valedges_as_input`` protocol; training and validation use the
+            training graph only.
     """
 
     level: Level = "link"
@@ -380,10 +386,18 @@ class OGBLinkData(FullBatchLinkMixin, _TransductiveOGB):
         root: Optional[str] = None,
         download: bool = True,
         featureless: Featureless = "one_hot",
+        batch_size: Optional[int] = None,
+        val_edges_in_test_graph: bool = False,
     ) -> None:
         super().__init__(name, root, download, featureless)
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None (full batch), got {batch_size}")
+        self.batch_size, self.val_edges_in_test_graph = batch_size, val_edges_in_test_graph
         self._parts: Optional[dict[str, Data]] = None
         self.save_hyperparameters()
+
+    def train_dataloader(self) -> Any:
+        return link_train_loader(self.parts["train"], self.batch_size)
 
     def _check_supported(self) -> None:
         super()._check_supported()
@@ -420,6 +434,9 @@ class OGBLinkData(FullBatchLinkMixin, _TransductiveOGB):
                 pos_edge_index=_edges(split[theirs], "edge", self.meta.name),
                 neg_edge_index=_edges(split[theirs], "edge_neg", self.meta.name),
             )
+        if self.val_edges_in_test_graph:
+            val = parts["val"].pos_edge_index
+            parts["test"].edge_index = to_undirected(torch.cat([data.edge_index, val], dim=1), num_nodes=data.num_nodes)
         return parts
 
 

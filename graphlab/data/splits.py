@@ -14,6 +14,7 @@ All functions take an explicit seed and never touch the global random state.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -185,3 +186,36 @@ def sample_tail_negatives(heads: Tensor, candidates: Tensor, known: Tensor, num_
 def pair_keys(edge_index: Tensor, num_nodes: int) -> Tensor:
     """Sorted int64 keys ``head * num_nodes + tail`` of ``edge_index`` (``[2, E]``), for :func:`sample_tail_negatives`."""
     return torch.sort(edge_index[0].long() * num_nodes + edge_index[1].long()).values
+
+
+def ncn_random_split(edge_index: Tensor, num_nodes: int, seed: int, val_ratio: float = 0.1,
+                     test_ratio: float = 0.2) -> EdgeSplit:
+    """The random 70/10/20 edge split of NCN/NCNC on Planetoid (Wang et al. 2024, ``ogbdataset.randomsplit``).
+
+    The official code calls ``train_test_split_edges(data, test_ratio, test_ratio)`` and then moves part of the
+    validation positives into training. The same semantics, drawn from ``seed``:
+
+    1. the undirected edges (``u < v``, ``E`` of them) are shuffled; ``n = floor(test_ratio * E)`` become
+       validation candidates, the next ``n`` the test positives, the rest training positives;
+    2. ``2n`` distinct non-edges of the whole graph (``u < v``) are drawn: the first ``n`` are the validation
+       negatives, the others the test negatives;
+    3. the last ``int(n * val_ratio / test_ratio)`` validation candidates stay validation positives; the other
+       candidates join the training positives.
+
+    Cora (5278 edges): 3696 / 527 / 1055 positives, 1055 validation and 1055 test negatives, as the official run.
+    """
+    if not (0 < val_ratio <= test_ratio and 2 * test_ratio < 1):
+        raise ValueError(f"need 0 < val_ratio <= test_ratio < 0.5, got val_ratio={val_ratio}, test_ratio={test_ratio}")
+    row, col = torch.cat([edge_index, edge_index.flip(0)], dim=1)
+    keep = row < col
+    undirected = torch.unique(torch.stack([row[keep], col[keep]]), dim=1)
+    rng = np.random.default_rng(seed)
+    perm = torch.from_numpy(rng.permutation(undirected.size(1)))
+    n = int(math.floor(test_ratio * undirected.size(1)))
+    candidates = undirected[:, perm[:n]]
+    test_pos = undirected[:, perm[n : 2 * n]]
+    train_pos = undirected[:, perm[2 * n :]]
+    negatives = _sample_non_edges(undirected, num_nodes, 2 * n, rng)
+    num_val = int(n * val_ratio / test_ratio)
+    train_pos = torch.cat([train_pos, candidates[:, : n - num_val]], dim=1)
+    return EdgeSplit(train_pos, candidates[:, n - num_val :], negatives[:, :n], test_pos, negatives[:, n:])

@@ -8,6 +8,7 @@ linear map computed from the non-zeros of sparse features (:mod:`graphlab.nn.spa
 
 from graphlab.nn.aggr import LCMAggregation, RecurrentAggregation
 from graphlab.nn.conv import GCNConv, GINConv, GINEConv, SAGEConv
+from graphlab.nn.ncn import NCNCPredictor, NCNPredictor
 from graphlab.nn.sheaf import (
     DiscreteSheafDiffusionLayer,
     EdgeWeightLearner,
@@ -30,6 +31,8 @@ __all__ = [
     "GINEConv",
     "LCMAggregation",
     "LocalConcatSheafLearner",
+    "NCNCPredictor",
+    "NCNPredictor",
     "LocalConcatSheafLearnerVariant",
     "Orthogonal",
     "RecurrentAggregation",

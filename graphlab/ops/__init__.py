@@ -12,6 +12,10 @@ Public API::
     block_spmm(diag_blocks, edge_blocks, index, x)           # sheaf Laplacian products, d x d blocks
     tree_reduce(x, ptr, combine, empty=None) -> [S, F]      # balanced pairwise reduction per segment (LCM)
     tree_reduce_schedule(ptr) -> TreeSchedule                # its integer schedule, cached per ptr
+    sorted_csr(edge_index, num_nodes) -> CSR                 # columns sorted and unique per row, cached
+    neighbor_sets(rowptr, col, src, dst, *, sets=("cn",), max_neighbors=None, generator=None)
+        -> {"cn" | "src_only" | "dst_only": PairSets(ptr, index, weight)}   # N(i) ∩ N(j), N(i) − N(j), N(j) − N(i)
+    common_neighbors(rowptr, col, src, dst, x=None, *, max_neighbors=None, generator=None) -> [B, F] or [B]
 
 See :mod:`graphlab.ops._backend` for the dispatch rules and :mod:`graphlab.ops.reference` for the semantics.
 """
@@ -28,6 +32,7 @@ from graphlab.ops._backend import (
 )
 from graphlab.ops.csr import CSR, IdentityCache, cached_csr, cached_transpose, csr_transpose, to_csr
 from graphlab.ops.gather_reduce import gather_reduce
+from graphlab.ops.common_neighbors import PairSets, common_neighbors, neighbor_sets, sorted_csr
 from graphlab.ops.segment import segment_reduce, segment_softmax
 from graphlab.ops.sheaf import BlockIndex, block_spmm
 from graphlab.ops.linalg import spd_inv_sqrt
@@ -37,13 +42,16 @@ __all__ = [
     "BlockIndex",
     "CSR",
     "IdentityCache",
+    "PairSets",
     "cached_csr",
     "cached_transpose",
+    "common_neighbors",
     "csr_transpose",
     "block_spmm",
     "gather_reduce",
     "get_backend",
     "last_path",
+    "neighbor_sets",
     "path_count",
     "reset_path_log",
     "resolve_backend",
@@ -51,6 +59,7 @@ __all__ = [
     "segment_reduce",
     "segment_softmax",
     "set_validation",
+    "sorted_csr",
     "spd_inv_sqrt",
     "to_csr",
     "TreeLevel",

@@ -58,7 +58,11 @@ from types import TracebackType
 import torch
 from torch import Tensor
 
-SOURCE_FILES = ("gather_reduce.c", "gather_reduce_typed.inc", "gather_reduce_tile.inc")
+SOURCE_FILES = (
+    "gather_reduce.c", "gather_reduce_typed.inc", "gather_reduce_tile.inc",
+    "common_neighbors.c", "common_neighbors_typed.inc",
+)
+_UNITS = tuple(name for name in SOURCE_FILES if name.endswith(".c"))  # compiled together into one library
 _FLAGS = ("-O3", "-shared", "-fPIC", "-pthread", "-std=c99")
 _ARCH_FLAGS = ("-march=native",)
 # Below this many multiply-adds (E * F) a single thread is faster than starting pthreads.
@@ -156,7 +160,7 @@ def _compile(compiler: str, target: Path, log: Path) -> bool:
     src = source_dir()
     attempts = []
     for extra in (_ARCH_FLAGS, ()):
-        cmd = [compiler, *_FLAGS, *extra, f"-I{src}", str(src / SOURCE_FILES[0]), "-o", str(tmp)]
+        cmd = [compiler, *_FLAGS, *extra, f"-I{src}", *(str(src / unit) for unit in _UNITS), "-o", str(tmp)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
         except (OSError, subprocess.SubprocessError) as exc:
@@ -211,6 +215,10 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
             getattr(lib, f"gr_arg_bwd_w_{suf}").argtypes = [ptr] * 6 + [i64, i64, i64, cint]
             for name in ("gr_fwd", "gr_sddmm", "gr_arg_bwd_x", "gr_arg_bwd_w"):
                 getattr(lib, f"{name}_{suf}").restype = None
+    for i in _INDEX_SUFFIX.values():
+        getattr(lib, f"cn_count_{i}").argtypes = [ptr] * 4 + [i64] + [ptr] * 3 + [cint]
+        getattr(lib, f"cn_fill_{i}").argtypes = [ptr] * 4 + [i64] + [ptr] * 6 + [cint]
+        getattr(lib, f"cn_count_{i}").restype = getattr(lib, f"cn_fill_{i}").restype = None
     return lib
 
 
@@ -451,3 +459,49 @@ def arg_backward_w(rowptr: Tensor, col: Tensor, arg: Tensor, grad: Tensor, x: Te
         num_rows, feat, num_edges, _threads(grad.numel()),
     )
     return out
+
+
+# ----------------------------------------------------------------------------------------------- common neighbours
+
+_SET_SLOTS = ("cn", "src_only", "dst_only")  # the order of the count / ptr / out arguments of cn_count / cn_fill
+
+
+def neighbor_sets(
+    rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, sets: tuple[str, ...], fill: bool = True
+) -> dict[str, tuple[Tensor, Tensor | None]]:
+    """``{name: (ptr [B+1] int64, index [M])}`` of the requested sets (``"cn"``, ``"src_only"``,
+    ``"dst_only"``) of the pairs ``(src[b], dst[b])``: ``cn_count`` writes the ``ptr`` (per-pair sizes and their
+    prefix sum), ``cn_fill`` the members. ``fill=False`` stops after the sizes (``index`` is ``None``).
+
+    All four index tensors must share one width (int32 or int64); ``col`` sorted and unique within rows and
+    ``src``/``dst`` in range are the caller's to check (:func:`graphlab.ops.neighbor_sets` does).
+
+    Raises:
+        TypeError / ValueError: a tensor of the wrong dtype, device or shape, or an unknown set name.
+    """
+    unknown = [name for name in sets if name not in _SET_SLOTS]
+    if unknown or not sets:
+        raise ValueError(f"unknown neighbour sets {unknown or sets!r}; choose from {_SET_SLOTS}")
+    rowptr, col, _ = _csr(rowptr, col)
+    num_pairs = src.numel() if isinstance(src, Tensor) else 0
+    src = _checked("src", src, rowptr.dtype, (num_pairs,))
+    dst = _checked("dst", dst, rowptr.dtype, (num_pairs,))
+    lib = library()
+    if lib is None:
+        raise RuntimeError(f"native kernels unavailable: {_state['error']}")
+    ptr_rows = torch.empty((len(sets), num_pairs + 1), dtype=torch.long)  # one allocation for every ptr
+    ptrs = dict(zip(sets, ptr_rows.unbind(0)))
+    mean_degree = col.numel() / max(rowptr.numel() - 1, 1)
+    threads = _threads(int(num_pairs * 2 * mean_degree) * 8)
+    suffix = _INDEX_SUFFIX[rowptr.dtype]
+    graph = (rowptr.data_ptr(), col.data_ptr(), src.data_ptr(), dst.data_ptr(), num_pairs)
+    getattr(lib, f"cn_count_{suffix}")(*graph, *(_ptr(ptrs.get(name)) for name in _SET_SLOTS), threads)
+    if not fill:
+        return {name: (ptrs[name], None) for name in sets}
+    totals = ptr_rows[:, -1].tolist()  # one read of the set sizes
+    outs = {name: torch.empty(total, dtype=rowptr.dtype) for name, total in zip(sets, totals)}
+    getattr(lib, f"cn_fill_{suffix}")(
+        *graph, *(_ptr(ptrs.get(name)) for name in _SET_SLOTS), *(_ptr(outs.get(name)) for name in _SET_SLOTS),
+        threads,
+    )
+    return {name: (ptrs[name], outs[name]) for name in sets}

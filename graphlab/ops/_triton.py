@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from graphlab.kernels import common_neighbors as _cn
 from graphlab.kernels import gather_reduce as _gr
 from graphlab.kernels import segment_softmax as _softmax
 from graphlab.kernels import tree_reduce as _tree
@@ -54,3 +55,9 @@ SEGMENT_SOFTMAX_TRITON = SegmentSoftmaxKernels(
 
 # The pairing step of the tree reduction (graphlab.ops.tree_reduce): (starts, counts) -> (left, right, carry, gather).
 TREE_PAIR_LEVEL = _tree.launch_pair_level
+
+def neighbor_sets(
+    rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, sets: tuple[str, ...]
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """The Triton path of :func:`graphlab.ops.neighbor_sets` (exact sets, before any subsampling)."""
+    return _cn.launch_neighbor_sets(rowptr.contiguous(), col.contiguous(), src.contiguous(), dst.contiguous(), sets)

@@ -256,3 +256,60 @@ def tree_reduce(
             rows = torch.cat([pairs, rows[2 * half:]], dim=0)
         outs.append(rows[0])
     return torch.stack(outs) if outs else x.new_zeros((0, *x.shape[1:]))
+# ============================================================================================== common neighbours
+# Reference of graphlab.ops.common_neighbors / neighbor_sets (issue 13): dense B x N boolean masks, on purpose.
+
+NEIGHBOR_SET_NAMES: tuple[str, ...] = ("cn", "src_only", "dst_only")
+
+
+def dense_adjacency(rowptr: Tensor, col: Tensor) -> Tensor:
+    """The ``[N, N]`` boolean adjacency of a CSR graph, ``A[i, w] = True`` iff ``w`` is in row ``i``."""
+    num_nodes = rowptr.numel() - 1
+    adj = torch.zeros((num_nodes, num_nodes), dtype=torch.bool, device=rowptr.device)
+    adj[csr_row_index(rowptr), col.long()] = True
+    return adj
+
+
+def neighbor_set_masks(rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor) -> dict[str, Tensor]:
+    r"""Dense ``[B, N]`` membership masks of the neighbour sets of the target pairs ``(i, j) = (src_b, dst_b)``.
+
+    .. math::
+        \mathrm{cn}_b = N(i) \cap N(j), \qquad \mathrm{src\_only}_b = N(i) \setminus N(j), \qquad
+        \mathrm{dst\_only}_b = N(j) \setminus N(i),
+
+    with :math:`N(i) = \{\mathrm{col}_e : \mathrm{rowptr}_i \le e < \mathrm{rowptr}_{i+1}\}` (duplicates in a row
+    count once).
+    """
+    adj = dense_adjacency(rowptr, col)
+    a, b = adj[src.long()], adj[dst.long()]
+    return {"cn": a & b, "src_only": a & ~b, "dst_only": b & ~a}
+
+
+def neighbor_sets(
+    rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, sets: tuple[str, ...] = ("cn",)
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Reference of :func:`graphlab.ops.neighbor_sets` without sampling: ``{name: (ptr [B+1] int64, index [M])}``,
+    the members of pair ``b`` being ``index[ptr[b]:ptr[b+1]]`` in ascending node id (``index`` in ``col``'s
+    dtype)."""
+    masks = neighbor_set_masks(rowptr, col, src, dst)
+    out = {}
+    for name in sets:
+        mask = masks[name]
+        pair, node = mask.nonzero(as_tuple=True)  # row-major: pairs in order, node ids ascending within a pair
+        ptr = torch.zeros(mask.shape[0] + 1, dtype=torch.long, device=mask.device)
+        torch.cumsum(mask.sum(1), 0, out=ptr[1:])
+        out[name] = (ptr, node.to(col.dtype))
+    return out
+
+
+def common_neighbors(rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, x: Tensor | None = None) -> Tensor:
+    r"""Reference of :func:`graphlab.ops.common_neighbors` without sampling, a dense mask product:
+
+    .. math:: \mathrm{out}_b = \sum_{w \in N(i) \cap N(j)} x_w = (M_{\mathrm{cn}}\, x)_b,
+
+    or the counts :math:`|N(i) \cap N(j)|` (float) when ``x`` is ``None``.
+    """
+    mask = neighbor_set_masks(rowptr, col, src, dst)["cn"]
+    if x is None:
+        return mask.sum(1).to(torch.get_default_dtype())
+    return mask.to(x.dtype) @ x

@@ -3,7 +3,7 @@
 from graphlab.tasks.base import GraphTask
 from graphlab.tasks.checkpoint import LastCheckpoint
 from graphlab.tasks.graph import GraphPrediction
-from graphlab.tasks.link import LinkPrediction, bpr_loss
+from graphlab.tasks.link import LinkPrediction, bpr_loss, remove_target_links
 from graphlab.tasks.node import NodeClassification
 
-__all__ = ["GraphTask", "NodeClassification", "GraphPrediction", "LinkPrediction", "bpr_loss", "LastCheckpoint"]
+__all__ = ["GraphTask", "NodeClassification", "GraphPrediction", "LinkPrediction", "bpr_loss", "remove_target_links", "LastCheckpoint"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Callable, Literal, Optional
 
@@ -34,6 +35,36 @@ def bpr_loss(pos_score: Tensor, neg_score: Tensor, embeddings: Optional[Tensor] 
     return loss
 
 
+def remove_target_links(edge_index: Tensor, targets: Tensor, num_nodes: int) -> Tensor:
+    r"""The message-passing graph without the target links (NCN's target-link removal, ``--maskinput``).
+
+    .. math::
+        E' = E \setminus \{(u, v), (v, u) : (u, v) \in T\}
+
+    Every column of ``edge_index`` (``[2, E]``) that joins a target pair of ``targets`` (``[2, B]``), in either
+    direction, is dropped; every other column is kept, in order. Without it a model trained on its own targets
+    learns that a positive pair is always an edge of the graph it sees, which no test pair is.
+    """
+    _check_pairs(targets, num_nodes, "target links")
+    n = int(num_nodes)
+    keys = edge_index[0] * n + edge_index[1]
+    drop = torch.cat([targets[0] * n + targets[1], targets[1] * n + targets[0]])
+    return edge_index[:, ~torch.isin(keys, drop)]
+
+
+def _check_pairs(pairs: Tensor, num_nodes: int, what: str) -> None:
+    """``pairs`` must be a ``[2, P]`` integer tensor of node indices in ``[0, num_nodes)``."""
+    if pairs.dim() != 2 or pairs.size(0) != 2 or pairs.is_floating_point():
+        raise ValueError(f"{what} must be a [2, P] integer tensor of node pairs, got {tuple(pairs.shape)} "
+                         f"{pairs.dtype}")
+    if pairs.numel() == 0:
+        return
+    lo, hi = int(pairs.min()), int(pairs.max())
+    if lo < 0 or hi >= num_nodes:
+        raise ValueError(f"{what} has node index {hi if hi >= num_nodes else lo} but the graph has {num_nodes} nodes "
+                         f"(valid: 0..{num_nodes - 1}): check the DataModule's pairs against its num_nodes")
+
+
 class LinkPrediction(GraphTask):
     r"""Link prediction and recommendation with sampled negatives.
 
@@ -62,8 +93,15 @@ class LinkPrediction(GraphTask):
       chunk of the batch, so a decoder that reads neighbourhoods (common neighbours, NCN) scores pairs
       without re-encoding. ``graph`` is keyword-only; decoders that ignore it accept it as ``graph=None``.
 
+    Training batches: the train loader yields the message-passing graph with a batch of positives (all of them,
+    or ``batch_size`` of them per step when the DataModule cuts them, e.g. NCN's 1152 on Cora). Negatives are
+    drawn afresh for every batch (uniform non-edges of the training graph, PyG ``negative_sampling``). With
+    ``remove_target_links`` the batch's positives are deleted from the graph the model sees, in both directions
+    (:func:`remove_target_links`), for the encoder and for a decoder that reads neighbourhoods alike.
+
     Args:
         num_negatives: negatives sampled per positive training edge.
+        remove_target_links: train on the graph without the batch's positive links (NCN's ``--maskinput``).
         eval_batch_size: pairs scored at once during evaluation.
         loss: ``"bce"`` or ``"bpr"``.
         l2_decay: λ of the BPR embedding regulariser (needs ``model.embed``); 0 disables it.
@@ -83,6 +121,7 @@ class LinkPrediction(GraphTask):
         eval_batch_size: int = 65536,
         loss: Literal["bce", "bpr"] = "bce",
         l2_decay: float = 0.0,
+        remove_target_links: bool = False,
     ) -> None:
         if num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
@@ -96,6 +135,7 @@ class LinkPrediction(GraphTask):
         self.num_negatives = num_negatives
         self.eval_batch_size = eval_batch_size
         self.loss_name, self.l2_decay = loss, l2_decay
+        self.remove_target_links = remove_target_links
 
     def scorer(self, batch: Data) -> Callable[[Tensor], Tensor]:
         """A function ``pairs [2, P] -> [P]`` logits on the batch's graph (encodes once when the model can)."""
@@ -108,6 +148,7 @@ class LinkPrediction(GraphTask):
     def score(self, batch: Data, pairs: Tensor, scorer: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
         """Logits of the node pairs ``pairs`` (``[2, P]``), ``eval_batch_size`` pairs at a time (with ``scorer``
         from :meth:`scorer` when the batch was already encoded)."""
+        _check_pairs(pairs, int(batch.num_nodes), "the pairs to score")
         score = scorer if scorer is not None else self.scorer(batch)
         chunks = pairs.split(self.eval_batch_size, dim=1)
         if not chunks:
@@ -120,10 +161,17 @@ class LinkPrediction(GraphTask):
             self.log("train_loss", loss, prog_bar=True, batch_size=batch.pos_edge_index.size(1))
             return loss
         pos = batch.pos_edge_index
+        if pos.size(1) == 0:
+            raise ValueError("the training batch has no positive pairs (pos_edge_index is [2, 0]): check the "
+                             "DataModule's training split and batch_size")
         neg = negative_sampling(
             batch.edge_index, num_nodes=batch.num_nodes, num_neg_samples=pos.size(1) * self.num_negatives
         )
-        logits = self.score(batch, torch.cat([pos, neg], dim=1))
+        graph = batch
+        if self.remove_target_links:
+            graph = copy.copy(batch)
+            graph.edge_index = remove_target_links(batch.edge_index, pos, int(batch.num_nodes))
+        logits = self.score(graph, torch.cat([pos, neg], dim=1))
         labels = torch.cat([logits.new_ones(pos.size(1)), logits.new_zeros(neg.size(1))])
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         self.log("train_loss", loss, prog_bar=True, batch_size=pos.size(1))
@@ -147,6 +195,9 @@ class LinkPrediction(GraphTask):
         for key in ("pos_edge_index", "neg_edge_index"):
             if getattr(batch, key, None) is None:
                 raise ValueError(f"the {stage} batch has no `{key}`: link evaluation needs fixed positives and negatives")
+        if batch.pos_edge_index.size(1) == 0:
+            raise ValueError(f"the {stage} batch has no positive pairs (pos_edge_index is [2, 0]): the DataModule's "
+                             f"{stage} split is empty")
         self._check_negative_count(batch, stage)
         pos_neg = torch.cat([batch.pos_edge_index, batch.neg_edge_index], dim=1)
         scorer = self.scorer(batch)  # encode once for the loss and the ranking

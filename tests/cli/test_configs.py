@@ -45,9 +45,14 @@ def test_configs_exist():
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(REPO / "configs")))
 def test_config_runs_one_batch(config, request, tmp_path, monkeypatch):
-    data_class = yaml.safe_load(config.read_text())["data"]["class_path"]
+    data = yaml.safe_load(config.read_text())["data"]
+    data_class = data["class_path"]
     if not data_class.endswith(SYNTHETIC):
-        monkeypatch.setenv("GRAPHLAB_DATA", str(request.getfixturevalue("data_root")))
+        root = request.getfixturevalue("data_root")
+        name = str(data.get("init_args", {}).get("name", ""))
+        if name.startswith("ogb") and not (root / name.replace("-", "_")).is_dir():
+            pytest.skip(f"{name} is not in the offline data copy (a config for users who have its files)")
+        monkeypatch.setenv("GRAPHLAB_DATA", str(root))
     cli = build_cli(["fit", "--config", str(config), "--trainer.fast_dev_run=1",
                      f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
                      "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"])

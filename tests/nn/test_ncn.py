@@ -1,0 +1,140 @@
+"""NCN / NCNC heads against dense computations of the paper's formulas (Wang, Yang, Zhang, ICLR 2024)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graphlab import ops
+from graphlab.nn.ncn import NCNCPredictor, NCNPredictor, drop_csr_entries
+
+
+def _graph(n: int = 12, p: float = 0.35, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A random symmetric graph without self-loops: dense 0/1 ``A`` and its sorted CSR."""
+    g = torch.Generator().manual_seed(seed)
+    upper = (torch.rand(n, n, generator=g) < p).triu(1)
+    dense = (upper | upper.T)
+    edge_index = dense.nonzero().T.contiguous()
+    rowptr, col, _ = ops.sorted_csr(edge_index, n)
+    return dense, rowptr, col
+
+
+def _pairs(n: int, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    pairs = torch.randint(0, n, (2, 20), generator=g)
+    return torch.cat([pairs, torch.tensor([[0, 3], [0, 3]])], dim=1)  # and two i = j pairs
+
+
+def _dense_ncn(model: NCNPredictor, h: torch.Tensor, dense: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    """s(i,j) = lin(xcnlin(sum_{w in N(i) ∩ N(j)} h'_w) * beta + xijlin(h_i * h_j)), h' = h + xlin(h)."""
+    h_prime = h + model.xlin(h) if model.xlin is not None else h
+    mask = (dense[pairs[0]] & dense[pairs[1]]).to(h.dtype)
+    z = mask @ h_prime
+    return model.lin(model.xcnlin(z) * model.beta + model.xijlin(h[pairs[0]] * h[pairs[1]]))
+
+
+@pytest.mark.parametrize("use_xlin,tailact,twolayerlin", [(True, True, False), (False, False, True)])
+def test_ncn_matches_dense_formula(use_xlin, tailact, twolayerlin):
+    torch.manual_seed(0)
+    dense, rowptr, col = _graph()
+    model = NCNPredictor(8, 8, dropout=0.3, edge_dropout=0.4, ln=True, use_xlin=use_xlin, tailact=tailact,
+                         twolayerlin=twolayerlin, beta=0.7).eval()
+    h = torch.randn(12, 8)
+    pairs = _pairs(12)
+    torch.testing.assert_close(model(h, rowptr, col, pairs), _dense_ncn(model, h, dense, pairs))
+
+
+def _dense_ncnc(model: NCNCPredictor, h: torch.Tensor, dense: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    """The paper's completion, densely: p~ = alpha pt sig(s(l - o)) / (pt sig(s(l - o)) + 1 - sig(s(l - o)))
+    with l the depth-0 (NCN) logit of the pair, evaluated on h' (as the official code calls itself)."""
+    h_prime = h + model.xlin(h)
+    n = h.size(0)
+    every = torch.cartesian_prod(torch.arange(n), torch.arange(n)).T
+    logit = _dense_ncn(model, h_prime, dense, every).view(n, n)  # P^(u, w)
+    sig = torch.sigmoid(model.scale * (logit - model.offset))
+    p_tilde = model.alpha * model.pt * sig / (model.pt * sig + 1 - sig)
+    i, j = pairs
+    a_i, a_j = dense[i].to(h.dtype), dense[j].to(h.dtype)
+    weight = a_i * a_j + a_i * (1 - a_j) * p_tilde[j] + a_j * (1 - a_i) * p_tilde[i]
+    z = weight @ h_prime
+    return model.lin(model.xcnlin(z) * model.beta + model.xijlin(h[i] * h[j]))
+
+
+def test_ncnc_completion_matches_dense_formula():
+    torch.manual_seed(0)
+    dense, rowptr, col = _graph(seed=3)
+    model = NCNCPredictor(8, 8, dropout=0.2, ln=True, use_xlin=True, tailact=True, alpha=0.9, scale=4.3, offset=0.2,
+                          pt=0.75, split_size=7).eval()
+    h = torch.randn(12, 8)
+    pairs = _pairs(12, seed=4)
+    expected = _dense_ncnc(model, h, dense, pairs)
+    torch.testing.assert_close(model(h, rowptr, col, pairs), expected)
+    # the completion changes the score: depth 0 (plain NCN on the same weights) differs
+    assert not torch.allclose(model(h, rowptr, col, pairs, depth=0), expected)
+
+
+def test_ncnc_completion_is_not_differentiated_but_head_is():
+    dense, rowptr, col = _graph(seed=5)
+    model = NCNCPredictor(6, 6, use_xlin=True).eval()
+    h = torch.randn(12, 6, requires_grad=True)
+    model(h, rowptr, col, _pairs(12)).sum().backward()
+    assert h.grad is not None and torch.isfinite(h.grad).all() and h.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("cls", [NCNPredictor, NCNCPredictor])
+def test_scores_are_symmetric(cls):
+    torch.manual_seed(0)
+    _, rowptr, col = _graph(n=15, seed=7)
+    model = cls(8, 8, ln=True, use_xlin=True).eval()
+    h = torch.randn(15, 8)
+    pairs = _pairs(15, seed=8)
+    torch.testing.assert_close(model(h, rowptr, col, pairs), model(h, rowptr, col, pairs.flip(0)))
+
+
+@pytest.mark.parametrize("cls,kwargs", [(NCNPredictor, {}), (NCNCPredictor, {"learnable_pt": True})])
+def test_gradcheck_float64(cls, kwargs):
+    torch.manual_seed(0)
+    _, rowptr, col = _graph(n=7, p=0.5, seed=9)
+    model = cls(3, 3, use_xlin=True, **kwargs).double().eval()
+    h = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+    pairs = torch.tensor([[0, 1, 2, 4], [3, 5, 6, 4]])
+    assert torch.autograd.gradcheck(lambda x: model(x, rowptr, col, pairs), (h,))
+
+
+def test_learnable_pt_gets_gradient():
+    _, rowptr, col = _graph(seed=2)
+    model = NCNCPredictor(6, 6, learnable_pt=True).eval()
+    model(torch.randn(12, 6), rowptr, col, _pairs(12)).sum().backward()
+    assert model.ptlin[0].weight.grad.abs().sum() > 0
+
+
+def test_drop_csr_entries_matches_mask():
+    _, rowptr, col = _graph(n=20, seed=11)
+    g = torch.Generator().manual_seed(0)
+    new_rowptr, new_col = drop_csr_entries(rowptr, col, 0.4, generator=g)
+    keep = torch.rand(col.numel(), generator=torch.Generator().manual_seed(0)) > 0.4
+    rows = torch.repeat_interleave(torch.arange(20), rowptr.diff())
+    expected_rowptr = torch.cat([torch.zeros(1, dtype=rowptr.dtype),
+                                 torch.bincount(rows[keep], minlength=20).cumsum(0)])
+    assert torch.equal(new_col, col[keep]) and torch.equal(new_rowptr, expected_rowptr)
+    assert drop_csr_entries(rowptr, col, 0.0) == (rowptr, col)
+
+
+def test_edge_dropout_only_in_training():
+    _, rowptr, col = _graph(seed=12)
+    model = NCNPredictor(4, 4, edge_dropout=0.9)
+    model.eval()
+    assert model.adjacency(rowptr, col)[1].numel() == col.numel()
+    model.train()
+    assert model.adjacency(rowptr, col)[1].numel() < col.numel()
+
+
+def test_bad_arguments_name_the_problem():
+    with pytest.raises(ValueError, match="in_channels .* must equal"):
+        NCNPredictor(4, 8, use_xlin=True)
+    with pytest.raises(ValueError, match="dropout and edge_dropout"):
+        NCNPredictor(4, 4, edge_dropout=1.0)
+    with pytest.raises(ValueError, match="pt is a prior probability"):
+        NCNCPredictor(4, 4, pt=1.5)
+    with pytest.raises(ValueError, match="depth must be >= 0"):
+        NCNCPredictor(4, 4, depth=-1)
