@@ -1,7 +1,10 @@
 """Benchmark the common-neighbour op against a faithful re-implementation of the official NCN design, same run.
 
-Two operations per graph, each timed (median ms) with its peak extra heap memory (MiB, glibc ``mallinfo2``
-sampled from a thread, see ``benchmarks/aggregate.py``):
+Two operations per graph, each timed (median ms) with its peak memory: the peak of the bytes held through
+torch's CPU allocator during one call (``torch.profiler`` with ``profile_memory=True`` records every allocation
+and free; their running sum from the call's start, result included, is maxed), in MiB. It counts every tensor the
+call allocates, intermediates and outputs, on both paths alike (the native kernel allocates only through torch);
+Python objects and the allocator's own slack are not counted.
 
 * ``sets``: the three neighbour sets of a batch of target pairs (NCNC needs all three);
 * ``cn-sum``: ``sum_{w in N(i) & N(j)} x_w`` with ``x`` of width 256 (NCN's common-neighbour term).
@@ -17,10 +20,13 @@ Methods:
   decode the matches into a sparse CSR matrix, and reduce with a sparse-dense product (``torch.sparse.mm``, the
   official ``spmm_add``).
 
-Graphs: ``cora`` = a random undirected graph of Cora's size (N = 2708, 10556 directed edges, B = 1152 pairs);
+Graphs: ``cora`` = the real Cora citation graph (Planetoid raw files from ``$GRAPHLAB_DATA/Cora`` or
+``../shared/data/Cora``, copied to a temporary folder and loaded with ``torch_geometric.datasets.Planetoid``;
+N = 2708, 10556 directed edges), target pairs as in NCN training: B = 1152 positive pairs drawn from the edges plus
+1152 uniformly random pairs (a random graph of Cora's size when the files are missing, said in the output);
 ``ddi`` = the real ogbl-ddi edge list from ``$GRAPHLAB_DATA`` or ``../shared/data`` (``ogbl_ddi/raw/edge.csv.gz``,
-read directly; N = 4267, 2.1M directed edges, B = 24576 pairs), or a random graph of the same size when the file is
-missing (said in the output). Target pairs: half existing edges, half random pairs.
+read directly; N = 4267, 2.1M directed edges, B = 24576 pairs: half existing edges, half random pairs), or a random
+graph of the same size when the file is missing (said in the output).
 
 Examples::
 
@@ -45,12 +51,12 @@ import graphlab.ops as ops
 from graphlab.ops import _native
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from aggregate import median_ms, peak_extra_mib  # noqa: E402 - the shared timing and heap-sampling helpers
+from aggregate import median_ms  # noqa: E402 - the shared timing helper
 
 FEATURES = 256
 ALL_SETS = ("cn", "src_only", "dst_only")
 GRAPH_SIZES = {  # name: (num_nodes, undirected edges, target pairs)
-    "cora": (2708, 5278, 1152),
+    "cora": (2708, 5278, 2304),  # 1152 positive + 1152 random pairs
     "ddi": (4267, 1067911, 24576),
     "tiny": (50, 200, 16),  # for the script's own test
 }
@@ -59,10 +65,31 @@ GRAPH_SIZES = {  # name: (num_nodes, undirected edges, target pairs)
 # --------------------------------------------------------------------------------------------- graphs
 
 
-def _ddi_edges() -> Tensor | None:
+def _data_roots() -> list[Path]:
     roots = [os.environ.get("GRAPHLAB_DATA"), str(Path(__file__).resolve().parents[2] / "shared" / "data")]
-    for root in filter(None, roots):
-        path = Path(root) / "ogbl_ddi" / "raw" / "edge.csv.gz"
+    return [Path(root) for root in roots if root]
+
+
+def _cora_edges() -> Tensor | None:
+    """Cora's ``edge_index`` (both directions) through PyG's Planetoid loader on a temporary copy of the raw files
+    (the data folder stays untouched), or ``None`` when the files are missing."""
+    for root in _data_roots():
+        raw = root / "Cora" / "raw"
+        if raw.is_dir():
+            import shutil
+            import tempfile
+
+            from torch_geometric.datasets import Planetoid
+
+            with tempfile.TemporaryDirectory() as tmp:
+                shutil.copytree(raw, Path(tmp) / "Cora" / "raw")
+                return Planetoid(tmp, "Cora")[0].edge_index
+    return None
+
+
+def _ddi_edges() -> Tensor | None:
+    for root in _data_roots():
+        path = root / "ogbl_ddi" / "raw" / "edge.csv.gz"
         if path.is_file():
             import pandas as pd
 
@@ -71,19 +98,43 @@ def _ddi_edges() -> Tensor | None:
 
 
 def make_graph(name: str, seed: int = 0) -> tuple[Tensor, int, Tensor, Tensor, str]:
-    """``(edge_index [2, E] both directions, N, src [B], dst [B], description)``."""
+    """``(edge_index [2, E] both directions, N, src [B], dst [B], description)``; the first ``B // 2`` pairs are
+    edges drawn uniformly (positives), the rest uniformly random node pairs (NCN's training batches)."""
     num_nodes, num_undirected, num_pairs = GRAPH_SIZES[name]
     gen = torch.Generator().manual_seed(seed)
-    edges = _ddi_edges() if name == "ddi" else None
-    what = "real ogbl-ddi edges" if edges is not None else "random graph of that size"
-    if edges is None:
+    if name == "cora" and (edge_index := _cora_edges()) is not None:
+        what = "real Cora (Planetoid), 1152 positive edges + 1152 random pairs"
+    elif name == "ddi" and (edges := _ddi_edges()) is not None:
+        edge_index, what = torch.cat([edges, edges.flip(0)], 1), "real ogbl-ddi edges"
+    else:
         edges = torch.randint(0, num_nodes, (2, num_undirected), generator=gen)
-    edge_index = torch.cat([edges, edges.flip(0)], 1)
+        edge_index = torch.cat([edges, edges.flip(0)], 1)
+        what = "RANDOM graph of that size (real data files not found)" if name != "tiny" else "random tiny graph"
     half = num_pairs // 2
-    picked = edges[:, torch.randint(0, edges.size(1), (half,), generator=gen)]
+    positives = edge_index[:, torch.randint(0, edge_index.size(1), (half,), generator=gen)]
     random_pairs = torch.randint(0, num_nodes, (2, num_pairs - half), generator=gen)
-    src, dst = torch.cat([picked, random_pairs], 1)
+    src, dst = torch.cat([positives, random_pairs], 1)
     return edge_index, num_nodes, src.contiguous(), dst.contiguous(), what
+
+
+def peak_mib(run: Callable[[], object]) -> float:
+    """Peak bytes held through torch's CPU allocator during one ``run()`` (result included), in MiB: the running
+    sum of the allocation (+) and free (-) events that ``torch.profiler(profile_memory=True)`` records."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        result = run()
+        del result
+    events = sorted(
+        (e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+         and e.device_type() == torch.autograd.DeviceType.CPU),
+        key=lambda e: e.start_ns(),
+    )
+    held = peak = 0
+    for event in events:
+        held += event.nbytes()
+        peak = max(peak, held)
+    return peak / 2**20
 
 
 # --------------------------------------------------------------------------------------------- official design
@@ -190,7 +241,7 @@ def run_graph(name: str, repeats: int, warmup: int) -> list[str]:
     x = torch.randn(num_nodes, FEATURES)
     check_agreement(rowptr, col, src, dst, x, num_nodes)
     runs = methods(rowptr, col, src, dst, x, num_nodes)
-    measured = {key: (median_ms(run, repeats, warmup), peak_extra_mib(run)) for key, run in runs.items()}
+    measured = {key: (median_ms(run, repeats, warmup), peak_mib(run)) for key, run in runs.items()}
     rows = []
     for op in ("sets", "cn-sum"):
         ms, mib = measured[("graphlab", op)]
@@ -205,7 +256,7 @@ def run_graph(name: str, repeats: int, warmup: int) -> list[str]:
 
 
 def _mib(value: float | None) -> str:
-    return f"{value:9.1f}" if value is not None else f"{'n/a':>9s}"
+    return f"{value:9.2f}" if value is not None else f"{'n/a':>9s}"
 
 
 def _ratio(num: float | None, den: float | None) -> str:
@@ -233,7 +284,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native kernels: "
-          f"{_native.unavailable_reason() or 'on'}; speedup = official ms / ours ms, mem x = official MiB / ours MiB")
+          f"{_native.unavailable_reason() or 'on'}; speedup = official ms / ours ms (median); MiB = peak bytes held "
+          "through torch's CPU allocator during one call, result included (torch.profiler profile_memory); "
+          "mem x = official MiB / ours MiB")
     print(header())
     for name in args.graphs:
         for row in run_graph(name, args.repeats, args.warmup):

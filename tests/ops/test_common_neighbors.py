@@ -215,7 +215,7 @@ def test_sampling_keeps_k_distinct_members_of_the_set_with_weight_size_over_k():
 def test_sampling_is_deterministic_with_a_seeded_generator_and_unbiased():
     rowptr, col, adj = _dense_graph(seed=1)
     src, dst = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
-    x = torch.randn(30, 2, dtype=torch.float64)
+    x = torch.randn(30, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))  # fixed: no flakiness
     run = lambda seed: ops.common_neighbors(  # noqa: E731
         rowptr, col, src, dst, x, max_neighbors=3, generator=torch.Generator().manual_seed(seed)
     )
