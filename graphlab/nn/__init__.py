@@ -2,9 +2,11 @@
 
 The convolutions are drop-ins for PyG's (:mod:`graphlab.nn.conv`), the sheaf layers implement Neural Sheaf
 Diffusion and sheaf convolutions (:mod:`graphlab.nn.sheaf`), and :class:`DropoutLinear` is input dropout plus a
-linear map computed from the non-zeros of sparse features (:mod:`graphlab.nn.sparse_input`).
+linear map computed from the non-zeros of sparse features (:mod:`graphlab.nn.sparse_input`), and
+:mod:`graphlab.nn.aggr` holds the learnable aggregations (LCM, recurrent).
 """
 
+from graphlab.nn.aggr import LCMAggregation, RecurrentAggregation
 from graphlab.nn.conv import GCNConv, GINConv, GINEConv, SAGEConv
 from graphlab.nn.sheaf import (
     DiscreteSheafDiffusionLayer,
@@ -26,9 +28,11 @@ __all__ = [
     "GCNConv",
     "GINConv",
     "GINEConv",
+    "LCMAggregation",
     "LocalConcatSheafLearner",
     "LocalConcatSheafLearnerVariant",
     "Orthogonal",
+    "RecurrentAggregation",
     "SAGEConv",
     "SheafConv",
     "SheafLaplacianLearner",

@@ -10,6 +10,8 @@ Public API::
     set_validation(True | False)                             # call or context manager
     spd_inv_sqrt(matrix)                                     # batched SPD A^{-1/2}, stable gradients
     block_spmm(diag_blocks, edge_blocks, index, x)           # sheaf Laplacian products, d x d blocks
+    tree_reduce(x, ptr, combine, empty=None) -> [S, F]      # balanced pairwise reduction per segment (LCM)
+    tree_reduce_schedule(ptr) -> TreeSchedule                # its integer schedule, cached per ptr
 
 See :mod:`graphlab.ops._backend` for the dispatch rules and :mod:`graphlab.ops.reference` for the semantics.
 """
@@ -29,6 +31,7 @@ from graphlab.ops.gather_reduce import gather_reduce
 from graphlab.ops.segment import segment_reduce, segment_softmax
 from graphlab.ops.sheaf import BlockIndex, block_spmm
 from graphlab.ops.linalg import spd_inv_sqrt
+from graphlab.ops.tree_reduce import TreeLevel, TreeSchedule, tree_reduce, tree_reduce_schedule
 
 __all__ = [
     "BlockIndex",
@@ -50,5 +53,9 @@ __all__ = [
     "set_validation",
     "spd_inv_sqrt",
     "to_csr",
+    "TreeLevel",
+    "TreeSchedule",
+    "tree_reduce",
+    "tree_reduce_schedule",
     "validation_enabled",
 ]

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from graphlab.kernels import gather_reduce as _gr
 from graphlab.kernels import segment_softmax as _softmax
+from graphlab.kernels import tree_reduce as _tree
 from graphlab.ops._kernel_table import GatherReduceKernels, SegmentSoftmaxKernels
 from graphlab.ops.csr import cached_transpose
 
@@ -50,3 +51,6 @@ SEGMENT_SOFTMAX_TRITON = SegmentSoftmaxKernels(
     forward=lambda src, ptr: _softmax.launch_segment_softmax_fwd(src.contiguous(), ptr.contiguous()),
     backward=lambda y, grad, ptr: _softmax.launch_segment_softmax_bwd(y, grad.contiguous(), ptr.contiguous()),
 )
+
+# The pairing step of the tree reduction (graphlab.ops.tree_reduce): (starts, counts) -> (left, right, carry, gather).
+TREE_PAIR_LEVEL = _tree.launch_pair_level

@@ -17,6 +17,7 @@ Conventions shared by all paths (the same as ``torch_scatter`` / PyG):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -147,3 +148,111 @@ def segment_softmax(src: Tensor, ptr: Tensor) -> Tensor:
     )
     out = shifted / denom[row]
     return out.squeeze(-1) if squeeze else out
+
+
+# ======================================================================================= tree reduction (LCM, #14)
+# The balanced pairwise reduction of every CSR segment, and its integer schedule, from the definition: plain
+# Python loops over segments and levels, one ``combine`` call per pair. The fast paths live in
+# :mod:`graphlab.ops.tree_reduce`; this section is what they are tested against.
+
+
+def tree_reduce_level_reference(starts: list[int], counts: list[int]) -> dict[str, list[int]]:
+    r"""One pairing level, from the definition, for the active segments ``(starts[s], counts[s])`` of the
+    current rows (each ``counts[s] >= 2``).
+
+    Inside segment ``s`` the rows ``starts[s] + 2k`` and ``starts[s] + 2k + 1`` are paired
+    (:math:`0 \le k < \lfloor c_s/2 \rfloor`); an odd last row ``starts[s] + c_s - 1`` is carried. The next
+    level lists, segment after segment, the ``k``-th pair result (position ``k``) and then the carried row, so it
+    holds :math:`\lceil c_s/2 \rceil` rows per segment.
+
+    Returns:
+        ``left``, ``right`` (pair ``p`` combines rows ``left[p]`` and ``right[p]``), ``carry`` (rows passed up),
+        ``gather`` (next-level row ``r`` is entry ``gather[r]`` of ``cat([pair results, carried rows])``) and
+        ``next_counts``.
+    """
+    left: list[int] = []
+    right: list[int] = []
+    carry: list[int] = []
+    layout: list[tuple[str, int]] = []
+    for start, count in zip(starts, counts):
+        for k in range(count // 2):
+            layout.append(("pair", len(left)))
+            left.append(start + 2 * k)
+            right.append(start + 2 * k + 1)
+        if count % 2 == 1:
+            layout.append(("carry", len(carry)))
+            carry.append(start + count - 1)
+    gather = [i if kind == "pair" else len(left) + i for kind, i in layout]
+    next_counts = [(c + 1) // 2 for c in counts]
+    return {"left": left, "right": right, "carry": carry, "gather": gather, "next_counts": next_counts}
+
+
+def tree_reduce_schedule(ptr: Tensor) -> list[dict[str, list[int]]]:
+    """The whole schedule of :func:`tree_reduce` for segments ``ptr`` ``[S + 1]``, level by level (reference).
+
+    Level ``l`` works on that level's rows (level 0: the input rows). A segment whose row count has reached 1 is
+    *done*: its row is emitted (``done``, in segment order, with the segment ids in ``done_segments``) and it
+    leaves the rows of later levels. The active segments (count >= 2) are paired as in
+    :func:`tree_reduce_level_reference`. The last level has only ``done`` rows.
+
+    Returns:
+        a list of dicts with keys ``done``, ``done_segments``, ``left``, ``right``, ``carry``, ``gather``.
+    """
+    bounds = [int(v) for v in ptr.tolist()]
+    segments = list(range(len(bounds) - 1))
+    starts = bounds[:-1]
+    counts = [bounds[s + 1] - bounds[s] for s in segments]
+    levels = []
+    while True:
+        done = [(st, s) for st, c, s in zip(starts, counts, segments) if c == 1]
+        active = [(st, c, s) for st, c, s in zip(starts, counts, segments) if c >= 2]
+        level = tree_reduce_level_reference([a[0] for a in active], [a[1] for a in active])
+        levels.append({"done": [d[0] for d in done], "done_segments": [d[1] for d in done],
+                       **{k: level[k] for k in ("left", "right", "carry", "gather")}})
+        if not active:
+            return levels
+        counts = level["next_counts"]
+        starts = [sum(counts[:i]) for i in range(len(counts))]
+        segments = [a[2] for a in active]
+
+
+def tree_reduce(
+    x: Tensor, ptr: Tensor, combine: Callable[[Tensor, Tensor], Tensor], empty: Tensor | None = None
+) -> Tensor:
+    r"""Balanced binary-tree reduction of every segment with a binary operator ``combine`` (reference).
+
+    For segment :math:`i` with rows :math:`r_0, \dots, r_{c-1}`:
+
+    .. math::
+        T(r_0) = r_0, \qquad
+        T(r_0, \dots, r_{c-1}) = T\big(r_0 \oplus r_1,\; r_2 \oplus r_3,\; \dots,\;
+        [r_{c-1} \text{ if } c \text{ odd}]\big),
+
+    i.e. one level pairs neighbours ``(2k, 2k+1)`` and passes an odd last row up unchanged; there are
+    :math:`\lceil \log_2 c \rceil` levels. An empty segment gives ``empty`` (zeros when ``None``). With an
+    associative ``combine`` this is the plain segment reduction.
+
+    This version loops over segments and calls ``combine`` on the pairs of one segment at a time.
+
+    Args:
+        x: ``[E, F]`` rows, segment after segment.
+        ptr: ``[S + 1]`` segment boundaries.
+        combine: ``(a [P, F], b [P, F]) -> [P, F]``, the binary operator :math:`\oplus` applied row-wise.
+        empty: optional ``[F]`` value of an empty segment.
+
+    Returns:
+        ``[S, F]``.
+    """
+    bounds = [int(v) for v in ptr.tolist()]
+    outs = []
+    for s in range(len(bounds) - 1):
+        rows = x[bounds[s]:bounds[s + 1]]
+        if rows.size(0) == 0:
+            outs.append(x.new_zeros(x.shape[1:]) if empty is None else empty.to(x.dtype))
+            continue
+        while rows.size(0) > 1:
+            half = rows.size(0) // 2
+            pairs = combine(rows[0:2 * half:2], rows[1:2 * half:2])
+            rows = torch.cat([pairs, rows[2 * half:]], dim=0)
+        outs.append(rows[0])
+    return torch.stack(outs) if outs else x.new_zeros((0, *x.shape[1:]))
