@@ -265,7 +265,7 @@ class SecondMinimumGraphData(GraphDataModule):
         y_v = \mathrm{bits}\big(\mathrm{sort}(\{\!\{x_u : (u, v) \in E\}\!\})_2\big),
 
     duplicates counted; :math:`x_v` itself is not in the multiset (no self loop). One message-passing step
-    with the aggregator under test (:class:`graphlab.models.NeighbourhoodSecondMinimum`) can solve it exactly.
+    with the aggregator under test (:class:`graphlab.models.NeighbourhoodModel`) can solve it exactly.
     ``edge_index`` is sorted by target, as recurrent aggregators need. All nodes of a split's graphs are labelled
     (``train_mask`` / ``val_mask`` / ``test_mask``, each graph carrying its own split's mask). Task
     :class:`~graphlab.tasks.NodeClassification` with task type ``binary``, metric ``exact_acc``.

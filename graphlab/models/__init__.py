@@ -1,6 +1,7 @@
 """Complete models, as a config's ``model.init_args.model.class_path`` names them."""
 
 from graphlab.models.gnn import GCN, GIN, GraphSAGE, LinkGNN
+from graphlab.models.multiset import MultisetModel, NeighbourhoodModel
 from graphlab.models.sheaf import (
     BundleNSD,
     ConnectionNSD,
@@ -13,7 +14,7 @@ from graphlab.models.sheaf import (
 )
 
 __all__ = [
-    "GCN", "GIN", "GraphSAGE", "LinkGNN",
+    "GCN", "GIN", "GraphSAGE", "LinkGNN", "MultisetModel", "NeighbourhoodModel",
     "NeuralSheafDiffusion", "DiagNSD", "BundleNSD", "GeneralNSD", "ContinuousNSD", "ConnectionNSD",
     "SheafNN", "Sheaf4Rec",
 ]
