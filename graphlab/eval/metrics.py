@@ -15,7 +15,8 @@ from torchmetrics.functional.regression import mean_absolute_error, mean_squared
 
 from graphlab.info import NODE_GRAPH_METRICS, DatasetInfo, is_hits_metric, is_ranking_metric
 
-__all__ = ["evaluate", "exact_match_accuracy", "link_metric", "positive_ranks", "pessimistic_ranks", "ranking_metric", "is_ranking_metric"]
+__all__ = ["evaluate", "exact_match_accuracy", "link_metric", "positive_ranks", "pessimistic_ranks", "ranking_metric",
+           "is_ranking_metric"]
 
 
 def evaluate(info: DatasetInfo, y_true: Tensor, y_pred: Tensor) -> float:

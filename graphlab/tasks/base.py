@@ -215,7 +215,8 @@ def check_aux_loss_weights(weights: Optional[dict[str, float]]) -> dict[str, flo
                         f"got {type(weights).__name__}")
     out = {}
     for name, weight in weights.items():
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+        numeric = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+        if not numeric or not math.isfinite(weight) or weight < 0:
             raise ValueError(f"aux_loss_weights[{name!r}] must be a finite number >= 0, got {weight!r}")
         out[str(name)] = float(weight)
     return out
