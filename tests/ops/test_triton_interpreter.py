@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-TRITON_TEST_FILES = [HERE / "test_gather_reduce.py", HERE / "test_segment.py", HERE.parent / "nn" / "test_conv.py"]
+TRITON_TEST_FILES = [HERE / "test_gather_reduce.py", HERE / "test_segment.py", HERE / "test_tree_reduce.py", HERE.parent / "nn" / "test_conv.py"]
 
 
 @pytest.mark.triton

@@ -6,6 +6,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from graphlab.ops import IdentityCache
+
+# ptr built from a sorted index, kept per index tensor. PyG's MessagePassing passes a fresh view ``edge_index[1]``
+# on every call, so the key is the view's base tensor plus the view's geometry (the version counter is shared,
+# so an in-place edit of edge_index invalidates the entry). A hit also reuses the tree schedule cached on ptr.
+PTR_CACHE = IdentityCache()
+
 
 def check_rows(name: str, x: Tensor, dim: int, in_channels: int) -> None:
     """``x`` must be ``[E, in_channels]`` floating, aggregated along ``dim`` in ``(0, -2)``."""
@@ -31,6 +38,13 @@ def segment_ptr(name: str, x: Tensor, index: Tensor | None, ptr: Tensor | None, 
         return ptr.long()
     if index is None:
         raise ValueError(f"{name} needs index or ptr")
+    base = index if index._base is None else index._base
+    key = ("ptr", index.storage_offset(), tuple(index.shape), tuple(index.stride()), index.dtype,
+           x.size(0), dim_size)
+    return PTR_CACHE.get_or_build([base], key, lambda: _ptr_from_index(name, x, index, dim_size))
+
+
+def _ptr_from_index(name: str, x: Tensor, index: Tensor, dim_size: int | None) -> Tensor:
     if index.dim() != 1 or index.numel() != x.size(0):
         raise ValueError(f"{name}: index must be [E] with one entry per row of x ({x.size(0)}), got shape "
                          f"{tuple(index.shape)}")
