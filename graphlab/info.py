@@ -12,7 +12,7 @@ from typing import Literal, Optional
 
 TaskType = Literal["multiclass", "binary", "regression", "link"]
 
-NODE_GRAPH_METRICS = ("acc", "rocauc", "ap", "rmse", "mae")
+NODE_GRAPH_METRICS = ("acc", "exact_acc", "rocauc", "ap", "rmse", "mae")
 LOWER_IS_BETTER = ("rmse", "mae")
 PAIR_METRICS = ("mrr", "hits")  # "mrr", "hits@K": fixed positive and negative pairs
 RANKING_METRICS = ("recall", "ndcg")  # "recall@K", "ndcg@K": every query node ranks all candidates
@@ -50,7 +50,8 @@ class DatasetInfo:
         num_features: node feature width (the model's ``in_channels``).
         num_outputs: classes for multiclass, tasks for binary/regression, 1 for link.
         metric: the headline metric, e.g. ``"acc"``, ``"rocauc"``, ``"rmse"``, ``"mae"``,
-            ``"hits@20"``, ``"mrr"``. Higher is better unless it is ``rmse``/``mae``.
+            ``"hits@20"``, ``"mrr"``, or ``"exact_acc"`` (binary multi-label: the fraction of rows whose every
+            label is predicted right, as for the bits of an integer). Higher is better unless it is ``rmse``/``mae``.
         ogb_name: the OGB dataset name when the data is an OGB dataset (its metric then follows
             OGB's ``Evaluator``; the tests check that graphlab's link metrics agree with it).
         num_edge_features: edge feature width (0 when there are none).

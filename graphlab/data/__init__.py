@@ -4,6 +4,7 @@ from graphlab.data.base import DatasetInfo, GraphDataModule, resolve_root
 from graphlab.data.ogb import OGBGraphData, OGBLinkData, OGBNodeData
 from graphlab.data.movielens import MovieLens100K
 from graphlab.data.planetoid_link import PlanetoidLinkData
+from graphlab.data.multiset import SecondMinimumData, SecondMinimumGraphData
 from graphlab.data.pyg import PyGData
 from graphlab.data.synthetic import CSBMData, CSLData, RandomLinkData
 
@@ -19,5 +20,7 @@ __all__ = [
     "PlanetoidLinkData",
     "PyGData",
     "RandomLinkData",
+    "SecondMinimumData",
+    "SecondMinimumGraphData",
     "resolve_root",
 ]

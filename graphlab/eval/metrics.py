@@ -15,7 +15,8 @@ from torchmetrics.functional.regression import mean_absolute_error, mean_squared
 
 from graphlab.info import NODE_GRAPH_METRICS, DatasetInfo, is_hits_metric, is_ranking_metric
 
-__all__ = ["evaluate", "link_metric", "positive_ranks", "pessimistic_ranks", "ranking_metric", "is_ranking_metric"]
+__all__ = ["evaluate", "exact_match_accuracy", "link_metric", "positive_ranks", "pessimistic_ranks", "ranking_metric",
+           "is_ranking_metric"]
 
 
 def evaluate(info: DatasetInfo, y_true: Tensor, y_pred: Tensor) -> float:
@@ -33,11 +34,35 @@ def evaluate(info: DatasetInfo, y_true: Tensor, y_pred: Tensor) -> float:
         if info.task_type != "multiclass":
             raise ValueError(f"metric 'acc' needs a multiclass task, got task_type={info.task_type!r}")
         return float(multiclass_accuracy(y_pred, y_true, num_classes=y_pred.size(-1), average="micro"))
+    if metric == "exact_acc":
+        if info.task_type != "binary":
+            raise ValueError(f"metric 'exact_acc' needs a binary multi-label task, got task_type={info.task_type!r}")
+        return exact_match_accuracy(y_true, y_pred)
     if metric in ("rocauc", "ap"):
         return _masked_per_task(y_true, y_pred, binary_auroc if metric == "rocauc" else binary_average_precision)
     if metric in ("rmse", "mae"):
         return _masked_regression(y_true, y_pred, metric)
     raise ValueError(f"unknown metric {metric!r} for {info.name}; supported: {NODE_GRAPH_METRICS}")
+
+
+def exact_match_accuracy(y_true: Tensor, y_pred: Tensor) -> float:
+    r"""Fraction of rows whose every label is right: :math:`\frac1N \sum_i \prod_t \mathbb 1[\,[s_{it} > 0] = y_{it}]`.
+
+    Args:
+        y_true: ``[N, T]`` 0/1 targets (e.g. the bits of an integer); NaN (missing) is not allowed.
+        y_pred: ``[N, T]`` logits; a label is predicted 1 where its logit is > 0 (probability > 1/2).
+    """
+    y_true, y_pred = _as_2d(y_true), _as_2d(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"exact_acc needs targets and logits of one shape, got {tuple(y_true.shape)} and "
+                         f"{tuple(y_pred.shape)}")
+    if torch.isnan(y_true).any():
+        raise ValueError("exact_acc needs every label: y_true holds NaN (missing) entries; use 'rocauc' or 'ap' "
+                         "for partially labelled data")
+    if y_true.size(0) == 0:
+        raise ValueError("exact_acc of an empty split is undefined")
+    correct = ((y_pred > 0) == (y_true > 0.5)).all(dim=1)
+    return float(correct.float().mean())
 
 
 def _ogb_node_or_graph(info: DatasetInfo, y_true: Tensor, y_pred: Tensor) -> float:

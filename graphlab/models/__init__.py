@@ -1,6 +1,7 @@
 """Complete models, as a config's ``model.init_args.model.class_path`` names them."""
 
 from graphlab.models.gnn import GCN, GIN, GraphSAGE, LinkGNN
+from graphlab.models.multiset import MultisetModel, NeighbourhoodModel
 from graphlab.models.ncn import NCN, NCNC, NCNEncoder
 from graphlab.models.sheaf import (
     BundleNSD,
@@ -14,7 +15,7 @@ from graphlab.models.sheaf import (
 )
 
 __all__ = [
-    "GCN", "GIN", "GraphSAGE", "LinkGNN", "NCN", "NCNC", "NCNEncoder",
+    "GCN", "GIN", "GraphSAGE", "LinkGNN", "MultisetModel", "NCN", "NCNC", "NCNEncoder", "NeighbourhoodModel",
     "NeuralSheafDiffusion", "DiagNSD", "BundleNSD", "GeneralNSD", "ContinuousNSD", "ConnectionNSD",
     "SheafNN", "Sheaf4Rec",
 ]

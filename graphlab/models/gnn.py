@@ -14,13 +14,15 @@ References:
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Optional
+import copy
+from typing import Any, Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
 from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
+from torch_geometric.nn.aggr import Aggregation
 from torch_geometric.nn.conv import GINEConv
 
 from graphlab.nn.conv import GCNConv, GINConv, SAGEConv
@@ -186,6 +188,11 @@ class GIN(nn.Module):
             (GINE on real edge features of width ``edge_dim``).
         edge_dim: edge feature width for ``edge_encoder="linear"``.
         train_eps: learn :math:`\epsilon` (GIN-:math:`\epsilon`).
+        aggr: the neighbourhood aggregation replacing :math:`\sum_{u \in N(v)}`: ``None`` (default) sums, on
+            graphlab's fused path; any ``torch_geometric.nn.aggr.Aggregation`` (e.g.
+            ``graphlab.nn.aggr.LCMAggregation(hidden, hidden)``, whose width must be ``hidden_channels``) is used
+            instead, one independent copy per layer (parameters re-initialised for each). The edges are then sorted
+            by target in ``forward`` (order-dependent aggregators need each neighbourhood's rows consecutive).
     """
 
     def __init__(
@@ -200,15 +207,21 @@ class GIN(nn.Module):
         edge_encoder: Literal["none", "bond", "linear"] = "none",
         edge_dim: int = 0,
         train_eps: bool = False,
+        aggr: Optional[Aggregation] = None,
     ) -> None:
         super().__init__()
         _check_layers(num_layers)
+        if aggr is not None and not isinstance(aggr, Aggregation):
+            raise TypeError(f"aggr must be None (sum) or a torch_geometric.nn.aggr.Aggregation, got "
+                            f"{type(aggr).__name__}")
+        self.sorts_edges = aggr is not None  # a custom aggregation needs each neighbourhood's rows consecutive
         if edge_encoder == "linear" and edge_dim < 1:
             raise ValueError("edge_encoder='linear' needs edge_dim >= 1 (the edge feature width)")
         self.in_channels, self.out_channels, self.dropout, self.pool = in_channels, out_channels, dropout, pool
         self.edge_encoder_kind = edge_encoder
         self.encoder = _node_encoder(node_encoder, in_channels, hidden_channels)
-        self.convs = nn.ModuleList(self._conv(hidden_channels, train_eps) for _ in range(num_layers))
+        aggrs = [aggr if i == 0 or aggr is None else copy.deepcopy(aggr) for i in range(num_layers)]
+        self.convs = nn.ModuleList(self._conv(hidden_channels, train_eps, layer_aggr) for layer_aggr in aggrs)
         self.edge_encoders = nn.ModuleList(
             self._edge_encoder(edge_encoder, edge_dim, hidden_channels) for _ in range(num_layers)
         ) if edge_encoder != "none" else None
@@ -216,11 +229,14 @@ class GIN(nn.Module):
         self.readout = _Readout(hidden_channels, out_channels, pool)
         self.reset_parameters()
 
-    def _conv(self, hidden_channels: int, train_eps: bool) -> nn.Module:
+    def _conv(self, hidden_channels: int, train_eps: bool, aggr: Optional[Aggregation]) -> nn.Module:
+        """One GIN/GINE layer; ``aggr`` ``None`` sums (fused path). ``reset_parameters()`` later re-initialises
+        each layer's copy of a custom aggregation independently."""
         mlp = _mlp(hidden_channels, 2 * hidden_channels, hidden_channels)
+        reduce: Any = "add" if aggr is None else aggr
         if self.edge_encoder_kind == "none":
-            return GINConv(mlp, train_eps=train_eps)
-        return GINEConv(mlp, train_eps=train_eps)
+            return GINConv(mlp, train_eps=train_eps, aggr=reduce)
+        return GINEConv(mlp, train_eps=train_eps, aggr=reduce)
 
     def _dtype(self) -> torch.dtype:
         return next(p.dtype for p in self.parameters() if p.is_floating_point())
@@ -240,6 +256,8 @@ class GIN(nn.Module):
         parameters (integer or float64 features work with a float32 model), categorical ones to int64; so are
         real edge features (``edge_encoder="linear"``)."""
         h = self.encoder(x.long() if isinstance(self.encoder, AtomEncoder) else x.to(self._dtype()))
+        if self.sorts_edges:
+            edge_index, edge_attr = _sorted_by_target(edge_index, edge_attr)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             if self.edge_encoders is not None:
                 if edge_attr is None:
@@ -313,6 +331,15 @@ class LinkGNN(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_label_index: Tensor) -> Tensor:
         return self.decode(self.encode(x, edge_index), edge_label_index)
+
+
+def _sorted_by_target(edge_index: Tensor, edge_attr: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor]]:
+    """The edges (and their features) sorted by target node, stably; unchanged when already sorted."""
+    dst = edge_index[1]
+    if dst.numel() < 2 or bool((dst[1:] >= dst[:-1]).all()):
+        return edge_index, edge_attr
+    order = torch.sort(dst, stable=True).indices
+    return edge_index[:, order], (edge_attr[order] if edge_attr is not None else None)
 
 
 def _check_layers(num_layers: int) -> None:

@@ -8,6 +8,7 @@ comes from the attached DataModule, so a task never hard-codes a metric.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, Literal, Optional
 
 import lightning as L
@@ -21,7 +22,7 @@ from graphlab.tasks.checkpoint import LastCheckpoint
 
 
 class GraphTask(L.LightningModule):
-    """Base task: optimiser, metric bookkeeping and best-checkpoint selection.
+    r"""Base task: optimiser, metric bookkeeping and best-checkpoint selection.
 
     Args:
         model: the network. If it defines ``optimizer_param_groups(weight_decay)``, those
@@ -33,6 +34,10 @@ class GraphTask(L.LightningModule):
             ``cosine`` (over ``trainer.max_epochs``).
         info: the dataset description. Normally left out: it is read from the attached
             DataModule's ``info``. Give it to use the task without a graphlab DataModule.
+        aux_loss_weights: weights :math:`\lambda_k` of the auxiliary losses that modules of the model report
+            (e.g. ``{associativity: 0.1}`` for :class:`graphlab.nn.aggr.LCMAggregation`'s regulariser). The
+            training loss is :math:`\mathcal L = \mathcal L_{task} + \sum_k \lambda_k \mathcal L_k`; see
+            :meth:`add_auxiliary_losses`. Empty (default): the auxiliary losses are logged but not trained on.
     """
 
     def __init__(
@@ -43,8 +48,10 @@ class GraphTask(L.LightningModule):
         optimizer: Literal["adam", "adamw", "sgd"] = "adam",
         lr_scheduler: Literal["none", "plateau", "cosine"] = "none",
         info: Optional[DatasetInfo] = None,
+        aux_loss_weights: Optional[dict[str, float]] = None,
     ) -> None:
         super().__init__()
+        self.aux_loss_weights = check_aux_loss_weights(aux_loss_weights)
         self.save_hyperparameters(ignore=["model", "info"])
         self.model = model
         self._info = info
@@ -110,6 +117,48 @@ class GraphTask(L.LightningModule):
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         return str(getattr(datamodule, "predict_split", "test"))
 
+    # ------------------------------------------------------------------ auxiliary losses
+    def auxiliary_losses(self) -> dict[str, Tensor]:
+        """Every auxiliary loss the model's modules report for the last forward pass, summed per name.
+
+        A module takes part by defining ``auxiliary_losses() -> dict[str, Tensor]`` (as
+        :class:`graphlab.nn.aggr.LCMAggregation` does); calling it lets the module drop what it kept from the
+        forward pass.
+        """
+        totals: dict[str, Tensor] = {}
+        for module in self.model.modules():
+            report = getattr(module, "auxiliary_losses", None)
+            if not callable(report):
+                continue
+            for name, value in report().items():
+                totals[name] = totals[name] + value if name in totals else value
+        return totals
+
+    def add_auxiliary_losses(self, loss: Tensor, batch_size: int) -> Tensor:
+        r"""The training loss :math:`\mathcal L_{task} + \sum_k \lambda_k \mathcal L_k`, logging each term.
+
+        Every training step of every task ends here, right after its forward pass. The model's auxiliary losses
+        are collected every step, whether or not a weight is set: a module may hold tensors of its forward pass
+        until it is asked (so asking frees them at once), and each ``train_<name>_loss`` is logged so a regulariser
+        can be watched before it is switched on. Unweighted ones are logged detached and add nothing to the graph.
+
+        Raises:
+            ValueError: a name in ``aux_loss_weights`` that no module of the model reported.
+        """
+        aux = self.auxiliary_losses()
+        missing = sorted(set(self.aux_loss_weights) - set(aux))
+        if missing:
+            available = ", ".join(sorted(aux)) or "none (no module of the model defines auxiliary_losses())"
+            raise ValueError(f"aux_loss_weights names {missing}, but the model reports no such auxiliary loss; "
+                             f"available: {available}. Fix the names in aux_loss_weights or remove them")
+        total = loss
+        for name, value in aux.items():
+            self.log(f"train_{name}_loss", value.detach(), batch_size=batch_size)
+            weight = self.aux_loss_weights.get(name, 0.0)
+            if weight:
+                total = total + weight * value
+        return total
+
     # ------------------------------------------------------------------ metrics
     def collect(self, stage: str, y_true: Tensor, y_pred: Tensor) -> None:
         self._outputs.setdefault(stage, []).append((y_true.detach().cpu(), y_pred.detach().cpu()))
@@ -155,3 +204,19 @@ class GraphTask(L.LightningModule):
         max_epochs = max(int(self.trainer.max_epochs or 1), 1)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def check_aux_loss_weights(weights: Optional[dict[str, float]]) -> dict[str, float]:
+    """``weights`` as a plain dict of finite, non-negative floats (``None`` → ``{}``), or a clear error."""
+    if weights is None:
+        return {}
+    if not isinstance(weights, dict):
+        raise TypeError(f"aux_loss_weights must be a mapping name -> weight, e.g. {{associativity: 0.1}}; "
+                        f"got {type(weights).__name__}")
+    out = {}
+    for name, weight in weights.items():
+        numeric = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+        if not numeric or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"aux_loss_weights[{name!r}] must be a finite number >= 0, got {weight!r}")
+        out[str(name)] = float(weight)
+    return out

@@ -28,7 +28,7 @@ class GraphPrediction(GraphTask):
     Args:
         loss: regression loss, ``mse`` (default, OGB's choice for molesol) or ``l1``
             (the usual choice for ZINC).
-        model, lr, weight_decay, optimizer, lr_scheduler, info: see
+        model, lr, weight_decay, optimizer, lr_scheduler, info, aux_loss_weights: see
             :class:`~graphlab.tasks.base.GraphTask`.
     """
 
@@ -41,10 +41,11 @@ class GraphPrediction(GraphTask):
         lr_scheduler: Literal["none", "plateau", "cosine"] = "none",
         info: Optional[DatasetInfo] = None,
         loss: Literal["mse", "l1"] = "mse",
+        aux_loss_weights: Optional[dict[str, float]] = None,
     ) -> None:
         if loss not in ("mse", "l1"):
             raise ValueError(f"loss must be 'mse' or 'l1', got {loss!r}")
-        super().__init__(model, lr, weight_decay, optimizer, lr_scheduler, info)
+        super().__init__(model, lr, weight_decay, optimizer, lr_scheduler, info, aux_loss_weights)
         self.loss_name = loss
 
     def loss(self, pred: Tensor, y: Tensor) -> Tensor:
@@ -70,7 +71,7 @@ class GraphPrediction(GraphTask):
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
+        return self.add_auxiliary_losses(self._step(batch, "train"), batch.num_graphs)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "val")

@@ -105,7 +105,7 @@ class LinkPrediction(GraphTask):
         eval_batch_size: pairs scored at once during evaluation.
         loss: ``"bce"`` or ``"bpr"``.
         l2_decay: λ of the BPR embedding regulariser (needs ``model.embed``); 0 disables it.
-        model, lr, weight_decay, optimizer, lr_scheduler, info: see
+        model, lr, weight_decay, optimizer, lr_scheduler, info, aux_loss_weights: see
             :class:`~graphlab.tasks.base.GraphTask`.
     """
 
@@ -122,6 +122,7 @@ class LinkPrediction(GraphTask):
         loss: Literal["bce", "bpr"] = "bce",
         l2_decay: float = 0.0,
         remove_target_links: bool = False,
+        aux_loss_weights: Optional[dict[str, float]] = None,
     ) -> None:
         if num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
@@ -131,7 +132,7 @@ class LinkPrediction(GraphTask):
             raise ValueError(f"l2_decay > 0 regularises the initial embeddings, but {type(model).__name__} has no "
                              "`embed(x)` method: set l2_decay to 0 or use a model with an embedding table")
         _check_decode_contract(model)
-        super().__init__(model, lr, weight_decay, optimizer, lr_scheduler, info)
+        super().__init__(model, lr, weight_decay, optimizer, lr_scheduler, info, aux_loss_weights)
         self.num_negatives = num_negatives
         self.eval_batch_size = eval_batch_size
         self.loss_name, self.l2_decay = loss, l2_decay
@@ -159,7 +160,7 @@ class LinkPrediction(GraphTask):
         if self.loss_name == "bpr":
             loss = self._bpr_step(batch)
             self.log("train_loss", loss, prog_bar=True, batch_size=batch.pos_edge_index.size(1))
-            return loss
+            return self.add_auxiliary_losses(loss, batch.pos_edge_index.size(1))
         pos = batch.pos_edge_index
         if pos.size(1) == 0:
             raise ValueError("the training batch has no positive pairs (pos_edge_index is [2, 0]): check the "
@@ -175,7 +176,7 @@ class LinkPrediction(GraphTask):
         labels = torch.cat([logits.new_ones(pos.size(1)), logits.new_zeros(neg.size(1))])
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         self.log("train_loss", loss, prog_bar=True, batch_size=pos.size(1))
-        return loss
+        return self.add_auxiliary_losses(loss, pos.size(1))
 
     def _bpr_step(self, batch: Data) -> Tensor:
         pos = batch.pos_edge_index.repeat(1, self.num_negatives)
