@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from graphlab import ops
+from graphlab.nn.dropout import UniformDropout
 
 
 def _norm(dim: int, ln: bool) -> nn.Module:
@@ -89,15 +90,15 @@ class NCNPredictor(nn.Module):
         self.use_xlin, self.tailact, self.twolayerlin = use_xlin, tailact, twolayerlin
         self.beta_init, self.max_neighbors = beta, max_neighbors
         f, d, hid = in_channels, dropout, hidden_channels
-        self.xlin = nn.Sequential(nn.Linear(f, hid), nn.Dropout(d), nn.ReLU(), nn.Linear(hid, hid), _norm(hid, ln),
-                                  nn.Dropout(d), nn.ReLU()) if use_xlin else None
-        self.xcnlin = nn.Sequential(nn.Linear(f, hid), nn.Dropout(d), nn.ReLU(), nn.Linear(hid, hid),
-                                    _norm(hid, ln), nn.Dropout(d), nn.ReLU(),
+        self.xlin = nn.Sequential(nn.Linear(f, hid), UniformDropout(d), nn.ReLU(), nn.Linear(hid, hid),
+                                  _norm(hid, ln), UniformDropout(d), nn.ReLU()) if use_xlin else None
+        self.xcnlin = nn.Sequential(nn.Linear(f, hid), UniformDropout(d), nn.ReLU(), nn.Linear(hid, hid),
+                                    _norm(hid, ln), UniformDropout(d), nn.ReLU(),
                                     nn.Identity() if tailact else nn.Linear(hid, hid))
-        self.xijlin = nn.Sequential(nn.Linear(f, hid), _norm(hid, ln), nn.Dropout(d), nn.ReLU(),
+        self.xijlin = nn.Sequential(nn.Linear(f, hid), _norm(hid, ln), UniformDropout(d), nn.ReLU(),
                                     nn.Identity() if tailact else nn.Linear(hid, hid))
-        second = [nn.Linear(hid, hid), _norm(hid, ln), nn.Dropout(d), nn.ReLU()] if twolayerlin else []
-        self.lin = nn.Sequential(nn.Linear(hid, hid), _norm(hid, ln), nn.Dropout(d), nn.ReLU(), *second,
+        second = [nn.Linear(hid, hid), _norm(hid, ln), UniformDropout(d), nn.ReLU()] if twolayerlin else []
+        self.lin = nn.Sequential(nn.Linear(hid, hid), _norm(hid, ln), UniformDropout(d), nn.ReLU(), *second,
                                  nn.Linear(hid, out_channels))
         self.beta = nn.Parameter(torch.empty(1))
         self.reset_parameters()
