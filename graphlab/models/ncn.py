@@ -17,7 +17,9 @@ from torch_geometric.data import Data
 
 from graphlab import ops
 from graphlab.nn.conv import GCNConv
+from graphlab.nn.dropout import UniformDropout
 from graphlab.nn.ncn import NCNCPredictor, NCNPredictor
+from graphlab.nn.sparse_input import DropoutLinear
 
 Conv = Literal["puregcn", "puresum", "puremean", "gcn", "sage", "gin"]
 PURE = ("puregcn", "puresum", "puremean")
@@ -128,20 +130,23 @@ class NCNEncoder(nn.Module):
         pure = conv in PURE
         if use_embedding:
             self.embedding = nn.Embedding(num_nodes, hidden_channels)
-            self.xemb = nn.Dropout(dropout)
+            self.xemb = UniformDropout(dropout)
         else:
             self.embedding = None
-            layers: list[nn.Module] = [nn.Dropout(xdropout)]
             if pure or num_layers == 0:
-                layers += [nn.Linear(in_channels, hidden_channels), nn.Dropout(dropout)]
-            self.xemb = nn.Sequential(*layers)
+                # Drop(xdp) then Linear as one DropoutLinear (the same random function, computed from the non-zeros
+                # of sparse bag-of-words features); the Identity keeps the Linear's state-dict key ``xemb.1``
+                self.xemb = nn.Sequential(nn.Identity(), DropoutLinear(in_channels, hidden_channels, p=xdropout),
+                                          UniformDropout(dropout))
+            else:
+                self.xemb = nn.Sequential(UniformDropout(xdropout))
         width = hidden_channels if (use_embedding or pure or num_layers == 0) else in_channels
         self.convs, self.acts = nn.ModuleList(), nn.ModuleList()
         for layer in range(num_layers):
             last = layer == num_layers - 1
             if pure:
                 self.convs.append(PureConv(conv.removeprefix("pure")))
-                self.acts.append(nn.Dropout(tail_dropout) if last else nn.Identity())
+                self.acts.append(UniformDropout(tail_dropout) if last else nn.Identity())
                 continue
             if conv == "gcn":
                 self.convs.append(GCNConv(width, hidden_channels))
@@ -149,8 +154,8 @@ class NCNEncoder(nn.Module):
                 self.convs.append(LinearAggrConv(width, hidden_channels, "mean" if conv == "sage" else "sum"))
             width = hidden_channels
             keep_act = layer == 0 or not last  # the official code: an activation after layers 0 .. L-2, and layer 0
-            self.acts.append(nn.Sequential(nn.LayerNorm(hidden_channels) if ln else nn.Identity(), nn.Dropout(dropout),
-                                           nn.ReLU()) if keep_act else nn.Identity())
+            self.acts.append(nn.Sequential(nn.LayerNorm(hidden_channels) if ln else nn.Identity(),
+                                           UniformDropout(dropout), nn.ReLU()) if keep_act else nn.Identity())
         self.jk_weights = nn.Parameter(torch.empty(num_layers)) if self.jk else None
         self.reset_parameters()
 

@@ -8,6 +8,7 @@ linear map computed from the non-zeros of sparse features (:mod:`graphlab.nn.spa
 
 from graphlab.nn.aggr import LCMAggregation, RecurrentAggregation
 from graphlab.nn.conv import GCNConv, GINConv, GINEConv, SAGEConv
+from graphlab.nn.dropout import UniformDropout
 from graphlab.nn.ncn import NCNCPredictor, NCNPredictor
 from graphlab.nn.sheaf import (
     DiscreteSheafDiffusionLayer,
@@ -38,5 +39,6 @@ __all__ = [
     "RecurrentAggregation",
     "SAGEConv",
     "SheafConv",
+    "UniformDropout",
     "SheafLaplacianLearner",
 ]

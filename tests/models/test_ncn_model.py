@@ -85,3 +85,26 @@ def test_param_groups_and_decode_contract(cls):
     torch.testing.assert_close(out, model(x, edge_index, pairs))
     with pytest.raises(ValueError, match="pass graph="):
         model.decode(z, pairs)
+
+
+def test_encoder_input_map_is_dropout_then_linear_in_distribution():
+    """The input map Drop(xdp) -> Linear runs on the non-zeros of sparse features (DropoutLinear); its outputs must
+    have the mean and variance of the dense formula  b + (x * m / (1 - p)) W^T,  m ~ Bernoulli(1 - p)."""
+    from graphlab.nn.sparse_input import DropoutLinear
+
+    torch.manual_seed(0)
+    p, draws = 0.7, 4000
+    x = torch.rand(6, 40, dtype=torch.float64) * (torch.rand(6, 40, dtype=torch.float64) < 0.08)
+    x[:, 0] = 1.0  # every row has a non-zero
+    enc = NCNEncoder(40, 4, num_layers=1, conv="puregcn", xdropout=p, dropout=0.0).double()
+    lin = enc.xemb[1]
+    assert isinstance(lin, DropoutLinear) and "xemb.1.weight" in enc.state_dict()  # checkpoint keys unchanged
+    torch.testing.assert_close(enc.eval().xemb(x), x @ lin.weight.t() + lin.bias)
+    enc.train()
+    with torch.no_grad():
+        samples = torch.stack([enc.xemb(x) for _ in range(draws)])
+    mean = x @ lin.weight.t() + lin.bias
+    var = (x ** 2) @ (lin.weight.t() ** 2) * p / (1 - p)
+    standard_error = (var / draws).sqrt()
+    assert bool(((samples.mean(0) - mean).abs() <= 5 * standard_error).all())
+    torch.testing.assert_close(samples.var(0), var, rtol=0.15, atol=1e-9)

@@ -138,3 +138,27 @@ def test_bad_arguments_name_the_problem():
         NCNCPredictor(4, 4, pt=1.5)
     with pytest.raises(ValueError, match="depth must be >= 0"):
         NCNCPredictor(4, 4, depth=-1)
+
+
+@pytest.mark.parametrize("n,p,rows_expected", [(60, 0.05, "subset"), (12, 0.6, "all")])
+def test_xlin_on_the_members_only_matches_dense_formula_values_and_gradients(n, p, rows_expected):
+    """h' is computed on the distinct common neighbours only (all nodes when they are more than half): same
+    scores and gradients as the dense formula that transforms every node."""
+    torch.manual_seed(0)
+    dense, rowptr, col = _graph(n, p, seed=3)
+    model = NCNPredictor(8, 8, dropout=0.3, ln=True, use_xlin=True, tailact=True).double().eval()
+    rows_seen = []
+    model.xlin.register_forward_hook(lambda module, args, out: rows_seen.append(args[0].size(0)))
+    h = torch.randn(n, 8, dtype=torch.float64, requires_grad=True)
+    pairs = _pairs(n)
+    got = model(h, rowptr, col, pairs)
+    members = int((dense[pairs[0]] & dense[pairs[1]]).any(0).sum())
+    assert 0 < members and (members < n / 2) == (rows_expected == "subset")
+    assert rows_seen == [members if rows_expected == "subset" else n]
+    weight = torch.randn_like(got)
+    grads = torch.autograd.grad((got * weight).sum(), [h, *model.parameters()])
+    want = _dense_ncn(model, h, dense, pairs)
+    want_grads = torch.autograd.grad((want * weight).sum(), [h, *model.parameters()])
+    torch.testing.assert_close(got, want)
+    for a, b in zip(grads, want_grads):
+        torch.testing.assert_close(a, b)
