@@ -32,7 +32,7 @@ Examples::
 
     python benchmarks/common_neighbors.py                    # cora and ddi
     python benchmarks/common_neighbors.py --graphs cora --repeats 20
-    python benchmarks/common_neighbors.py --epoch            # full-epoch comparison (added with the NCN models)
+    python benchmarks/common_neighbors.py --epoch            # plus full NCN / NCNC training epochs on Cora
 """
 
 from __future__ import annotations
@@ -231,8 +231,13 @@ def check_agreement(rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, x: Te
 
 
 def epoch_comparison(args: argparse.Namespace) -> list[str]:
-    """Full training epoch, graphlab NCN/NCNC vs the official design: added with the models (issue 13)."""
-    raise NotImplementedError("the full-epoch comparison is added with the NCN/NCNC models (issue 13, part 2)")
+    """Full NCN / NCNC training epochs on Cora (README hyperparameters, validation off), each in a fresh process,
+    against the official code's own figures measured on this machine (``benchmarks/ncn_epoch.py``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from ncn_epoch import epoch_table
+
+    return ["", f"full training epoch on Cora ({args.epoch_count} epochs, median after the first):",
+            *epoch_table(args.epoch_count)]
 
 
 def run_graph(name: str, repeats: int, warmup: int) -> list[str]:
@@ -278,6 +283,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--epoch", action="store_true", help="also compare a full NCN/NCNC training epoch")
+    parser.add_argument("--epoch-count", type=int, default=5, help="epochs per model for --epoch")
     return parser.parse_args(argv)
 
 
