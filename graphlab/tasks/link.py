@@ -8,6 +8,7 @@ from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import negative_sampling
@@ -16,6 +17,7 @@ from graphlab.data.splits import pair_keys, sample_tail_negatives
 from graphlab.eval.metrics import link_metric, ranking_metric
 from graphlab.info import DatasetInfo, is_ranking_metric
 from graphlab.tasks.base import GraphTask
+from graphlab.tasks.checkpoint import load_model_weights
 
 
 def bpr_loss(pos_score: Tensor, neg_score: Tensor, embeddings: Optional[Tensor] = None,
@@ -105,6 +107,11 @@ class LinkPrediction(GraphTask):
         eval_batch_size: pairs scored at once during evaluation.
         loss: ``"bce"`` or ``"bpr"``.
         l2_decay: λ of the BPR embedding regulariser (needs ``model.embed``); 0 disables it.
+        init_from: warm start: a checkpoint (a graphlab run's ``.ckpt``, or a saved ``model.state_dict()``) whose
+            weights are copied into the model when ``fit`` starts, by name, e.g. NCNC from a trained NCN (the
+            official ``--loadmod``); weights only the model has keep their initialisation, a shape mismatch is an
+            error (:func:`~graphlab.tasks.checkpoint.load_model_weights`). Skipped when ``fit`` resumes from
+            ``ckpt_path``.
         model, lr, weight_decay, optimizer, lr_scheduler, info: see
             :class:`~graphlab.tasks.base.GraphTask`.
     """
@@ -122,6 +129,7 @@ class LinkPrediction(GraphTask):
         loss: Literal["bce", "bpr"] = "bce",
         l2_decay: float = 0.0,
         remove_target_links: bool = False,
+        init_from: Optional[str] = None,
     ) -> None:
         if num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
@@ -136,6 +144,7 @@ class LinkPrediction(GraphTask):
         self.eval_batch_size = eval_batch_size
         self.loss_name, self.l2_decay = loss, l2_decay
         self.remove_target_links = remove_target_links
+        self.init_from = init_from
 
     def scorer(self, batch: Data) -> Callable[[Tensor], Tensor]:
         """A function ``pairs [2, P] -> [P]`` logits on the batch's graph (encodes once when the model can)."""
@@ -223,7 +232,12 @@ class LinkPrediction(GraphTask):
             )
 
     def on_fit_start(self) -> None:
-        """Record the negatives per positive beside the metric: an MRR means little without it."""
+        """Warm-start from ``init_from`` (unless resuming); record the negatives per positive beside the metric: an
+        MRR means little without it."""
+        if self.init_from is not None and self.trainer.ckpt_path is None:
+            missing, unexpected = load_model_weights(self.model, self.init_from)
+            rank_zero_info(f"[graphlab] init_from {self.init_from}: loaded the shared weights; kept the initial "
+                           f"{missing or 'none'}; ignored {unexpected or 'none'}")
         if self.logger is not None and self.info.negatives_per_positive is not None:
             self.logger.log_hyperparams({"metric": self.info.metric_label,
                                          "negatives_per_positive": self.info.negatives_per_positive})
