@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch_geometric.data import Data
-from torch_geometric.utils import negative_sampling
 
+from graphlab import ops
 from graphlab.data.splits import pair_keys, sample_tail_negatives
 from graphlab.eval.metrics import link_metric, ranking_metric
 from graphlab.info import DatasetInfo, is_ranking_metric
@@ -52,6 +52,34 @@ def remove_target_links(edge_index: Tensor, targets: Tensor, num_nodes: int) -> 
     keys = edge_index[0] * n + edge_index[1]
     drop = torch.cat([targets[0] * n + targets[1], targets[1] * n + targets[0]])
     return edge_index[:, ~torch.isin(keys, drop)]
+
+
+def sample_non_edges(edge_index: Tensor, num_nodes: int, num_samples: int) -> Tensor:
+    r"""``num_samples`` node pairs drawn uniformly from the non-edges of ``edge_index``: ordered pairs
+    :math:`(u, v)`, :math:`u \ne v`, with no column :math:`(u, v)` in ``edge_index`` (PyG ``negative_sampling``'s
+    distribution), by rejection against the graph's sorted adjacency (:func:`graphlab.ops.sorted_csr`, cached per
+    ``edge_index``, so a training loop over one graph sorts it once instead of hashing all its edges every step).
+    Uses torch's global generator (``seed_everything`` fixes the draw). Returns ``[2, num_samples]``.
+    """
+    n = int(num_nodes)
+    rowptr, col, _ = ops.sorted_csr(edge_index, n)  # row = target v, col = source u
+    keys = torch.repeat_interleave(torch.arange(n, device=col.device), rowptr.diff()) * n + col
+    free = n * (n - 1) - int((col != torch.repeat_interleave(torch.arange(n, device=col.device), rowptr.diff())).sum())
+    if num_samples > 0 and free <= 0:
+        raise ValueError(f"cannot sample negative pairs: the graph on {n} nodes has every pair as an edge")
+    chunks, found = [], 0
+    while found < num_samples:
+        draw = int((num_samples - found) * n * (n - 1) / max(free, 1) * 1.1) + 16
+        u = torch.randint(0, n, (draw,), device=col.device)
+        v = torch.randint(0, max(n - 1, 1), (draw,), device=col.device)
+        v = v + (v >= u).to(v.dtype)  # uniform over v != u
+        key = v * n + u
+        at = torch.searchsorted(keys, key).clamp(max=max(keys.numel() - 1, 0))
+        keep = keys[at] != key if keys.numel() else torch.ones_like(key, dtype=torch.bool)
+        pairs = torch.stack([u[keep], v[keep]])
+        chunks.append(pairs)
+        found += pairs.size(1)
+    return torch.cat(chunks, dim=1)[:, :num_samples] if chunks else edge_index.new_zeros(2, 0)
 
 
 def _check_pairs(pairs: Tensor, num_nodes: int, what: str) -> None:
@@ -97,7 +125,7 @@ class LinkPrediction(GraphTask):
 
     Training batches: the train loader yields the message-passing graph with a batch of positives (all of them,
     or ``batch_size`` of them per step when the DataModule cuts them, e.g. NCN's 1152 on Cora). Negatives are
-    drawn afresh for every batch (uniform non-edges of the training graph, PyG ``negative_sampling``). With
+    drawn afresh for every batch (uniform non-edges of the training graph, :func:`sample_non_edges`). With
     ``remove_target_links`` the batch's positives are deleted from the graph the model sees, in both directions
     (:func:`remove_target_links`), for the encoder and for a decoder that reads neighbourhoods alike.
 
@@ -173,9 +201,7 @@ class LinkPrediction(GraphTask):
         if pos.size(1) == 0:
             raise ValueError("the training batch has no positive pairs (pos_edge_index is [2, 0]): check the "
                              "DataModule's training split and batch_size")
-        neg = negative_sampling(
-            batch.edge_index, num_nodes=batch.num_nodes, num_neg_samples=pos.size(1) * self.num_negatives
-        )
+        neg = sample_non_edges(batch.edge_index, int(batch.num_nodes), pos.size(1) * self.num_negatives)
         graph = batch
         if self.remove_target_links:
             graph = copy.copy(batch)
