@@ -131,6 +131,66 @@ class OGBFixtureWriter:
         return OGBFixture(self.root, folder, arrays)
 
 
+    def link_collab(self, release: bool = True) -> OGBFixture:
+        """An 8-node graph in ogbl-collab's layout (add_inverse_edge True, 3 node features, edge files edge_weight
+        and edge_year, split "time" whose parts hold ``edge``/``weight``/``year`` and, for valid/test, ``edge_neg``)."""
+        folder = self._start("ogbl_collab", release)
+        arrays = {
+            "train": np.array([[0, 1], [1, 2], [2, 3], [4, 5], [5, 6]], dtype=np.int64),
+            "valid": np.array([[0, 2], [3, 7]], dtype=np.int64),
+            "valid_neg": np.array([[0, 6], [1, 7]], dtype=np.int64),
+            "test": np.array([[1, 3], [6, 7]], dtype=np.int64),
+            "test_neg": np.array([[2, 5], [0, 4]], dtype=np.int64),
+            "node_feat": np.arange(24, dtype=np.float64).reshape(8, 3) / 4,
+        }
+        raw = folder / "raw"
+        train = arrays["train"]
+        _write_csv_gz(raw / "edge.csv.gz", train)
+        _write_csv_gz(raw / "num-node-list.csv.gz", np.array([8]))
+        _write_csv_gz(raw / "num-edge-list.csv.gz", np.array([len(train)]))
+        _write_csv_gz(raw / "node-feat.csv.gz", arrays["node_feat"])
+        _write_csv_gz(raw / "edge_weight.csv.gz", np.ones(len(train), dtype=np.int64))
+        _write_csv_gz(raw / "edge_year.csv.gz", np.full(len(train), 2010, dtype=np.int64))
+        split = folder / "split" / "time"
+        split.mkdir(parents=True)
+        torch.save({"edge": train, "weight": np.ones(len(train)), "year": np.full(len(train), 2010)}, split / "train.pt")
+        for part in ("valid", "test"):
+            edges = arrays[part]
+            torch.save({"edge": edges, "weight": np.ones(len(edges)), "year": np.full(len(edges), 2018),
+                        "edge_neg": arrays[f"{part}_neg"]}, split / f"{part}.pt")
+        return OGBFixture(self.root, folder, arrays)
+
+    def link_citation2(self, release: bool = True, num_negatives: int = 1000) -> OGBFixture:
+        """A 12-node directed graph in ogbl-citation2's layout (add_inverse_edge False, 2 node features, node_year,
+        split "time" with per-source parts: ``source_node``/``target_node`` and, for valid/test,
+        ``target_node_neg [P, num_negatives]``, OGB's 1000 unless a test needs another count)."""
+        folder = self._start("ogbl_citation2", release)
+        rng = np.random.default_rng(0)
+        edge = np.array([[1, 0], [2, 0], [2, 1], [3, 1], [4, 2], [5, 3], [6, 4], [7, 5], [8, 6], [9, 8]],
+                        dtype=np.int64)
+        arrays = {
+            "edge": edge,
+            "node_feat": np.arange(24, dtype=np.float64).reshape(12, 2) / 8,
+            "node_year": np.arange(2000, 2012, dtype=np.int64),
+            "valid_src": np.array([10, 11], dtype=np.int64), "valid_dst": np.array([9, 7], dtype=np.int64),
+            "test_src": np.array([11, 10, 9], dtype=np.int64), "test_dst": np.array([3, 2, 0], dtype=np.int64),
+        }
+        for part in ("valid", "test"):
+            arrays[f"{part}_neg"] = rng.integers(0, 12, size=(len(arrays[f"{part}_src"]), num_negatives))
+        raw = folder / "raw"
+        _write_csv_gz(raw / "edge.csv.gz", edge)
+        _write_csv_gz(raw / "num-node-list.csv.gz", np.array([12]))
+        _write_csv_gz(raw / "num-edge-list.csv.gz", np.array([len(edge)]))
+        _write_csv_gz(raw / "node-feat.csv.gz", arrays["node_feat"])
+        _write_csv_gz(raw / "node_year.csv.gz", arrays["node_year"])
+        split = folder / "split" / "time"
+        split.mkdir(parents=True)
+        torch.save({"source_node": edge[:, 0], "target_node": edge[:, 1]}, split / "train.pt")
+        for part in ("valid", "test"):
+            torch.save({"source_node": arrays[f"{part}_src"], "target_node": arrays[f"{part}_dst"],
+                        "target_node_neg": arrays[f"{part}_neg"]}, split / f"{part}.pt")
+        return OGBFixture(self.root, folder, arrays)
+
 @pytest.fixture
 def ogb_fixture(tmp_path: Path) -> OGBFixtureWriter:
     """A writer of tiny OGB-layout datasets under ``tmp_path / "ogb"``."""

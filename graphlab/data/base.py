@@ -270,6 +270,41 @@ def link_train_loader(train: Any, batch_size: Optional[int] = None, drop_last: b
     return DataLoader(range(num_pos), batch_size=batch_size, shuffle=True, drop_last=drop_last, collate_fn=collate)
 
 
+def link_eval_loader(part: Any, positives_per_batch: Optional[int] = None,
+                     negatives_per_positive: Optional[int] = None) -> DataLoader:
+    """The validation/test loader of a link split, optionally cut into batches of positives.
+
+    ``positives_per_batch=None``: one batch, ``part`` itself (:func:`full_batch_loader`). Otherwise batch ``k`` is a
+    shallow copy of ``part`` (same ``x`` and message graph) holding the ``k``-th run of ``positives_per_batch``
+    positives and, for each, its negatives: with ``negatives_per_positive = Q`` (OGB's per-source layout, positive-major
+    ``neg_edge_index`` ``[2, P * Q]``) exactly the ``Q`` columns of each positive; with a shared pool (``None``) the
+    pool is cut into as many equal runs as there are batches. Concatenating the batches' positives and negatives in
+    order gives back the split's, so a metric over the whole epoch (Hits@K on the pooled negatives, or MRR per
+    positive) is unchanged; only the memory and time of one step shrink (and ``fast_dev_run`` sees one small batch).
+    """
+    if positives_per_batch is None:
+        return full_batch_loader(part)
+    if positives_per_batch < 1:
+        raise ValueError(f"positives_per_batch must be >= 1 or None (one batch), got {positives_per_batch}")
+    pos, neg = part.pos_edge_index, part.neg_edge_index
+    starts = list(range(0, pos.size(1), positives_per_batch)) or [0]
+    if negatives_per_positive is None:
+        neg_bounds = [(neg.size(1) * k) // len(starts) for k in range(len(starts) + 1)]
+    else:
+        if neg.size(1) != pos.size(1) * negatives_per_positive:
+            raise ValueError(f"{pos.size(1)} positives with {negatives_per_positive} negatives each need "
+                             f"{pos.size(1) * negatives_per_positive} negative pairs, got {neg.size(1)}")
+        neg_bounds = [min(s, pos.size(1)) * negatives_per_positive for s in starts + [pos.size(1)]]
+
+    def batch(k: int) -> Any:
+        out = copy.copy(part)
+        out.pos_edge_index = pos[:, starts[k]:starts[k] + positives_per_batch]
+        out.neg_edge_index = neg[:, neg_bounds[k]:neg_bounds[k + 1]]
+        return out
+
+    return DataLoader(range(len(starts)), batch_size=None, shuffle=False, collate_fn=batch)
+
+
 def link_predict_data(test: Any) -> Any:
     """A shallow copy of a link split's ``Data`` with ``edge_label_index`` = its positive then negative pairs
     (the training part has positives only) and ``edge_label`` 1 / 0: the pairs a link task scores in ``predict``."""

@@ -33,6 +33,7 @@ from graphlab.data.base import (
     GraphDataModule,
     PartLoaderMixin,
     download_or_raise,
+    link_eval_loader,
     link_train_loader,
     log_degree_features,
     missing_files,
@@ -49,6 +50,9 @@ _TASK_TYPES = {
     "regression": "regression",
     "link prediction": "link",
 }
+# Link datasets whose valid/test splits give each source its own negatives (``source_node``, ``target_node``,
+# ``target_node_neg [P, Q]``), with OGB's Q (the Evaluator's MRR convention).
+PER_SOURCE_NEGATIVES = {"ogbl-citation2": 1000}
 # A one-hot identity feature is a dense [N, N] float32 matrix: 10,000 nodes cost 400 MB.
 MAX_ONE_HOT_NODES = 10_000
 
@@ -358,10 +362,13 @@ class OGBLinkData(FullBatchLinkMixin, _TransductiveOGB):
     edges there, with inverse edges where ``add_inverse_edge``). The train loader yields
     it with ``pos_edge_index`` = ``split['train']['edge']`` (one column per stored edge;
     the task samples negatives); val/test loaders yield it with ``pos_edge_index`` and
-    ``neg_edge_index`` from OGB's ``edge`` / ``edge_neg``. Supported: the homogeneous
-    datasets with ``edge``/``edge_neg`` splits (ogbl-ddi, -collab, -ppa, -vessel); the
-    per-source negatives of the MRR datasets (citation2, wikikg2, biokg) do not fit the
-    link contract.
+    ``neg_edge_index`` from OGB's ``edge`` / ``edge_neg`` (a pool shared by every positive:
+    ogbl-ddi, -collab, -ppa, -vessel). ogbl-citation2 (MRR) gives each positive
+    ``(source_node[i], target_node[i])`` its own ``Q = 1000`` negatives
+    ``(source_node[i], target_node_neg[i, q])``: ``neg_edge_index`` is then ``[2, P * Q]``
+    positive-major (:func:`per_source_pairs`, ``info.negatives_per_positive = 1000``), and
+    its directed citations are made undirected for message passing, as OGB's and NCN's
+    citation2 code do. The knowledge graphs (wikikg2, biokg) are not supported.
 
     Args:
         name: OGB name, e.g. ``"ogbl-ddi"`` (case-insensitive; ``_`` works for ``-``).
@@ -376,6 +383,9 @@ class OGBLinkData(FullBatchLinkMixin, _TransductiveOGB):
         val_edges_in_test_graph: at test time the validation positives join the message-passing graph (in both
             directions), as ogbl-collab's ``use_valedges_as_input`` protocol; training and validation use the
             training graph only.
+        eval_batch_positives: cut validation and test into batches of this many positives, each with its
+            negatives (:func:`~graphlab.data.base.link_eval_loader`; the split's metric is unchanged); ``None``: one
+            batch per split.
     """
 
     level: Level = "link"
@@ -388,31 +398,47 @@ class OGBLinkData(FullBatchLinkMixin, _TransductiveOGB):
         featureless: Featureless = "one_hot",
         batch_size: Optional[int] = None,
         val_edges_in_test_graph: bool = False,
+        eval_batch_positives: Optional[int] = None,
     ) -> None:
         super().__init__(name, root, download, featureless)
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None (full batch), got {batch_size}")
+        if eval_batch_positives is not None and eval_batch_positives < 1:
+            raise ValueError(f"eval_batch_positives must be >= 1 or None (one batch), got {eval_batch_positives}")
         self.batch_size, self.val_edges_in_test_graph = batch_size, val_edges_in_test_graph
+        self.eval_batch_positives = eval_batch_positives
         self._parts: Optional[dict[str, Data]] = None
         self.save_hyperparameters()
 
     def train_dataloader(self) -> Any:
         return link_train_loader(self.parts["train"], self.batch_size)
 
+    def val_dataloader(self) -> Any:
+        return link_eval_loader(self.parts["val"], self.eval_batch_positives, self.negatives_per_positive)
+
+    def test_dataloader(self) -> Any:
+        return link_eval_loader(self.parts["test"], self.eval_batch_positives, self.negatives_per_positive)
+
+    @property
+    def negatives_per_positive(self) -> Optional[int]:
+        """OGB's negatives per positive for per-source datasets (citation2: 1000), ``None`` for a shared pool."""
+        return PER_SOURCE_NEGATIVES.get(self.meta.name)
+
     def _check_supported(self) -> None:
         super()._check_supported()
-        if self.meta.task_type != "link prediction" or self.meta.metric == "mrr":
+        if self.meta.task_type != "link prediction" or (self.meta.metric == "mrr"
+                                                        and self.meta.name not in PER_SOURCE_NEGATIVES):
             raise ValueError(
-                f"{self.meta.name} ranks per-source negatives ({self.meta.metric}), which the link "
-                "contract (fixed pos/neg edge lists) does not express; supported: ogbl-ddi, ogbl-collab, "
-                "ogbl-ppa, ogbl-vessel"
+                f"{self.meta.name} is a knowledge graph ({self.meta.metric} over (head, relation, tail) triples), "
+                "which the link contract (node pairs) does not express; supported: ogbl-ddi, ogbl-collab, "
+                "ogbl-ppa, ogbl-vessel, ogbl-citation2"
             )
 
     def _build_info(self) -> DatasetInfo:
         return DatasetInfo(
             name=self.meta.name, level="link", task_type="link", num_features=self._input_width(),
             num_outputs=1, metric=self.meta.metric, ogb_name=self.meta.name,
-            num_edge_features=self._edge_feature_width(),
+            num_edge_features=self._edge_feature_width(), negatives_per_positive=self.negatives_per_positive,
         )
 
     @property
@@ -424,20 +450,55 @@ class OGBLinkData(FullBatchLinkMixin, _TransductiveOGB):
 
     def _build_parts(self) -> dict[str, Data]:
         data = self.dataset[0]
-        x = self._features(data, data.edge_index)
+        per_source = self.negatives_per_positive
+        edge_index = data.edge_index
+        if per_source is not None and not self.meta.flag("add_inverse_edge"):
+            edge_index = to_undirected(edge_index, num_nodes=data.num_nodes)  # citations: messages both ways
+        x = self._features(data, edge_index)
         split = self.dataset.get_edge_split()
-        parts = {"train": Data(x=x, edge_index=data.edge_index, num_nodes=data.num_nodes,
-                               pos_edge_index=_edges(split["train"], "edge", self.meta.name))}
+        pairs = {}
+        for theirs in ("train", "valid", "test"):
+            if per_source is None:
+                neg = None if theirs == "train" else _edges(split[theirs], "edge_neg", self.meta.name)
+                pairs[theirs] = (_edges(split[theirs], "edge", self.meta.name), neg)
+            else:
+                pairs[theirs] = per_source_pairs(split[theirs], self.meta.name, None if theirs == "train" else per_source)
+        parts = {"train": Data(x=x, edge_index=edge_index, num_nodes=data.num_nodes, pos_edge_index=pairs["train"][0])}
         for ours, theirs in (("val", "valid"), ("test", "test")):
-            parts[ours] = Data(
-                x=x, edge_index=data.edge_index, num_nodes=data.num_nodes,
-                pos_edge_index=_edges(split[theirs], "edge", self.meta.name),
-                neg_edge_index=_edges(split[theirs], "edge_neg", self.meta.name),
-            )
+            parts[ours] = Data(x=x, edge_index=edge_index, num_nodes=data.num_nodes,
+                               pos_edge_index=pairs[theirs][0], neg_edge_index=pairs[theirs][1])
         if self.val_edges_in_test_graph:
             val = parts["val"].pos_edge_index
-            parts["test"].edge_index = to_undirected(torch.cat([data.edge_index, val], dim=1), num_nodes=data.num_nodes)
+            parts["test"].edge_index = to_undirected(torch.cat([edge_index, val], dim=1), num_nodes=data.num_nodes)
         return parts
+
+
+def per_source_pairs(part: dict[str, Any], name: str,
+                     negatives_per_positive: Optional[int] = None) -> tuple[Tensor, Optional[Tensor]]:
+    r"""OGB's per-source split (``source_node [P]``, ``target_node [P]``, ``target_node_neg [P, Q]``) as node pairs.
+
+    Positives :math:`(s_i, t_i)` as ``[2, P]``; with ``negatives_per_positive = Q`` also the negatives
+    :math:`(s_i, t^-_{i,q})` as ``[2, P * Q]`` **positive-major** (column :math:`iQ + q`), the layout
+    :func:`~graphlab.eval.metrics.link_metric` ranks per positive (OGB's MRR). ``None`` (the training part): no
+    negatives (the task samples them).
+    """
+    keys = ("source_node", "target_node") + (("target_node_neg",) if negatives_per_positive is not None else ())
+    missing = [k for k in keys if k not in part]
+    if missing:
+        raise ValueError(f"{name}: the split has no {missing} entries (keys: {sorted(part)}); per-source link splits "
+                         "need source_node, target_node and, for valid/test, target_node_neg")
+    src, dst = (torch.as_tensor(part[k]).to(torch.long).view(-1) for k in ("source_node", "target_node"))
+    if src.numel() != dst.numel():
+        raise ValueError(f"{name}: source_node has {src.numel()} entries but target_node {dst.numel()}")
+    pos = torch.stack([src, dst])
+    if negatives_per_positive is None:
+        return pos, None
+    neg_dst = torch.as_tensor(part["target_node_neg"]).to(torch.long)
+    if neg_dst.shape != (src.numel(), negatives_per_positive):
+        raise ValueError(f"{name}: target_node_neg should be [{src.numel()}, {negatives_per_positive}] (each source's "
+                         f"own {negatives_per_positive} negatives), got {list(neg_dst.shape)}")
+    neg = torch.stack([src.repeat_interleave(negatives_per_positive), neg_dst.reshape(-1)])
+    return pos, neg
 
 
 def _edges(part: dict[str, Tensor], key: str, name: str) -> Tensor:

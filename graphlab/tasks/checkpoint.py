@@ -170,3 +170,46 @@ class LastCheckpoint(Checkpoint):
             save_atomic(trainer, self.path)
         finally:
             self._trainer_should_stop = False
+
+
+def load_model_weights(model: torch.nn.Module, path: str, prefix: str = "model.") -> tuple[list[str], list[str]]:
+    """Warm-start ``model`` from the weights in ``path`` (e.g. NCNC from a trained NCN, the official ``--loadmod``).
+
+    ``path`` is a Lightning checkpoint of a graphlab task (its ``state_dict`` keys start with ``prefix``, the task's
+    attribute holding the model) or a plain ``model.state_dict()`` saved with ``torch.save``. Every parameter and
+    buffer the two share by name is copied in place (the optimiser's references stay valid); names only the model
+    has keep their initial values, names only the file has are ignored, as the official ``strict=False`` load.
+
+    Returns:
+        ``(missing, unexpected)``: the model's names the file lacks, and the file's names the model lacks.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: a shared name has another shape (a different architecture or width), or no name is shared.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"init_from={path!r}: no such file; give a checkpoint of the model to start from "
+                                "(e.g. <run>/checkpoints/best-epoch=N.ckpt of the NCN run)")
+    blob = torch.load(file, map_location="cpu", weights_only=True)
+    state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"init_from={path!r} holds {type(blob).__name__}, not a checkpoint or a state_dict")
+    if any(k.startswith(prefix) for k in state):
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    own = model.state_dict()
+    shared = [k for k in state if k in own]
+    if not shared:
+        raise ValueError(f"init_from={path!r}: none of its {len(state)} weights has a name of "
+                         f"{type(model).__name__} (e.g. file {sorted(state)[:3]}, model {sorted(own)[:3]}); "
+                         "is it a checkpoint of the same model family?")
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in shared
+             if tuple(state[k].shape) != tuple(own[k].shape)]
+    if wrong:
+        raise ValueError(f"init_from={path!r}: {len(wrong)} weights have other shapes than the model's ("
+                         + "; ".join(wrong[:5]) + "): build the model with the widths and layers of the run "
+                         "that wrote the checkpoint")
+    with torch.no_grad():
+        for k in shared:
+            own[k].copy_(state[k])
+    return [k for k in own if k not in state], [k for k in state if k not in own]

@@ -8,14 +8,16 @@ from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch_geometric.data import Data
-from torch_geometric.utils import negative_sampling
 
+from graphlab import ops
 from graphlab.data.splits import pair_keys, sample_tail_negatives
 from graphlab.eval.metrics import link_metric, ranking_metric
 from graphlab.info import DatasetInfo, is_ranking_metric
 from graphlab.tasks.base import GraphTask
+from graphlab.tasks.checkpoint import load_model_weights
 
 
 def bpr_loss(pos_score: Tensor, neg_score: Tensor, embeddings: Optional[Tensor] = None,
@@ -50,6 +52,34 @@ def remove_target_links(edge_index: Tensor, targets: Tensor, num_nodes: int) -> 
     keys = edge_index[0] * n + edge_index[1]
     drop = torch.cat([targets[0] * n + targets[1], targets[1] * n + targets[0]])
     return edge_index[:, ~torch.isin(keys, drop)]
+
+
+def sample_non_edges(edge_index: Tensor, num_nodes: int, num_samples: int) -> Tensor:
+    r"""``num_samples`` node pairs drawn uniformly from the non-edges of ``edge_index``: ordered pairs
+    :math:`(u, v)`, :math:`u \ne v`, with no column :math:`(u, v)` in ``edge_index`` (PyG ``negative_sampling``'s
+    distribution), by rejection against the graph's sorted adjacency (:func:`graphlab.ops.sorted_csr`, cached per
+    ``edge_index``, so a training loop over one graph sorts it once instead of hashing all its edges every step).
+    Uses torch's global generator (``seed_everything`` fixes the draw). Returns ``[2, num_samples]``.
+    """
+    n = int(num_nodes)
+    rowptr, col, _ = ops.sorted_csr(edge_index, n)  # row = target v, col = source u
+    keys = torch.repeat_interleave(torch.arange(n, device=col.device), rowptr.diff()) * n + col
+    free = n * (n - 1) - int((col != torch.repeat_interleave(torch.arange(n, device=col.device), rowptr.diff())).sum())
+    if num_samples > 0 and free <= 0:
+        raise ValueError(f"cannot sample negative pairs: the graph on {n} nodes has every pair as an edge")
+    chunks, found = [], 0
+    while found < num_samples:
+        draw = int((num_samples - found) * n * (n - 1) / max(free, 1) * 1.1) + 16
+        u = torch.randint(0, n, (draw,), device=col.device)
+        v = torch.randint(0, max(n - 1, 1), (draw,), device=col.device)
+        v = v + (v >= u).to(v.dtype)  # uniform over v != u
+        key = v * n + u
+        at = torch.searchsorted(keys, key).clamp(max=max(keys.numel() - 1, 0))
+        keep = keys[at] != key if keys.numel() else torch.ones_like(key, dtype=torch.bool)
+        pairs = torch.stack([u[keep], v[keep]])
+        chunks.append(pairs)
+        found += pairs.size(1)
+    return torch.cat(chunks, dim=1)[:, :num_samples] if chunks else edge_index.new_zeros(2, 0)
 
 
 def _check_pairs(pairs: Tensor, num_nodes: int, what: str) -> None:
@@ -95,7 +125,7 @@ class LinkPrediction(GraphTask):
 
     Training batches: the train loader yields the message-passing graph with a batch of positives (all of them,
     or ``batch_size`` of them per step when the DataModule cuts them, e.g. NCN's 1152 on Cora). Negatives are
-    drawn afresh for every batch (uniform non-edges of the training graph, PyG ``negative_sampling``). With
+    drawn afresh for every batch (uniform non-edges of the training graph, :func:`sample_non_edges`). With
     ``remove_target_links`` the batch's positives are deleted from the graph the model sees, in both directions
     (:func:`remove_target_links`), for the encoder and for a decoder that reads neighbourhoods alike.
 
@@ -105,6 +135,11 @@ class LinkPrediction(GraphTask):
         eval_batch_size: pairs scored at once during evaluation.
         loss: ``"bce"`` or ``"bpr"``.
         l2_decay: λ of the BPR embedding regulariser (needs ``model.embed``); 0 disables it.
+        init_from: warm start: a checkpoint (a graphlab run's ``.ckpt``, or a saved ``model.state_dict()``) whose
+            weights are copied into the model when ``fit`` starts, by name, e.g. NCNC from a trained NCN (the
+            official ``--loadmod``); weights only the model has keep their initialisation, a shape mismatch is an
+            error (:func:`~graphlab.tasks.checkpoint.load_model_weights`). Skipped when ``fit`` resumes from
+            ``ckpt_path``.
         model, lr, weight_decay, optimizer, lr_scheduler, info, aux_loss_weights: see
             :class:`~graphlab.tasks.base.GraphTask`.
     """
@@ -122,6 +157,7 @@ class LinkPrediction(GraphTask):
         loss: Literal["bce", "bpr"] = "bce",
         l2_decay: float = 0.0,
         remove_target_links: bool = False,
+        init_from: Optional[str] = None,
         aux_loss_weights: Optional[dict[str, float]] = None,
     ) -> None:
         if num_negatives < 1:
@@ -137,6 +173,7 @@ class LinkPrediction(GraphTask):
         self.eval_batch_size = eval_batch_size
         self.loss_name, self.l2_decay = loss, l2_decay
         self.remove_target_links = remove_target_links
+        self.init_from = init_from
 
     def scorer(self, batch: Data) -> Callable[[Tensor], Tensor]:
         """A function ``pairs [2, P] -> [P]`` logits on the batch's graph (encodes once when the model can)."""
@@ -165,9 +202,7 @@ class LinkPrediction(GraphTask):
         if pos.size(1) == 0:
             raise ValueError("the training batch has no positive pairs (pos_edge_index is [2, 0]): check the "
                              "DataModule's training split and batch_size")
-        neg = negative_sampling(
-            batch.edge_index, num_nodes=batch.num_nodes, num_neg_samples=pos.size(1) * self.num_negatives
-        )
+        neg = sample_non_edges(batch.edge_index, int(batch.num_nodes), pos.size(1) * self.num_negatives)
         graph = batch
         if self.remove_target_links:
             graph = copy.copy(batch)
@@ -224,7 +259,12 @@ class LinkPrediction(GraphTask):
             )
 
     def on_fit_start(self) -> None:
-        """Record the negatives per positive beside the metric: an MRR means little without it."""
+        """Warm-start from ``init_from`` (unless resuming); record the negatives per positive beside the metric: an
+        MRR means little without it."""
+        if self.init_from is not None and self.trainer.ckpt_path is None:
+            missing, unexpected = load_model_weights(self.model, self.init_from)
+            rank_zero_info(f"[graphlab] init_from {self.init_from}: loaded the shared weights; kept the initial "
+                           f"{missing or 'none'}; ignored {unexpected or 'none'}")
         if self.logger is not None and self.info.negatives_per_positive is not None:
             self.logger.log_hyperparams({"metric": self.info.metric_label,
                                          "negatives_per_positive": self.info.negatives_per_positive})

@@ -16,6 +16,11 @@ from graphlab.cli import build_cli
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 SYNTHETIC = ("CSBMData", "CSLData", "RandomLinkData")
+# OGB link sets are large (ogbl-ddi: 235k validation pairs; NCN's 24576 positives per step, NCNC's completion on
+# top): one batch of each would take minutes. The run is cut to 32 training positives and 32 validation positives
+# (with their negatives) per batch; the config still parses, links, builds its data and model, and runs one
+# training and one validation step through the same code (link_train_loader, link_eval_loader, the task).
+SMALL_LINK_BATCH = 32
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +60,17 @@ def test_config_runs_one_batch(config, request, tmp_path, monkeypatch):
         monkeypatch.setenv("GRAPHLAB_DATA", str(root))
     cli = build_cli(["fit", "--config", str(config), "--trainer.fast_dev_run=1",
                      f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
-                     "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"])
+                     "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+                     *_small_link_batches(data)])
     assert cli.trainer.state.finished
     assert cli.trainer.global_step == 1
+
+
+def _small_link_batches(data: dict) -> list[str]:
+    """For OGB link configs, the arguments that cut fast_dev_run's batches to ``SMALL_LINK_BATCH`` positives."""
+    if not data["class_path"].endswith("OGBLinkData"):
+        return []
+    args = [f"--data.init_args.eval_batch_positives={SMALL_LINK_BATCH}"]
+    if data.get("init_args", {}).get("batch_size") is not None:
+        args.append(f"--data.init_args.batch_size={SMALL_LINK_BATCH}")
+    return args

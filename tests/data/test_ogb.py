@@ -223,7 +223,7 @@ def test_download_path_fetches_and_unpacks(ogb_fixture, tmp_path, monkeypatch) -
     [
         (OGBGraphData, "ogbg-molfoo", "unknown OGB graph dataset 'ogbg-molfoo'; known names: .*ogbg-molbace"),
         (OGBNodeData, "ogbl-ddi", "unknown OGB node dataset 'ogbl-ddi'; known names: .*ogbn-arxiv"),
-        (OGBLinkData, "ogbl-citation2", "per-source negatives"),
+        (OGBLinkData, "ogbl-wikikg2", "knowledge graph"),
         (OGBNodeData, "ogbn-mag", "heterogeneous"),
         (OGBGraphData, "ogbg-code2", "subtoken prediction"),
     ],
