@@ -126,12 +126,15 @@ class GraphTask(L.LightningModule):
         forward pass.
         """
         totals: dict[str, Tensor] = {}
-        for module in self.model.modules():
-            report = getattr(module, "auxiliary_losses", None)
-            if not callable(report):
-                continue
-            for name, value in report().items():
-                totals[name] = totals[name] + value if name in totals else value
+        # Unweighted losses are only logged (detached): with no weight set at all, build them without autograd, so
+        # the module's extra operator calls cost a forward pass only (no graph, no backward).
+        with torch.set_grad_enabled(torch.is_grad_enabled() and bool(self.aux_loss_weights)):
+            for module in self.model.modules():
+                report = getattr(module, "auxiliary_losses", None)
+                if not callable(report):
+                    continue
+                for name, value in report().items():
+                    totals[name] = totals[name] + value if name in totals else value
         return totals
 
     def add_auxiliary_losses(self, loss: Tensor, batch_size: int) -> Tensor:
