@@ -102,17 +102,26 @@ def run_seed(config: Path, seed: int, extra: list[str], run_dir: Path, split_arg
                            f"check trainer.limit_val_batches / check_val_every_n_epoch in {config})")
     key = task.monitor.removeprefix("val_")
     val = trainer.validate(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0][f"val_{key}"]
-    test = trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0][f"test_{key}"]
+    tested: dict[str, float] = {}
+    for per_loader in trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False):
+        tested.update(per_loader)  # one dict per test loader; the split metrics carry no loader suffix
+    extra = {name: float(tested[f"test_{key}@{name}"])
+             for name in test_names(datamodule)[1:] if f"test_{key}@{name}" in tested}
     num_params = sum(p.numel() for p in task.model.parameters())
-    return SeedResult(seed, split, float(val), float(test), int(trainer.current_epoch),
-                      time.perf_counter() - start, num_params)
+    return SeedResult(seed, split, float(val), float(tested[f"test_{key}"]), int(trainer.current_epoch),
+                      time.perf_counter() - start, num_params, extra)
 
 
-def probe(config: Path, extra: list[str]) -> tuple[Any, Optional[str]]:
+def test_names(datamodule: Any) -> list[str]:
+    """The names of the DataModule's test sets (``test_names``, e.g. ``["32", "64"]``); ``[]`` when it has one."""
+    return [str(n) for n in (getattr(datamodule, "test_names", None) or [])]
+
+
+def probe(config: Path, extra: list[str]) -> tuple[Any, Optional[str], list[str]]:
     """Instantiate once to learn the dataset description and its split argument."""
     with _plain_argv():
         cli = build_cli(["--config", str(config), *extra, "--trainer.logger=false"], run=False)
-    return cli.datamodule.info, _split_arg(cli.datamodule)
+    return cli.datamodule.info, _split_arg(cli.datamodule), test_names(cli.datamodule)
 
 
 def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: Path, runs_dir: Path,
@@ -125,7 +134,7 @@ def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: P
     """
     if not config.is_file():
         raise FileNotFoundError(f"config {config} does not exist; configs live under configs/<family>/<dataset>.yaml")
-    info, split_arg = probe(config, extra)
+    info, split_arg, names = probe(config, extra)
     cid = config_id(config)
     path = record_path(out_dir, info.name, cid)
     record = open_record(path, config, extra, force)
@@ -142,6 +151,8 @@ def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: P
                   fingerprint_scheme=FINGERPRINT_SCHEME, fingerprint_args=result_args(extra), dataset=info.name,
                   metric=info.metric, negatives_per_positive=info.negatives_per_positive,
                   higher_is_better=info.higher_is_better, command=command, versions=versions())
+    if len(names) > 1:
+        record["test_names"] = names
     for seed in seeds:
         if seed not in todo:
             print(f"[leaderboard] {cid} seed {seed}: already done, skipped")
@@ -151,7 +162,8 @@ def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: P
         record["commit"] = version
         record = summarise(record)
         atomic_write_json(path, record)
-        print(f"[leaderboard] {cid} seed {seed}: val {result.val:.4f} test {result.test:.4f} (code {version})")
+        more = "".join(f" test@{name} {value:.4f}" for name, value in result.extra_tests.items())
+        print(f"[leaderboard] {cid} seed {seed}: val {result.val:.4f} test {result.test:.4f}{more} (code {version})")
     if not record["runs"]:
         raise RuntimeError(f"no seed finished for {config}")
     record = summarise(record)

@@ -51,6 +51,10 @@ class GraphDataModule(L.LightningDataModule, abc.ABC):
     predict_split: str = "test"
     """The split ``predict`` covers (``train``, ``val`` or ``test``); ``graphlab predict --predict_split`` sets it."""
 
+    # A DataModule whose ``test_dataloader`` returns several loaders (e.g. one per test size) may define
+    # ``test_names: list[str]``, one per loader: the task logs ``test_<metric>`` for the first and
+    # ``test_<metric>@<name>`` for the others, and ``graphlab leaderboard`` records and tables each.
+
     def __init__(self, root: Optional[str] = None) -> None:
         super().__init__()
         self.root = resolve_root(root)

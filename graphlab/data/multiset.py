@@ -14,15 +14,15 @@ index). Every integer is fed as its bits, most significant first; a prediction i
 (metric ``exact_acc``).
 
 * :class:`SecondMinimumData` (set level, one sample = one multiset, as PyG's example): train on multisets of
-  size uniform in ``train_sizes`` (2..16), validate on size ``val_size`` (32), test on size ``test_size`` (32 or
-  64). A leaderboard reports one test metric per config, so each test size is its own dataset name
-  (``second-min-32``, ``second-min-64``) and its own config; the two configs train identically (same data
-  seed, same validation set), only the test set differs.
+  size uniform in ``train_sizes`` (2..16), validate on size ``val_size`` (32), test on every size of
+  ``test_sizes`` (32 and 64): one test loader per size, so one run reports both (the task logs
+  ``test_exact_acc`` for the first size and ``test_exact_acc@64`` for the others; ``test_names``).
 * :class:`SecondMinimumGraphData` (node level): random directed graphs in which every node holds an integer and
   must output the 2nd minimum of the integers of its in-neighbours. See the class for the construction.
 
-All draws come from ``numpy.random.default_rng`` seeded by ``(seed, split)``: a split never depends on the sizes
-or counts of the other splits, and the global random state is never touched.
+All draws come from ``numpy.random.default_rng`` seeded by ``(seed, split)`` (``(seed, test, size)`` for the
+test set of one size): a split never depends on the sizes or counts of the other splits, the test sets of two
+sizes are independent, and the global random state is never touched.
 """
 
 from __future__ import annotations
@@ -62,8 +62,22 @@ def second_minimum(values: Tensor, ptr: Tensor) -> Tensor:
     return values[order][ptr[:-1] + 1]
 
 
-def _rng(seed: int, split: str) -> np.random.Generator:
-    return np.random.default_rng([seed, _SPLIT_STREAM[split]])
+def _rng(seed: int, split: str, size: Optional[int] = None) -> np.random.Generator:
+    return np.random.default_rng([seed, _SPLIT_STREAM[split]] + ([] if size is None else [size]))
+
+
+def _check_test_sizes(name: str, sizes: Any) -> list[int]:
+    if isinstance(sizes, (int, str)) or not isinstance(sizes, Sequence) or len(sizes) == 0:
+        raise ValueError(f"{name} must be a non-empty list of ints, e.g. [32, 64]; got {sizes!r}")
+    out = []
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 2:
+            raise ValueError(f"every entry of {name} must be an int >= 2 (a 2nd minimum needs two elements), "
+                             f"got {sizes!r}")
+        out.append(int(size))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} has a repeated entry: {sizes!r}; list each test size once")
+    return out
 
 
 def _check_sizes(name: str, sizes: Sequence[int]) -> tuple[int, int]:
@@ -73,6 +87,19 @@ def _check_sizes(name: str, sizes: Sequence[int]) -> tuple[int, int]:
     if not 2 <= low <= high:
         raise ValueError(f"{name} must satisfy 2 <= min <= max (a 2nd minimum needs two elements), got {sizes!r}")
     return low, high
+
+
+def _test_size(split: str, size: Optional[int], sizes: list[int], arg: str) -> int:
+    """The test size a ``split(name, size)`` call means (0 for train/val, whose size is fixed by the module)."""
+    if split != "test":
+        if size is not None:
+            raise ValueError(f"size is only for the test split (one set per entry of {arg}), got split {split!r}")
+        return 0
+    if size is None:
+        return sizes[0]
+    if size not in sizes:
+        raise ValueError(f"no test set of size {size}: {arg} is {sizes}")
+    return size
 
 
 def _check_common(num_bits: int, batch_size: int, num_workers: int, counts: dict[str, int]) -> None:
@@ -146,8 +173,8 @@ class SecondMinimumData(GraphDataModule):
     ``binary``, metric ``exact_acc`` (all bits right), as PyG's example.
 
     Args:
-        test_size: size of the test multisets (32 or 64 in the paper; each value is its own dataset name,
-            ``second-min-<test_size>``, and its own config).
+        test_sizes: sizes of the test multisets, one test set and one test loader each (default ``[32, 64]``, the
+            paper's); the first is the headline ``test_exact_acc``, the others ``test_exact_acc@<size>``.
         num_train: training multisets (PyG's example: 2^16 = 65536).
         train_sizes: ``[min, max]`` size of the training multisets, drawn uniformly (2..16).
         val_size: size of the validation multisets (32, as PyG's example: larger than in training).
@@ -161,7 +188,7 @@ class SecondMinimumData(GraphDataModule):
 
     def __init__(
         self,
-        test_size: int = 32,
+        test_sizes: Sequence[int] = (32, 64),
         num_train: int = 2**16,
         train_sizes: tuple[int, int] = (2, 16),
         val_size: int = 32,
@@ -177,33 +204,40 @@ class SecondMinimumData(GraphDataModule):
         _check_common(num_bits, batch_size, num_workers,
                       {"num_train": num_train, "num_val": num_val, "num_test": num_test})
         self.train_sizes = _check_sizes("train_sizes", list(train_sizes))
-        for name, size in (("val_size", val_size), ("test_size", test_size)):
-            if size < 2:
-                raise ValueError(f"{name} must be >= 2 (a 2nd minimum needs two elements), got {size}")
-        self.test_size, self.val_size = test_size, val_size
+        if val_size < 2:
+            raise ValueError(f"val_size must be >= 2 (a 2nd minimum needs two elements), got {val_size}")
+        self.test_sizes, self.val_size = _check_test_sizes("test_sizes", test_sizes), val_size
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
         self.num_bits, self.batch_size, self.seed, self.num_workers = num_bits, batch_size, seed, num_workers
-        self._stores: dict[str, MultisetStore] = {}
+        self._stores: dict[tuple[str, int], MultisetStore] = {}
         self.save_hyperparameters()
 
     @property
     def info(self) -> DatasetInfo:
-        return DatasetInfo(name=f"second-min-{self.test_size}", level="graph", task_type="binary",
+        return DatasetInfo(name="second-min", level="graph", task_type="binary",
                            num_features=self.num_bits, num_outputs=self.num_bits, metric="exact_acc",
                            categorical_features=True)
 
-    def split(self, name: str) -> MultisetStore:
-        """The multisets of split ``train``, ``val`` or ``test`` (generated on first use)."""
+    @property
+    def test_names(self) -> list[str]:
+        """One name per test loader (the size), read by the task for ``test_<metric>@<name>``."""
+        return [str(size) for size in self.test_sizes]
+
+    def split(self, name: str, size: Optional[int] = None) -> MultisetStore:
+        """The multisets of split ``train``, ``val`` or ``test`` (generated on first use); for ``test``, those of
+        test size ``size`` (default: the first of ``test_sizes``)."""
         if name not in _SPLIT_STREAM:
             raise ValueError(f"unknown split {name!r}; use 'train', 'val' or 'test'")
-        if name not in self._stores:
-            low, high = {"train": self.train_sizes, "val": (self.val_size,) * 2, "test": (self.test_size,) * 2}[name]
+        size = _test_size(name, size, self.test_sizes, "test_sizes")
+        if (name, size) not in self._stores:
+            low, high = {"train": self.train_sizes, "val": (self.val_size,) * 2, "test": (size, size)}[name]
             count = {"train": self.num_train, "val": self.num_val, "test": self.num_test}[name]
-            self._stores[name] = random_multisets(count, low, high, self.num_bits, _rng(self.seed, name))
-        return self._stores[name]
+            rng = _rng(self.seed, name, size if name == "test" else None)
+            self._stores[(name, size)] = random_multisets(count, low, high, self.num_bits, rng)
+        return self._stores[(name, size)]
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        store = self.split(name)
+    def _loader(self, name: str, shuffle: bool, size: Optional[int] = None) -> DataLoader:
+        store = self.split(name, size)
         return DataLoader(range(len(store)), batch_size=self.batch_size, shuffle=shuffle, collate_fn=store.collate,
                           num_workers=self.num_workers)
 
@@ -213,8 +247,9 @@ class SecondMinimumData(GraphDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def test_dataloader(self) -> list[DataLoader]:
+        """One loader per test size, in the order of ``test_sizes``."""
+        return [self._loader("test", shuffle=False, size=size) for size in self.test_sizes]
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.predict_split, shuffle=False)
@@ -257,7 +292,7 @@ class SecondMinimumGraphData(GraphDataModule):
     Construction (documented here because the paper's text of its graph variant could not be checked): a graph
     has ``num_nodes`` nodes, each holding an integer :math:`x_v` uniform in :math:`0..2^b-1` (node features: its
     bits). Each node :math:`v` draws an in-degree :math:`d_v` (uniform in ``train_degrees`` = 2..16 for training;
-    exactly ``val_degree`` = 32 / ``test_degree`` = 32 or 64 for evaluation) and :math:`d_v` distinct
+    exactly ``val_degree`` = 32 / each of ``test_degrees`` = 32, 64 for evaluation) and :math:`d_v` distinct
     in-neighbours :math:`u \ne v`, uniformly without replacement. Neighbourhoods therefore overlap and a node is
     both a value and a query, unlike in the set task. The target of every node is
 
@@ -271,7 +306,8 @@ class SecondMinimumGraphData(GraphDataModule):
     :class:`~graphlab.tasks.NodeClassification` with task type ``binary``, metric ``exact_acc``.
 
     Args:
-        test_degree: in-degree of every test node (32 or 64; dataset name ``second-min-graph-<test_degree>``).
+        test_degrees: in-degree of every test node, one test set and loader per entry (default ``[32, 64]``);
+            the first is the headline ``test_exact_acc``, the others ``test_exact_acc@<degree>``.
         num_train_graphs: training graphs (default 512 graphs x 128 nodes = 2^16 labelled nodes, as the set
             task's 2^16 multisets).
         train_degrees: ``[min, max]`` in-degree of training nodes (2..16).
@@ -287,7 +323,7 @@ class SecondMinimumGraphData(GraphDataModule):
 
     def __init__(
         self,
-        test_degree: int = 32,
+        test_degrees: Sequence[int] = (32, 64),
         num_train_graphs: int = 512,
         train_degrees: tuple[int, int] = (2, 16),
         val_degree: int = 32,
@@ -305,40 +341,47 @@ class SecondMinimumGraphData(GraphDataModule):
                                                           "num_val_graphs": num_val_graphs,
                                                           "num_test_graphs": num_test_graphs})
         self.train_degrees = _check_sizes("train_degrees", list(train_degrees))
-        for name, degree in (("val_degree", val_degree), ("test_degree", test_degree)):
-            if degree < 2:
-                raise ValueError(f"{name} must be >= 2 (a 2nd minimum needs two neighbours), got {degree}")
-        largest = max(self.train_degrees[1], val_degree, test_degree)
+        if val_degree < 2:
+            raise ValueError(f"val_degree must be >= 2 (a 2nd minimum needs two neighbours), got {val_degree}")
+        self.test_degrees = _check_test_sizes("test_degrees", test_degrees)
+        largest = max(self.train_degrees[1], val_degree, *self.test_degrees)
         if num_nodes <= largest:
             raise ValueError(f"num_nodes={num_nodes} cannot give a node {largest} distinct in-neighbours other than "
                              f"itself: set num_nodes >= {largest + 1}")
-        self.test_degree, self.val_degree, self.num_nodes = test_degree, val_degree, num_nodes
+        self.val_degree, self.num_nodes = val_degree, num_nodes
         self.num_train_graphs, self.num_val_graphs, self.num_test_graphs = num_train_graphs, num_val_graphs, \
             num_test_graphs
         self.num_bits, self.batch_size, self.seed, self.num_workers = num_bits, batch_size, seed, num_workers
-        self._graphs: dict[str, list[Data]] = {}
+        self._graphs: dict[tuple[str, int], list[Data]] = {}
         self.save_hyperparameters()
 
     @property
     def info(self) -> DatasetInfo:
-        return DatasetInfo(name=f"second-min-graph-{self.test_degree}", level="node", task_type="binary",
+        return DatasetInfo(name="second-min-graph", level="node", task_type="binary",
                            num_features=self.num_bits, num_outputs=self.num_bits, metric="exact_acc",
                            categorical_features=True)
 
-    def split(self, name: str) -> list[Data]:
-        """The graphs of split ``train``, ``val`` or ``test`` (generated on first use)."""
+    @property
+    def test_names(self) -> list[str]:
+        """One name per test loader (the in-degree), read by the task for ``test_<metric>@<name>``."""
+        return [str(degree) for degree in self.test_degrees]
+
+    def split(self, name: str, degree: Optional[int] = None) -> list[Data]:
+        """The graphs of split ``train``, ``val`` or ``test`` (generated on first use); for ``test``, those of
+        test in-degree ``degree`` (default: the first of ``test_degrees``)."""
         if name not in _SPLIT_STREAM:
             raise ValueError(f"unknown split {name!r}; use 'train', 'val' or 'test'")
-        if name not in self._graphs:
-            low, high = {"train": self.train_degrees, "val": (self.val_degree,) * 2,
-                         "test": (self.test_degree,) * 2}[name]
+        degree = _test_size(name, degree, self.test_degrees, "test_degrees")
+        if (name, degree) not in self._graphs:
+            low, high = {"train": self.train_degrees, "val": (self.val_degree,) * 2, "test": (degree, degree)}[name]
             count = {"train": self.num_train_graphs, "val": self.num_val_graphs, "test": self.num_test_graphs}[name]
-            self._graphs[name] = random_second_minimum_graphs(count, self.num_nodes, low, high, self.num_bits,
-                                                              f"{name}_mask", _rng(self.seed, name))
-        return self._graphs[name]
+            rng = _rng(self.seed, name, degree if name == "test" else None)
+            self._graphs[(name, degree)] = random_second_minimum_graphs(count, self.num_nodes, low, high,
+                                                                        self.num_bits, f"{name}_mask", rng)
+        return self._graphs[(name, degree)]
 
-    def _loader(self, name: str, shuffle: bool) -> Any:
-        return PyGDataLoader(self.split(name), batch_size=self.batch_size, shuffle=shuffle,
+    def _loader(self, name: str, shuffle: bool, degree: Optional[int] = None) -> Any:
+        return PyGDataLoader(self.split(name, degree), batch_size=self.batch_size, shuffle=shuffle,
                              num_workers=self.num_workers)
 
     def train_dataloader(self) -> Any:
@@ -347,8 +390,9 @@ class SecondMinimumGraphData(GraphDataModule):
     def val_dataloader(self) -> Any:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> Any:
-        return self._loader("test", shuffle=False)
+    def test_dataloader(self) -> list[Any]:
+        """One loader per test in-degree, in the order of ``test_degrees``."""
+        return [self._loader("test", shuffle=False, degree=degree) for degree in self.test_degrees]
 
     def predict_dataloader(self) -> Any:
         return self._loader(self.predict_split, shuffle=False)

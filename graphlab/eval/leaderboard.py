@@ -37,7 +37,7 @@ import shlex
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Optional
@@ -72,6 +72,10 @@ def parse_seeds(text: str) -> list[int]:
 
 @dataclass
 class SeedResult:
+    """One seed's result. ``test`` is the headline test metric (the first test set); ``extra_tests`` the same
+    metric on the DataModule's further test sets, by name (e.g. ``{"64": 0.48}`` for 2nd-minimum at size 64),
+    evaluated at the same best-validation checkpoint."""
+
     seed: int
     split: Optional[int]
     val: float
@@ -79,6 +83,7 @@ class SeedResult:
     epochs: int
     wall_time_s: float
     num_params: int
+    extra_tests: dict[str, float] = field(default_factory=dict)
 
 
 def config_id(config: Path) -> str:
@@ -181,8 +186,24 @@ def summarise(record: dict[str, Any]) -> dict[str, Any]:
         seeds=[r["seed"] for r in runs], wall_time_s=sum(r["wall_time_s"] for r in runs),
         num_params=runs[-1]["num_params"],
     )
-    rest = {k: v for k, v in record.items() if k not in summary and k != "runs"}
+    extra = _summarise_extra_tests(runs)
+    if extra:
+        summary["extra_tests"] = extra
+    rest = {k: v for k, v in record.items() if k not in summary and k not in ("runs", "extra_tests")}
     return {**summary, **rest, "runs": runs}
+
+
+def _summarise_extra_tests(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{name: {mean, std, seeds}}`` of every further test set, over the seeds that report it."""
+    names: list[str] = []
+    for r in runs:
+        names += [n for n in r.get("extra_tests") or {} if n not in names]
+    out = {}
+    for name in names:
+        have = [r for r in runs if name in (r.get("extra_tests") or {})]
+        values = [r["extra_tests"][name] for r in have]
+        out[name] = {"mean": statistics.fmean(values), "std": _std(values), "seeds": [r["seed"] for r in have]}
+    return out
 
 
 def format_mean_std(mean: float, std: Optional[float], scale: float) -> str:
@@ -272,14 +293,29 @@ def render_table(dataset: str, records: list[dict[str, Any]],
         if compared:
             ref = references.get(r["config_id"])
             row += f" {ref.text()} | {ref.verdict(r['test_mean'] * scale)} |" if ref else " | |"
+        extra = r.get("extra_tests") or {}
+        if extra:  # the headline row names its own test set too
+            row = row.replace(f"| {r['config_id']} |", f"| {r['config_id']} {_test_label(r, 0)} |", 1)
         lines.append(
             row + f" {r['num_params']:,} | {seed_range(r['seeds'])} | {r['wall_time_s']:.0f} | `{r['command']}` | "
                   f"{commits_text(r)} |"
         )
+        for name, stats in extra.items():  # one row per further test set: same runs, same checkpoints
+            row = f"| {r['config_id']} [test: {name}] | {_metric_label(r)} | " \
+                  f"{format_mean_std(stats['mean'], stats['std'], scale)} | same runs |"
+            row += " | |" if compared else ""
+            lines.append(row + f" {r['num_params']:,} | {seed_range(stats['seeds'])} | (same runs) | "
+                               f"`{r['command']}` | {commits_text(r)} |")
     sources = sorted({references[r["config_id"]].source for r in records if r["config_id"] in references})
     if sources:
         lines += ["", "Published results (from `references.yaml`): " + "; ".join(sources) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _test_label(record: dict[str, Any], index: int) -> str:
+    """``[test: <name>]`` of the record's test set ``index`` (names from the DataModule's ``test_names``)."""
+    names = record.get("test_names") or []
+    return f"[test: {names[index]}]" if index < len(names) else "[test: first]"
 
 
 def _metric_label(record: dict[str, Any]) -> str:
@@ -323,6 +359,11 @@ def render_summary(family: str, records: list[dict[str, Any]],
         ref = references.get(r["config_id"])
         if ref is not None:
             text += f"<br>paper {ref.text()}<br>{ref.verdict(r['test_mean'] * scale)}"
+        extra = r.get("extra_tests") or {}
+        if extra:
+            text = f"{_test_label(r, 0)} {text}" + "".join(
+                f"<br>[test: {name}] {format_mean_std(s['mean'], s['std'], scale)} (n={len(s['seeds'])})"
+                for name, s in extra.items())
         cells.setdefault(model, {})[r["dataset"]] = text
         if r["dataset"] not in datasets:
             datasets.append(r["dataset"])

@@ -15,9 +15,12 @@ only on its own rows. Empty segments give zeros (or a given ``empty`` row).
 The op has two halves:
 
 * the **schedule** (:func:`tree_reduce_schedule`): integer index tensors per level, which depend only on ``ptr``.
-  Its pairing step has three paths (reference loops, vectorised torch on the CPU, a Triton kernel on CUDA /
-  under ``TRITON_INTERPRET=1``) dispatched by :mod:`graphlab.ops._backend`; schedules are cached per ``ptr``
-  tensor (identity and in-place version) in :data:`SCHEDULE_CACHE`.
+  Its pairing step has three paths (reference loops; on the CPU the same vectorised step in NumPy, whole
+  schedule built before any tensor is made, because a fresh mini-batch needs a fresh schedule every training
+  step and ~15 small torch ops per level cost more than the arithmetic; a Triton kernel on CUDA / under
+  ``TRITON_INTERPRET=1``) dispatched by :mod:`graphlab.ops._backend`; schedules are cached per ``ptr`` tensor
+  (identity and in-place version) in :data:`SCHEDULE_CACHE`. :func:`pair_level_torch` is the same step in torch
+  (any device; tests check the NumPy step against it).
 * the **reduction** (:func:`tree_reduce`): per level, two gathers, **one** ``combine`` call on all pairs of all
   segments, a concatenation with the carried rows and one gather into the next level's layout. Gradients flow
   through torch autograd of those gathers and of ``combine``. Each level holds at most half the rows of the one
@@ -33,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -116,6 +120,52 @@ def pair_level_torch(starts: Tensor, counts: Tensor) -> tuple[Tensor, Tensor, Te
     return left, left + 1, carry, gather
 
 
+def pair_level_numpy(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:func:`pair_level_torch` in NumPy (int64 arrays in and out); the CPU path of the schedule."""
+    half, odd = counts // 2, counts % 2
+    num_pairs = int(half.sum())
+    pair_segment = np.repeat(np.arange(counts.size), half)
+    k = np.arange(num_pairs) - (np.cumsum(half) - half)[pair_segment]
+    left = starts[pair_segment] + 2 * k
+    odd_segments = np.flatnonzero(odd)
+    carry = starts[odd_segments] + counts[odd_segments] - 1
+    width = half + odd
+    next_offset = np.cumsum(width) - width
+    gather = np.empty(num_pairs + carry.size, dtype=np.int64)
+    gather[next_offset[pair_segment] + k] = np.arange(num_pairs)
+    gather[next_offset[odd_segments] + half[odd_segments]] = num_pairs + np.arange(carry.size)
+    return left, left + 1, carry, gather
+
+
+def _build_schedule_numpy(ptr: Tensor) -> TreeSchedule:
+    """:func:`_build_schedule` with :func:`pair_level_numpy` on a CPU ``ptr``: the same levels, built in NumPy."""
+    bounds = ptr.long().numpy()
+    num_segments = bounds.size - 1
+    starts, counts = bounds[:-1], bounds[1:] - bounds[:-1]
+    segments = np.arange(num_segments)
+    levels, done_segments = [], []
+    as_tensor = torch.from_numpy
+    while True:
+        finished = counts == 1
+        done_segments.append(segments[finished])
+        active = counts >= 2
+        if not active.any():
+            empty = torch.empty(0, dtype=torch.long)
+            levels.append(TreeLevel(as_tensor(starts[finished]), empty, empty, empty, empty))
+            break
+        starts_a, counts_a = starts[active], counts[active]
+        left, right, carry, gather = pair_level_numpy(starts_a, counts_a)
+        levels.append(TreeLevel(*(as_tensor(np.ascontiguousarray(a)) for a in
+                                  (starts[finished], left, right, carry, gather))))
+        counts = (counts_a + 1) // 2
+        starts = np.cumsum(counts) - counts
+        segments = segments[active]
+    order = np.concatenate(done_segments)
+    final = np.full(num_segments, order.size, dtype=np.int64)
+    final[order] = np.arange(order.size)
+    return TreeSchedule(tuple(levels), as_tensor(final), num_segments)
+
+
 def _pair_level_reference(starts: Tensor, counts: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     level = reference.tree_reduce_level_reference(starts.tolist(), counts.tolist())
     as_tensor = lambda v: torch.tensor(v, dtype=torch.long, device=counts.device)  # noqa: E731
@@ -176,9 +226,13 @@ def tree_reduce_schedule(ptr: Tensor, *, validate: bool | None = None, cache: bo
     _check_ptr(ptr, validate)
     path = resolve_backend(ptr)
     record_path("tree_reduce_schedule", path)
-    if not cache:
+
+    def build() -> TreeSchedule:
+        if path == "cpu" and ptr.device.type == "cpu":
+            return _build_schedule_numpy(ptr)
         return _build_schedule(ptr, _PAIR_LEVEL[path])
-    return SCHEDULE_CACHE.get_or_build([ptr], ("tree", path), lambda: _build_schedule(ptr, _PAIR_LEVEL[path]))
+
+    return SCHEDULE_CACHE.get_or_build([ptr], ("tree", path), build) if cache else build()
 
 
 def _check_ptr(ptr: Any, validate: bool | None) -> None:

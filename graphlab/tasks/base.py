@@ -56,7 +56,8 @@ class GraphTask(L.LightningModule):
         self.model = model
         self._info = info
         self._forward_params = set(inspect.signature(model.forward).parameters)
-        self._outputs: dict[str, list[tuple[Tensor, Tensor]]] = {}
+        self._outputs: dict[tuple[str, int], list[tuple[Tensor, Tensor]]] = {}
+        self._eval_dataloader_idx = 0
 
     # ------------------------------------------------------------------ dataset info
     @property
@@ -126,12 +127,15 @@ class GraphTask(L.LightningModule):
         forward pass.
         """
         totals: dict[str, Tensor] = {}
-        for module in self.model.modules():
-            report = getattr(module, "auxiliary_losses", None)
-            if not callable(report):
-                continue
-            for name, value in report().items():
-                totals[name] = totals[name] + value if name in totals else value
+        # Unweighted losses are only logged (detached): with no weight set at all, build them without autograd, so
+        # the module's extra operator calls cost a forward pass only (no graph, no backward).
+        with torch.set_grad_enabled(torch.is_grad_enabled() and bool(self.aux_loss_weights)):
+            for module in self.model.modules():
+                report = getattr(module, "auxiliary_losses", None)
+                if not callable(report):
+                    continue
+                for name, value in report().items():
+                    totals[name] = totals[name] + value if name in totals else value
         return totals
 
     def add_auxiliary_losses(self, loss: Tensor, batch_size: int) -> Tensor:
@@ -161,20 +165,48 @@ class GraphTask(L.LightningModule):
 
     # ------------------------------------------------------------------ metrics
     def collect(self, stage: str, y_true: Tensor, y_pred: Tensor) -> None:
-        self._outputs.setdefault(stage, []).append((y_true.detach().cpu(), y_pred.detach().cpu()))
+        """Keep a batch's labels and predictions for the split metric, per stage and per evaluation dataloader
+        (a DataModule may give several test loaders, e.g. one per test size)."""
+        idx = self._eval_dataloader_idx if stage in ("val", "test") else 0
+        self._outputs.setdefault((stage, idx), []).append((y_true.detach().cpu(), y_pred.detach().cpu()))
+
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_dataloader_idx = dataloader_idx
+
+    def on_test_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_dataloader_idx = dataloader_idx
+
+    def eval_names(self, stage: str) -> list[str]:
+        """Names of the ``stage`` (``val``/``test``) dataloaders: the attached DataModule's ``<stage>_names``
+        (e.g. :class:`graphlab.data.SecondMinimumData`'s ``test_names = ["32", "64"]``), else ``[]``."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return [str(n) for n in (getattr(datamodule, f"{stage}_names", None) or [])]
+
+    def metric_key(self, stage: str, dataloader_idx: int = 0) -> str:
+        """The logged key of a split metric: ``<stage>_<metric>`` for the first dataloader of the stage (the
+        headline, e.g. ``test_exact_acc``), ``<stage>_<metric>@<name>`` for the others (``test_exact_acc@64``),
+        ``<name>`` from :meth:`eval_names` or the dataloader index."""
+        key = f"{stage}_{self.info.metric}"
+        if dataloader_idx == 0:
+            return key
+        names = self.eval_names(stage)
+        return f"{key}@{names[dataloader_idx] if dataloader_idx < len(names) else dataloader_idx}"
 
     def compute_metric(self, y_true: Tensor, y_pred: Tensor) -> float:
         """The headline metric of a whole split (OGB ``Evaluator`` or torchmetrics)."""
         return evaluate(self.info, y_true, y_pred)
 
     def _log_epoch_metric(self, stage: str) -> None:
-        outputs = self._outputs.pop(stage, [])
-        if not outputs or (self._trainer is not None and (self.trainer.sanity_checking or self.trainer.fast_dev_run)):
-            return  # the sanity check and fast_dev_run see a few batches only: a split metric would be meaningless
-        y_true = torch.cat([t for t, _ in outputs])
-        y_pred = torch.cat([p for _, p in outputs])
-        value = self.compute_metric(y_true, y_pred)
-        self.log(f"{stage}_{self.info.metric}", value, prog_bar=stage != "test", batch_size=y_true.size(0))
+        for key in sorted(k for k in self._outputs if k[0] == stage):
+            outputs = self._outputs.pop(key)
+            if not outputs or (self._trainer is not None and (self.trainer.sanity_checking
+                                                              or self.trainer.fast_dev_run)):
+                continue  # the sanity check and fast_dev_run see a few batches only: a split metric is meaningless
+            y_true = torch.cat([t for t, _ in outputs])
+            y_pred = torch.cat([p for _, p in outputs])
+            value = self.compute_metric(y_true, y_pred)
+            self.log(self.metric_key(stage, key[1]), value, prog_bar=stage != "test" and key[1] == 0,
+                     batch_size=y_true.size(0), add_dataloader_idx=False)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metric("train")

@@ -73,11 +73,11 @@ class GraphPrediction(GraphTask):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         return self.add_auxiliary_losses(self._step(batch, "train"), batch.num_graphs)
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._step(batch, "val")
+    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._step(batch, "val")  # per-dataloader metrics: GraphTask.collect
 
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._step(batch, "test")
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._step(batch, "test")  # per-dataloader metrics: GraphTask.collect
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
         """``{"prob"}`` (softmax for multiclass, sigmoid per task for binary) or ``{"score"}`` (regression), and

@@ -307,11 +307,11 @@ class LinkPrediction(GraphTask):
         positive = y_true.bool()
         return link_metric(self.info, y_pred[positive], y_pred[~positive])
 
-    def validation_step(self, batch: Data, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+    def validation_step(self, batch: Data, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, "val")  # per-dataloader metrics: GraphTask.collect
 
-    def test_step(self, batch: Data, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+    def test_step(self, batch: Data, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, "test")  # per-dataloader metrics: GraphTask.collect
 
     def predict_step(self, batch: Data, batch_idx: int) -> dict[str, Tensor]:
         """``{"src", "dst", "prob"}`` of the batch's ``edge_label_index`` pairs, and ``label`` (1 for the split's

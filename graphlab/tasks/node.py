@@ -48,11 +48,11 @@ class NodeClassification(GraphTask):
         loss = self._step(batch, "train")
         return self.add_auxiliary_losses(loss, int(mask.sum()))
 
-    def validation_step(self, batch: Data, batch_idx: int) -> None:
-        self._step(batch, "val")
+    def validation_step(self, batch: Data, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._step(batch, "val")  # per-dataloader metrics: GraphTask.collect
 
-    def test_step(self, batch: Data, batch_idx: int) -> None:
-        self._step(batch, "test")
+    def test_step(self, batch: Data, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._step(batch, "test")  # per-dataloader metrics: GraphTask.collect
 
     def predict_step(self, batch: Data, batch_idx: int) -> dict[str, Tensor]:
         """``{"node_id", "prob" [n, C], "label"}`` for the nodes of :attr:`predict_split` (softmax over classes for

@@ -42,13 +42,26 @@ def test_set_labels_match_plain_python():
 
 
 def test_set_sizes():
-    dm = SecondMinimumData(test_size=64, num_train=2000, num_val=10, num_test=10)
+    dm = SecondMinimumData(test_sizes=[64, 40], num_train=2000, num_val=10, num_test=10)
     sizes = dm.split("train").sizes
     assert int(sizes.min()) == 2 and int(sizes.max()) == 16
     assert len(set(sizes.tolist())) == 15  # every size 2..16 occurs
     assert dm.split("val").sizes.tolist() == [32] * 10
-    assert dm.split("test").sizes.tolist() == [64] * 10
-    assert dm.info.name == "second-min-64" and dm.info.metric == "exact_acc" and dm.info.task_type == "binary"
+    assert dm.split("test").sizes.tolist() == [64] * 10  # the first test size by default
+    assert dm.split("test", 40).sizes.tolist() == [40] * 10
+    assert dm.test_names == ["64", "40"]
+    loaders = dm.test_dataloader()
+    assert [sorted({int(s) for b in loader for s in torch.bincount(b.batch).tolist()}) for loader in loaders] == \
+        [[64], [40]]
+    assert dm.info.name == "second-min" and dm.info.metric == "exact_acc" and dm.info.task_type == "binary"
+
+
+def test_test_sets_of_two_sizes_are_independent_and_fixed():
+    a = SecondMinimumData(test_sizes=[32, 64], num_train=10, num_test=20)
+    b = SecondMinimumData(test_sizes=[64], num_train=10, num_test=20)
+    assert torch.equal(a.split("test", 64).values, b.split("test").values)  # not shifted by the other sizes
+    first64 = a.split("test", 64).values[:64 * 20 // 2]
+    assert not torch.equal(a.split("test", 32).values, first64)  # its own stream, not a prefix of the 64s
 
 
 def test_batches_equal_the_samples():
@@ -76,10 +89,11 @@ def test_set_data_is_deterministic_per_seed_and_split():
 
 
 def test_graph_labels_degrees_and_masks():
-    dm = SecondMinimumGraphData(test_degree=64, num_train_graphs=3, num_val_graphs=1, num_test_graphs=1,
+    dm = SecondMinimumGraphData(test_degrees=[64, 20], num_train_graphs=3, num_val_graphs=1, num_test_graphs=1,
                                 num_nodes=70)
-    for split, degrees in (("train", range(2, 17)), ("val", [32]), ("test", [64])):
-        for graph in dm.split(split):
+    for split, degree, degrees in (("train", None, range(2, 17)), ("val", None, [32]), ("test", None, [64]),
+                                   ("test", 20, [20])):
+        for graph in dm.split(split, degree):
             src, dst = graph.edge_index.tolist()
             assert all(s != d for s, d in zip(src, dst))
             assert len(set(zip(src, dst))) == len(src)  # distinct in-neighbours
@@ -91,13 +105,15 @@ def test_graph_labels_degrees_and_masks():
                 assert graph.y[v].tolist() == _bits(_second_min(neighbours))
             assert bool(graph[f"{split}_mask"].all())
             assert all(f"{other}_mask" not in graph for other in ("train", "val", "test") if other != split)
-    assert dm.info.level == "node" and dm.info.name == "second-min-graph-64"
+    assert dm.info.level == "node" and dm.info.name == "second-min-graph" and dm.test_names == ["64", "20"]
+    assert len(dm.test_dataloader()) == 2
 
 
 def test_graph_data_is_deterministic():
-    a = SecondMinimumGraphData(num_train_graphs=2, num_nodes=40, seed=1).split("train")
-    b = SecondMinimumGraphData(num_train_graphs=2, num_nodes=40, seed=1).split("train")
-    c = SecondMinimumGraphData(num_train_graphs=2, num_nodes=40, seed=2).split("train")
+    kw = dict(num_train_graphs=2, num_nodes=40, test_degrees=[32])
+    a = SecondMinimumGraphData(**kw, seed=1).split("train")
+    b = SecondMinimumGraphData(**kw, seed=1).split("train")
+    c = SecondMinimumGraphData(**kw, seed=2).split("train")
     assert all(torch.equal(x.edge_index, y.edge_index) and torch.equal(x.value, y.value) for x, y in zip(a, b))
     assert not torch.equal(a[0].value, c[0].value)
 
@@ -105,7 +121,10 @@ def test_graph_data_is_deterministic():
 @pytest.mark.parametrize("kwargs, match", [
     ({"train_sizes": (1, 16)}, "2 <= min <= max"),
     ({"train_sizes": (8, 4)}, "2 <= min <= max"),
-    ({"test_size": 1}, "test_size must be >= 2"),
+    ({"test_sizes": [32, 1]}, "every entry of test_sizes must be an int >= 2"),
+    ({"test_sizes": 32}, "test_sizes must be a non-empty list of ints"),
+    ({"test_sizes": []}, "test_sizes must be a non-empty list of ints"),
+    ({"test_sizes": [32, 32]}, "test_sizes has a repeated entry"),
     ({"num_train": 0}, "num_train must be >= 1"),
     ({"num_bits": 0}, "num_bits must be in 1..30"),
     ({"batch_size": 0}, "batch_size >= 1"),
@@ -117,11 +136,15 @@ def test_set_data_errors(kwargs, match):
 
 def test_graph_data_errors():
     with pytest.raises(ValueError, match="num_nodes=64 cannot give a node 64 distinct in-neighbours"):
-        SecondMinimumGraphData(test_degree=64, num_nodes=64)
+        SecondMinimumGraphData(test_degrees=[32, 64], num_nodes=64)
     with pytest.raises(ValueError, match="val_degree must be >= 2"):
         SecondMinimumGraphData(val_degree=1)
     with pytest.raises(ValueError, match="unknown split 'valid'"):
         SecondMinimumGraphData(num_nodes=65).split("valid")
+    with pytest.raises(ValueError, match=r"no test set of size 40: test_degrees is \[32, 64\]"):
+        SecondMinimumGraphData(num_nodes=65).split("test", 40)
+    with pytest.raises(ValueError, match="size is only for the test split"):
+        SecondMinimumData().split("val", 32)
 
 
 def test_exact_match_accuracy():

@@ -114,7 +114,7 @@ DISPLAY = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summar
 def fake(monkeypatch):
     calls: list[tuple[int, tuple[str, ...]]] = []
     info = DatasetInfo("toy", "node", "multiclass", 4, 2, "acc")
-    monkeypatch.setattr(runner, "probe", lambda config, extra: (info, None))
+    monkeypatch.setattr(runner, "probe", lambda config, extra: (info, None, []))
 
     def run_seed(config, seed, extra, run_dir, split_arg, num_splits):
         calls.append((seed, tuple(extra)))

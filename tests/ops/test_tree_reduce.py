@@ -235,3 +235,26 @@ def test_bad_input_is_named():
         ops.tree_reduce(x, torch.tensor([0, 5]), torch.add, torch.zeros(3))
     with pytest.raises(ValueError, match="combine\\(a, b\\) must return a tensor shaped like a"):
         ops.tree_reduce(x, torch.tensor([0, 5]), lambda a, b: torch.cat([a, b], dim=1))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_numpy_pairing_step_equals_the_torch_one(seed):
+    """The CPU schedule is built in NumPy; its pairing step must equal the torch step on any active segments."""
+    from graphlab.ops.tree_reduce import pair_level_numpy, pair_level_torch
+
+    gen = torch.Generator().manual_seed(seed)
+    counts = torch.randint(2, 40, (57,), generator=gen)
+    starts = torch.cumsum(counts, 0) - counts
+    ours = pair_level_numpy(starts.numpy(), counts.numpy())
+    theirs = pair_level_torch(starts, counts)
+    for a, b in zip(ours, theirs):
+        assert a.tolist() == b.tolist()
+
+
+def test_cpu_schedule_from_an_int32_ptr_equals_the_int64_one():
+    ptr = ptr_of(random_counts(3))
+    a = ops.tree_reduce_schedule(ptr, cache=False)
+    b = ops.tree_reduce_schedule(ptr.int(), cache=False)
+    assert a.final.tolist() == b.final.tolist() and a.final.dtype == b.final.dtype == torch.long
+    for la, lb in zip(a.levels, b.levels):
+        assert all(getattr(la, f).tolist() == getattr(lb, f).tolist() for f in FIELDS)
