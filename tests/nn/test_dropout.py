@@ -64,3 +64,69 @@ def test_bad_probability_raises():
         UniformDropout(1.0)
     with pytest.raises(ValueError, match="dropout probability"):
         uniform_dropout(torch.ones(3), -0.1)
+
+
+# ---- the sparse path (p <= SPARSE_DROP_MAX_P): dropped positions drawn as geometric gaps
+
+
+def test_sparse_path_is_used_for_small_p_and_keeps_the_definition():
+    from graphlab.nn import dropout as module
+
+    assert module.SPARSE_DROP_MAX_P >= 0.05
+    torch.manual_seed(3)
+    x = torch.rand(300, 200) + 0.5
+    out = uniform_dropout(x, 0.1)
+    dropped = out == 0
+    torch.testing.assert_close(out[~dropped], x[~dropped] / 0.9)
+    left, right = dropped[:, :-1].double(), dropped[:, 1:].double()
+    assert abs((left * right).mean().item() - 0.01) < 6 * (0.01 * 0.99 / left.numel()) ** 0.5
+    again = uniform_dropout(x, 0.1) == 0
+    assert abs((dropped & again).double().mean().item() - 0.01) < 6 * (0.01 * 0.99 / x.numel()) ** 0.5
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 3])
+def test_bernoulli_positions_match_iid_bernoulli_in_distribution(chunk):
+    """Against the plain path (``rand < p``): per-position rates (incl. across the restarts between batches of
+    gaps when ``chunk`` is tiny), pairwise independence of neighbours, and the Binomial count's mean and variance."""
+    from graphlab.nn.dropout import bernoulli_positions
+
+    torch.manual_seed(4)
+    n, p, reps = 24, 0.15, 20000
+    sparse = torch.zeros(reps, n)
+    for r in range(reps):
+        pos = bernoulli_positions(n, p, chunk=chunk)
+        assert (pos.diff() > 0).all() and (pos >= 0).all() and (pos < n).all()
+        sparse[r, pos] = 1.0
+    plain = (torch.rand(reps, n) < p).float()
+    std = (p * (1 - p) / reps) ** 0.5
+    for draws in (sparse, plain):  # the test itself passes on the plain path
+        assert ((draws.mean(0) - p).abs() < 5 * std).all()
+        joint = (draws[:, :-1] * draws[:, 1:]).mean(0)
+        assert ((joint - p * p).abs() < 5 * (p * p * (1 - p * p) / reps) ** 0.5).all()
+        counts = draws.sum(1).double()
+        assert abs(counts.mean().item() - n * p) < 5 * (n * p * (1 - p) / reps) ** 0.5
+        assert abs(counts.var().item() / (n * p * (1 - p)) - 1) < 0.05
+
+
+def test_sparse_path_gradient_is_the_mask_times_the_upstream_gradient():
+    torch.manual_seed(6)
+    x = (torch.rand(40, 30, dtype=torch.float64) + 0.5).requires_grad_()
+    out = uniform_dropout(x, 0.05)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    torch.testing.assert_close(x.grad, grad * (out != 0).double() / 0.95)
+    x = x[:8, :6]
+
+    def fn(t):
+        torch.manual_seed(7)
+        return uniform_dropout(t, 0.05)
+
+    assert torch.autograd.gradcheck(fn, (x.detach().clone().requires_grad_(),))
+    assert torch.autograd.gradcheck(fn, (x.detach().clone().t().requires_grad_(),))  # non-contiguous input
+
+
+def test_bernoulli_positions_rejects_bad_p():
+    from graphlab.nn.dropout import bernoulli_positions
+
+    with pytest.raises(ValueError, match="p in"):
+        bernoulli_positions(10, 0.0)

@@ -162,3 +162,34 @@ def test_xlin_on_the_members_only_matches_dense_formula_values_and_gradients(n, 
     torch.testing.assert_close(got, want)
     for a, b in zip(grads, want_grads):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("cls", [NCNPredictor, NCNCPredictor])
+def test_xcn_branch_on_nonempty_rows_only_matches_the_full_mlp(cls):
+    """Rows with an empty set have z = 0, where xcnlin's first Linear is its bias: skipping them gives the same
+    values and gradients (dense reference: the plain head on every row); also through forward on a sparse graph
+    where most pairs have no common neighbour."""
+    torch.manual_seed(8)
+    model = cls(8, 8, ln=True, use_xlin=True, tailact=True).double().eval()
+    z = torch.randn(30, 8, dtype=torch.float64)
+    nonempty = torch.rand(30) < 0.2
+    z[~nonempty] = 0.0
+    z.requires_grad_()
+    h_i, h_j = torch.randn(2, 30, 8, dtype=torch.float64).unbind(0)
+    fast = model.head(z, h_i, h_j, nonempty)
+    params = [z, *model.parameters()]
+    g_fast = torch.autograd.grad(fast.sum(), params, allow_unused=True, materialize_grads=True)
+    plain = model.lin(model.xcnlin(z) * model.beta + model.xijlin(h_i * h_j))
+    g_plain = torch.autograd.grad(plain.sum(), params, allow_unused=True, materialize_grads=True)
+    torch.testing.assert_close(fast, plain)
+    # z's empty rows are structural zeros (a sum over no members: nothing upstream of them gets a gradient)
+    torch.testing.assert_close(g_fast[0][nonempty], g_plain[0][nonempty])
+    for a, b in zip(g_fast[1:], g_plain[1:]):
+        torch.testing.assert_close(a, b)
+    # forward on a sparse graph (mostly empty common-neighbour sets) against the dense formula
+    dense, rowptr, col = _graph(n=30, p=0.06, seed=3)
+    pairs = _pairs(30, seed=4)
+    assert (dense[pairs[0]] & dense[pairs[1]]).any(1).float().mean() < 0.75
+    h = torch.randn(30, 8, dtype=torch.float64)
+    model = NCNPredictor(8, 8, ln=True, use_xlin=True, tailact=True).double().eval()
+    torch.testing.assert_close(model(h, rowptr, col, pairs), _dense_ncn(model, h, dense, pairs))
