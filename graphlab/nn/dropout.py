@@ -24,7 +24,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
-__all__ = ["UniformDropout", "uniform_dropout", "bernoulli_positions"]
+__all__ = ["UniformDropout", "uniform_dropout", "bernoulli_positions", "dropout_relu", "run_mlp"]
 
 SPARSE_DROP_MAX_P = 0.15  # at or below this p, draw the dropped positions (geometric gaps) instead of n uniforms
 
@@ -88,6 +88,56 @@ def uniform_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
         return _sparse_dropout(x, p)
     mask = x.new_empty(x.shape).uniform_().ge_(p).mul_(1.0 / (1.0 - p))  # 1/(1-p) where kept, 0 where dropped
     return x * mask
+
+
+class _ReLUZeroAt(torch.autograd.Function):
+    """``relu(x) * scale`` with the flattened entries ``positions`` set to zero (``inplace``: written into ``x``,
+    only without autograd); the gradient is the upstream gradient where the output is positive, times ``scale``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, positions: Tensor, scale: float, inplace: bool = False) -> Tensor:  # noqa: ANN401
+        out = x.clamp_min_(0.0) if inplace and x.is_contiguous() else x.clamp_min(0.0).contiguous()
+        out.mul_(scale).view(-1).index_fill_(0, positions, 0.0)
+        ctx.save_for_backward(out)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], None, None, None]:  # noqa: ANN401
+        (out,) = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(grad, out, 0.0).mul_(ctx.scale), None, None, None
+
+
+def dropout_relu(x: Tensor, p: float, training: bool = True, inplace: bool = False) -> Tensor:
+    r""":math:`\mathrm{ReLU}(\mathrm{dropout}_p(x))` in one pass on the sparse path: since
+    :math:`\mathrm{ReLU}(x m / (1 - p)) = \mathrm{ReLU}(x) m / (1 - p)` for a 0/1 mask :math:`m`, it is
+    ``relu(uniform_dropout(x, p))`` — the same random function — with one temporary and one saved tensor fewer.
+    ``inplace`` (only honoured without autograd): overwrite ``x``, a temporary the caller owns."""
+    if not training or p == 0.0:
+        return torch.relu(x)
+    if 0.0 < p <= SPARSE_DROP_MAX_P and x.numel() > 0:
+        inplace = inplace and not (torch.is_grad_enabled() and x.requires_grad)
+        return _ReLUZeroAt.apply(x, bernoulli_positions(x.numel(), p, x.device), 1.0 / (1.0 - p), inplace)
+    return torch.relu(uniform_dropout(x, p, training))
+
+
+def run_mlp(mlp: nn.Sequential, x: Tensor, owned: bool = False) -> Tensor:
+    """``mlp(x)``, with every :class:`UniformDropout` that is followed by :class:`~torch.nn.ReLU` applied as
+    :func:`dropout_relu` (in place on the intermediate when autograd is off: it is a temporary of this call;
+    ``owned``: ``x`` itself is a temporary the caller gives away)."""
+    layers = list(mlp)
+    i, fresh = 0, owned
+    while i < len(layers):
+        layer = layers[i]
+        if isinstance(layer, UniformDropout) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU):
+            x = dropout_relu(x, layer.p, layer.training, inplace=fresh and not torch.is_grad_enabled())
+            i += 2
+        else:
+            x = layer(x)
+            i += 1
+        fresh = fresh or not isinstance(layer, nn.Identity)
+    return x
 
 
 class UniformDropout(nn.Dropout):

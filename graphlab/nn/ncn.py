@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from graphlab import ops
-from graphlab.nn.dropout import UniformDropout
+from graphlab.nn.dropout import UniformDropout, run_mlp
 
 
 def _norm(dim: int, ln: bool) -> nn.Module:
@@ -116,7 +116,7 @@ class NCNPredictor(nn.Module):
     # ---- pieces shared with NCNC
     def transform(self, h: Tensor) -> Tensor:
         """:math:`h' = h + \\mathrm{xlin}(h)` (``h`` itself without ``use_xlin``)."""
-        return h + self.xlin(h) if self.xlin is not None else h
+        return h + run_mlp(self.xlin, h) if self.xlin is not None else h
 
     def transform_members(self, h: Tensor, members: ops.PairSets) -> tuple[Tensor, ops.PairSets]:
         """:math:`h'` at the nodes of ``members`` only, and ``members`` re-indexed into those rows.
@@ -144,7 +144,8 @@ class NCNPredictor(nn.Module):
 
         ``nonempty`` (``[B]`` bool, optional): the rows whose set sum ``z`` may be non-zero; the others are zero
         rows, where ``xcnlin``'s first Linear is its bias, so it is applied to the ``nonempty`` rows only."""
-        return self.lin(self.xcn_branch(z, nonempty) * self.beta + self.xijlin(h_i * h_j))
+        return run_mlp(self.lin, self.xcn_branch(z, nonempty) * self.beta + run_mlp(self.xijlin, h_i * h_j, owned=True),
+                       owned=True)
 
     def xcn_branch(self, z: Tensor, nonempty: Optional[Tensor] = None) -> Tensor:
         r""":math:`\mathrm{xcnlin}(z)`, with the first Linear :math:`W z + b` evaluated only on the ``nonempty`` rows
@@ -152,11 +153,11 @@ class NCNPredictor(nn.Module):
         no common neighbour). Skipped when fewer than a quarter of the rows are empty."""
         first = self.xcnlin[0]
         if nonempty is None or 4 * int(nonempty.sum()) > 3 * nonempty.numel():
-            return self.xcnlin(z)
+            return run_mlp(self.xcnlin, z)
         rows = nonempty.nonzero().view(-1)
         base = first.bias.expand(z.size(0), -1).contiguous() if first.bias is not None \
             else z.new_zeros(z.size(0), first.out_features)
-        return self.xcnlin[1:](base.index_put((rows,), first(z[rows])))
+        return run_mlp(self.xcnlin[1:], base.index_put((rows,), first(z[rows])), owned=True)
 
     def adjacency(self, rowptr: Tensor, col: Tensor) -> tuple[Tensor, Tensor]:
         """The predictor's adjacency: edge dropout in training, unchanged in evaluation."""

@@ -130,3 +130,61 @@ def test_bernoulli_positions_rejects_bad_p():
 
     with pytest.raises(ValueError, match="p in"):
         bernoulli_positions(10, 0.0)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3])
+def test_dropout_relu_is_relu_of_dropout_values_and_gradients(p):
+    """Same seed, same draws: the fused op equals the plain composition exactly (in place too, without autograd)."""
+    from graphlab.nn.dropout import dropout_relu
+
+    x = torch.randn(50, 40, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(50, 40, dtype=torch.float64)
+    torch.manual_seed(9)
+    fused = dropout_relu(x, p)
+    (g_fused,) = torch.autograd.grad(fused, x, grad)
+    torch.manual_seed(9)
+    plain = torch.relu(uniform_dropout(x, p))
+    (g_plain,) = torch.autograd.grad(plain, x, grad)
+    torch.testing.assert_close(fused, plain, rtol=0, atol=0)
+    torch.testing.assert_close(g_fused, g_plain, rtol=0, atol=0)
+    with torch.no_grad():
+        y = x.detach().clone()
+        torch.manual_seed(9)
+        out = dropout_relu(y, p, inplace=True)
+    torch.testing.assert_close(out, plain.detach(), rtol=0, atol=0)
+    assert torch.equal(dropout_relu(x, p, training=False), torch.relu(x))
+
+    def fn(t):
+        torch.manual_seed(10)
+        return dropout_relu(t, p)
+
+    assert torch.autograd.gradcheck(fn, (torch.randn(6, 5, dtype=torch.float64, requires_grad=True),))
+
+
+def test_run_mlp_matches_the_sequential():
+    from graphlab.nn.dropout import run_mlp
+
+    mlp = nn.Sequential(nn.Linear(16, 16), UniformDropout(0.05), nn.ReLU(), nn.Linear(16, 16), nn.LayerNorm(16),
+                        UniformDropout(0.3), nn.ReLU(), nn.Identity()).double()
+    x = torch.randn(30, 16, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(11)
+    got = run_mlp(mlp, x)
+    g_got = torch.autograd.grad(got.sum(), [x, *mlp.parameters()])
+    torch.manual_seed(11)
+    want = mlp(x)
+    g_want = torch.autograd.grad(want.sum(), [x, *mlp.parameters()])
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():  # in-place intermediates, the input untouched
+        x0 = x.detach().clone()
+        torch.manual_seed(11)
+        torch.testing.assert_close(run_mlp(mlp, x0), want.detach(), rtol=0, atol=0)
+        assert torch.equal(x0, x.detach())
+    assert torch.equal(run_mlp(mlp.eval(), x), mlp(x))
+    head = nn.Sequential(UniformDropout(0.05), nn.ReLU())  # the input is the caller's: never written
+    with torch.no_grad():
+        x1 = torch.randn(30, 16)
+        x1_copy = x1.clone()
+        run_mlp(head, x1)
+        assert torch.equal(x1, x1_copy)

@@ -148,7 +148,7 @@ def test_xlin_on_the_members_only_matches_dense_formula_values_and_gradients(n, 
     dense, rowptr, col = _graph(n, p, seed=3)
     model = NCNPredictor(8, 8, dropout=0.3, ln=True, use_xlin=True, tailact=True).double().eval()
     rows_seen = []
-    model.xlin.register_forward_hook(lambda module, args, out: rows_seen.append(args[0].size(0)))
+    model.xlin[0].register_forward_hook(lambda module, args, out: rows_seen.append(args[0].size(0)))
     h = torch.randn(n, 8, dtype=torch.float64, requires_grad=True)
     pairs = _pairs(n)
     got = model(h, rowptr, col, pairs)
