@@ -193,3 +193,31 @@ def test_xcn_branch_on_nonempty_rows_only_matches_the_full_mlp(cls):
     h = torch.randn(30, 8, dtype=torch.float64)
     model = NCNPredictor(8, 8, ln=True, use_xlin=True, tailact=True).double().eval()
     torch.testing.assert_close(model(h, rowptr, col, pairs), _dense_ncn(model, h, dense, pairs))
+
+
+@pytest.mark.parametrize("cls", [NCNPredictor, NCNCPredictor])
+def test_training_mode_fast_paths_equal_the_plain_modules_under_the_same_seed(cls, monkeypatch):
+    """In training (dropout and edge dropout on), the fused dropout+ReLU, the in-place no-grad MLPs and the
+    non-empty-rows xcnlin draw the same random numbers in the same order as the plain ``nn.Sequential`` calls:
+    same seed, same scores and gradients."""
+    import graphlab.nn.ncn as ncn_module
+
+    dense, rowptr, col = _graph(n=40, p=0.1, seed=5)
+    pairs = _pairs(40, seed=6)
+    torch.manual_seed(12)
+    model = cls(8, 8, dropout=0.05, edge_dropout=0.3, ln=True, use_xlin=True, tailact=True).double().train()
+    h = torch.randn(40, 8, dtype=torch.float64, requires_grad=True)
+
+    def scores_and_grads():
+        torch.manual_seed(13)
+        out = model(h, rowptr, col, pairs)
+        return out, torch.autograd.grad(out.sum(), [h, *model.parameters()], allow_unused=True,
+                                        materialize_grads=True)
+
+    fast, g_fast = scores_and_grads()
+    monkeypatch.setattr(ncn_module, "run_mlp", lambda mlp, x, owned=False: mlp(x))
+    monkeypatch.setattr(cls, "xcn_branch", lambda self, z, nonempty=None: self.xcnlin(z))
+    plain, g_plain = scores_and_grads()
+    torch.testing.assert_close(fast, plain)
+    for a, b in zip(g_fast, g_plain):
+        torch.testing.assert_close(a, b)
