@@ -64,3 +64,127 @@ def test_bad_probability_raises():
         UniformDropout(1.0)
     with pytest.raises(ValueError, match="dropout probability"):
         uniform_dropout(torch.ones(3), -0.1)
+
+
+# ---- the sparse path (p <= SPARSE_DROP_MAX_P): dropped positions drawn as geometric gaps
+
+
+def test_sparse_path_is_used_for_small_p_and_keeps_the_definition():
+    from graphlab.nn import dropout as module
+
+    assert module.SPARSE_DROP_MAX_P >= 0.05
+    torch.manual_seed(3)
+    x = torch.rand(300, 200) + 0.5
+    out = uniform_dropout(x, 0.1)
+    dropped = out == 0
+    torch.testing.assert_close(out[~dropped], x[~dropped] / 0.9)
+    left, right = dropped[:, :-1].double(), dropped[:, 1:].double()
+    assert abs((left * right).mean().item() - 0.01) < 6 * (0.01 * 0.99 / left.numel()) ** 0.5
+    again = uniform_dropout(x, 0.1) == 0
+    assert abs((dropped & again).double().mean().item() - 0.01) < 6 * (0.01 * 0.99 / x.numel()) ** 0.5
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 3])
+def test_bernoulli_positions_match_iid_bernoulli_in_distribution(chunk):
+    """Against the plain path (``rand < p``): per-position rates (incl. across the restarts between batches of
+    gaps when ``chunk`` is tiny), pairwise independence of neighbours, and the Binomial count's mean and variance."""
+    from graphlab.nn.dropout import bernoulli_positions
+
+    torch.manual_seed(4)
+    n, p, reps = 24, 0.15, 20000
+    sparse = torch.zeros(reps, n)
+    for r in range(reps):
+        pos = bernoulli_positions(n, p, chunk=chunk)
+        assert (pos.diff() > 0).all() and (pos >= 0).all() and (pos < n).all()
+        sparse[r, pos] = 1.0
+    plain = (torch.rand(reps, n) < p).float()
+    std = (p * (1 - p) / reps) ** 0.5
+    for draws in (sparse, plain):  # the test itself passes on the plain path
+        assert ((draws.mean(0) - p).abs() < 5 * std).all()
+        joint = (draws[:, :-1] * draws[:, 1:]).mean(0)
+        assert ((joint - p * p).abs() < 5 * (p * p * (1 - p * p) / reps) ** 0.5).all()
+        counts = draws.sum(1).double()
+        assert abs(counts.mean().item() - n * p) < 5 * (n * p * (1 - p) / reps) ** 0.5
+        assert abs(counts.var().item() / (n * p * (1 - p)) - 1) < 0.05
+
+
+def test_sparse_path_gradient_is_the_mask_times_the_upstream_gradient():
+    torch.manual_seed(6)
+    x = (torch.rand(40, 30, dtype=torch.float64) + 0.5).requires_grad_()
+    out = uniform_dropout(x, 0.05)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    torch.testing.assert_close(x.grad, grad * (out != 0).double() / 0.95)
+    x = x[:8, :6]
+
+    def fn(t):
+        torch.manual_seed(7)
+        return uniform_dropout(t, 0.05)
+
+    assert torch.autograd.gradcheck(fn, (x.detach().clone().requires_grad_(),))
+    assert torch.autograd.gradcheck(fn, (x.detach().clone().t().requires_grad_(),))  # non-contiguous input
+
+
+def test_bernoulli_positions_rejects_bad_p():
+    from graphlab.nn.dropout import bernoulli_positions
+
+    with pytest.raises(ValueError, match="p in"):
+        bernoulli_positions(10, 0.0)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3])
+def test_dropout_relu_is_relu_of_dropout_values_and_gradients(p):
+    """Same seed, same draws: the fused op equals the plain composition exactly (in place too, without autograd)."""
+    from graphlab.nn.dropout import dropout_relu
+
+    x = torch.randn(50, 40, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(50, 40, dtype=torch.float64)
+    torch.manual_seed(9)
+    fused = dropout_relu(x, p)
+    (g_fused,) = torch.autograd.grad(fused, x, grad)
+    torch.manual_seed(9)
+    plain = torch.relu(uniform_dropout(x, p))
+    (g_plain,) = torch.autograd.grad(plain, x, grad)
+    torch.testing.assert_close(fused, plain, rtol=0, atol=0)
+    torch.testing.assert_close(g_fused, g_plain, rtol=0, atol=0)
+    with torch.no_grad():
+        y = x.detach().clone()
+        torch.manual_seed(9)
+        out = dropout_relu(y, p, inplace=True)
+    torch.testing.assert_close(out, plain.detach(), rtol=0, atol=0)
+    assert torch.equal(dropout_relu(x, p, training=False), torch.relu(x))
+
+    def fn(t):
+        torch.manual_seed(10)
+        return dropout_relu(t, p)
+
+    assert torch.autograd.gradcheck(fn, (torch.randn(6, 5, dtype=torch.float64, requires_grad=True),))
+
+
+def test_run_mlp_matches_the_sequential():
+    from graphlab.nn.dropout import run_mlp
+
+    mlp = nn.Sequential(nn.Linear(16, 16), UniformDropout(0.05), nn.ReLU(), nn.Linear(16, 16), nn.LayerNorm(16),
+                        UniformDropout(0.3), nn.ReLU(), nn.Identity()).double()
+    x = torch.randn(30, 16, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(11)
+    got = run_mlp(mlp, x)
+    g_got = torch.autograd.grad(got.sum(), [x, *mlp.parameters()])
+    torch.manual_seed(11)
+    want = mlp(x)
+    g_want = torch.autograd.grad(want.sum(), [x, *mlp.parameters()])
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():  # in-place intermediates, the input untouched
+        x0 = x.detach().clone()
+        torch.manual_seed(11)
+        torch.testing.assert_close(run_mlp(mlp, x0), want.detach(), rtol=0, atol=0)
+        assert torch.equal(x0, x.detach())
+    assert torch.equal(run_mlp(mlp.eval(), x), mlp(x))
+    head = nn.Sequential(UniformDropout(0.05), nn.ReLU())  # the input is the caller's: never written
+    with torch.no_grad():
+        x1 = torch.randn(30, 16)
+        x1_copy = x1.clone()
+        run_mlp(head, x1)
+        assert torch.equal(x1, x1_copy)

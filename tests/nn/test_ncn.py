@@ -148,7 +148,7 @@ def test_xlin_on_the_members_only_matches_dense_formula_values_and_gradients(n, 
     dense, rowptr, col = _graph(n, p, seed=3)
     model = NCNPredictor(8, 8, dropout=0.3, ln=True, use_xlin=True, tailact=True).double().eval()
     rows_seen = []
-    model.xlin.register_forward_hook(lambda module, args, out: rows_seen.append(args[0].size(0)))
+    model.xlin[0].register_forward_hook(lambda module, args, out: rows_seen.append(args[0].size(0)))
     h = torch.randn(n, 8, dtype=torch.float64, requires_grad=True)
     pairs = _pairs(n)
     got = model(h, rowptr, col, pairs)
@@ -161,4 +161,63 @@ def test_xlin_on_the_members_only_matches_dense_formula_values_and_gradients(n, 
     want_grads = torch.autograd.grad((want * weight).sum(), [h, *model.parameters()])
     torch.testing.assert_close(got, want)
     for a, b in zip(grads, want_grads):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("cls", [NCNPredictor, NCNCPredictor])
+def test_xcn_branch_on_nonempty_rows_only_matches_the_full_mlp(cls):
+    """Rows with an empty set have z = 0, where xcnlin's first Linear is its bias: skipping them gives the same
+    values and gradients (dense reference: the plain head on every row); also through forward on a sparse graph
+    where most pairs have no common neighbour."""
+    torch.manual_seed(8)
+    model = cls(8, 8, ln=True, use_xlin=True, tailact=True).double().eval()
+    z = torch.randn(30, 8, dtype=torch.float64)
+    nonempty = torch.rand(30) < 0.2
+    z[~nonempty] = 0.0
+    z.requires_grad_()
+    h_i, h_j = torch.randn(2, 30, 8, dtype=torch.float64).unbind(0)
+    fast = model.head(z, h_i, h_j, nonempty)
+    params = [z, *model.parameters()]
+    g_fast = torch.autograd.grad(fast.sum(), params, allow_unused=True, materialize_grads=True)
+    plain = model.lin(model.xcnlin(z) * model.beta + model.xijlin(h_i * h_j))
+    g_plain = torch.autograd.grad(plain.sum(), params, allow_unused=True, materialize_grads=True)
+    torch.testing.assert_close(fast, plain)
+    # z's empty rows are structural zeros (a sum over no members: nothing upstream of them gets a gradient)
+    torch.testing.assert_close(g_fast[0][nonempty], g_plain[0][nonempty])
+    for a, b in zip(g_fast[1:], g_plain[1:]):
+        torch.testing.assert_close(a, b)
+    # forward on a sparse graph (mostly empty common-neighbour sets) against the dense formula
+    dense, rowptr, col = _graph(n=30, p=0.06, seed=3)
+    pairs = _pairs(30, seed=4)
+    assert (dense[pairs[0]] & dense[pairs[1]]).any(1).float().mean() < 0.75
+    h = torch.randn(30, 8, dtype=torch.float64)
+    model = NCNPredictor(8, 8, ln=True, use_xlin=True, tailact=True).double().eval()
+    torch.testing.assert_close(model(h, rowptr, col, pairs), _dense_ncn(model, h, dense, pairs))
+
+
+@pytest.mark.parametrize("cls", [NCNPredictor, NCNCPredictor])
+def test_training_mode_fast_paths_equal_the_plain_modules_under_the_same_seed(cls, monkeypatch):
+    """In training (dropout and edge dropout on), the fused dropout+ReLU, the in-place no-grad MLPs and the
+    non-empty-rows xcnlin draw the same random numbers in the same order as the plain ``nn.Sequential`` calls:
+    same seed, same scores and gradients."""
+    import graphlab.nn.ncn as ncn_module
+
+    dense, rowptr, col = _graph(n=40, p=0.1, seed=5)
+    pairs = _pairs(40, seed=6)
+    torch.manual_seed(12)
+    model = cls(8, 8, dropout=0.05, edge_dropout=0.3, ln=True, use_xlin=True, tailact=True).double().train()
+    h = torch.randn(40, 8, dtype=torch.float64, requires_grad=True)
+
+    def scores_and_grads():
+        torch.manual_seed(13)
+        out = model(h, rowptr, col, pairs)
+        return out, torch.autograd.grad(out.sum(), [h, *model.parameters()], allow_unused=True,
+                                        materialize_grads=True)
+
+    fast, g_fast = scores_and_grads()
+    monkeypatch.setattr(ncn_module, "run_mlp", lambda mlp, x, owned=False: mlp(x))
+    monkeypatch.setattr(cls, "xcn_branch", lambda self, z, nonempty=None: self.xcnlin(z))
+    plain, g_plain = scores_and_grads()
+    torch.testing.assert_close(fast, plain)
+    for a, b in zip(g_fast, g_plain):
         torch.testing.assert_close(a, b)
