@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from graphlab._io import atomic_write_json
+from graphlab._io import atomic_write_json, file_lock
 from graphlab.cli import CheckpointNotFound, build_cli, find_checkpoint, keep_checkpoint_dir
 from graphlab.eval.leaderboard import (
     DISPLAY_ONLY_TRAINER_FLAGS,
@@ -33,6 +33,7 @@ from graphlab.eval.leaderboard import (
     config_id,
     fingerprint,
     format_mean_std,
+    load_record,
     open_record,
     parse_seeds,
     record_path,
@@ -145,6 +146,7 @@ def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: P
     warning = code_mix_warning({**record, "config_id": cid}, version) if todo else None
     if warning:
         print(warning, file=sys.stderr)
+    known = {record.get("fingerprint"), fingerprint(config, extra)}  # the record as opened (maybe an older scheme)
     command = shlex.join(["graphlab", "leaderboard", "--config", str(config), "--seeds", seed_range(seeds), *(
         ["--", *extra] if extra else [])])
     record.update(config=str(config), config_id=cid, fingerprint=fingerprint(config, extra),
@@ -154,21 +156,17 @@ def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: P
     if len(names) > 1:
         record["test_names"] = names
     for seed in seeds:
-        if seed not in todo:
+        if seed not in todo or seed in _stored_seeds(path):
             print(f"[leaderboard] {cid} seed {seed}: already done, skipped")
             continue
         result = run_seed(config, seed, extra, runs_dir / cid / f"seed_{seed}", split_arg, info.num_splits)
-        record["runs"].append({**result.__dict__, "commit": version})
-        record["commit"] = version
-        record = summarise(record)
-        atomic_write_json(path, record)
+        record = _write_merged(path, record, known, {**result.__dict__, "commit": version})
         more = "".join(f" test@{name} {value:.4f}" for name, value in result.extra_tests.items())
         print(f"[leaderboard] {cid} seed {seed}: val {result.val:.4f} test {result.test:.4f}{more} (code {version})")
     if not record["runs"]:
         raise RuntimeError(f"no seed finished for {config}")
-    record = summarise(record)
     record.setdefault("commit", version)
-    atomic_write_json(path, record)
+    record = _write_merged(path, record, known)
     table = write_table(out_dir, info.name)
     if "/" in cid:
         write_summary(out_dir, cid.split("/")[0])
@@ -176,6 +174,38 @@ def run_leaderboard(config: Path, seeds: list[int], extra: list[str], out_dir: P
         atomic_write_json(json_out, record)
     print(f"[leaderboard] {info.metric_label}: test {format_mean_std(record['test_mean'], record['test_std'], 1.0)}, "
           f"val {format_mean_std(record['val_mean'], record['val_std'], 1.0)} over seeds {record['seeds']}; table {table}")
+    return record
+
+
+def _stored_seeds(path: Path) -> set[int]:
+    """Seeds in the record on disk now: another process may be running other seeds of the same config into the
+    same out-dir (``graphlab leaderboard --seeds 0-4`` and ``--seeds 5-9`` side by side)."""
+    return {r["seed"] for r in (load_record(path) or {}).get("runs", [])}
+
+
+def _write_merged(path: Path, record: dict[str, Any], known: set[Optional[str]],
+                  run: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Add ``run`` (one seed's result, if given) and write the record, merging under a lock the seeds another
+    process wrote since this one opened it, so parallel runs never drop each other's seeds. Refuses to merge into a
+    record rewritten meanwhile from another config or other arguments (a fingerprint not in ``known``)."""
+    with file_lock(path):
+        on_disk = load_record(path) or {"runs": []}
+        if on_disk.get("runs") and on_disk.get("fingerprint") not in known:
+            raise RecordConflict(f"{path} was rewritten from another config or other arguments while this run was "
+                                 f"going (fingerprint {on_disk.get('fingerprint')}, this run {record['fingerprint']}); "
+                                 "nothing more was written")
+        runs = {r["seed"]: r for r in on_disk.get("runs", [])}
+        runs.update({r["seed"]: r for r in record["runs"]})
+        if run is not None:
+            if run["seed"] in runs:
+                print(f"[leaderboard] seed {run['seed']} was written meanwhile by another process; keeping that one",
+                      file=sys.stderr)
+            else:
+                runs[run["seed"]] = run
+                record["commit"] = run["commit"]
+        record["runs"] = [runs[s] for s in sorted(runs)]
+        record = summarise(record)
+        atomic_write_json(path, record)
     return record
 
 

@@ -392,3 +392,28 @@ def test_commit_is_dirty_for_code_changes_but_not_for_the_leaderboards_own_table
 def test_table_shows_the_negatives_per_positive_beside_the_metric():
     record = {**_record("fam/m1/ds1", "ds1", 0.5), "metric": "mrr", "negatives_per_positive": 50}
     assert "| fam/m1/ds1 | mrr (50 neg/pos) | 50.00 ± 2.00 |" in render_table("ds1", [record])
+
+
+def test_parallel_processes_on_one_record_keep_each_others_seeds(tmp_path, fake, monkeypatch):
+    """Two processes running different seeds of one config into one out-dir: each write merges (under a lock) what
+    the other wrote meanwhile, and a seed the other already finished is skipped, not rerun."""
+    config = _write_config(tmp_path)
+    _fake_run(tmp_path, config, "0")  # "process B" wrote seed 0 first
+    b_record = json.loads(_record_file(tmp_path).read_text())
+    seen = []
+    real = runner.run_seed
+
+    def interleaved(config, seed, *args):
+        seen.append(seed)
+        result = real(config, seed, *args)
+        if seed == 1:  # meanwhile "process B" finishes seed 3 and rewrites the record
+            other = {**b_record}
+            other["runs"] = b_record["runs"] + [{**b_record["runs"][0], "seed": 3}]
+            _record_file(tmp_path).write_text(json.dumps(other))
+        return result
+
+    monkeypatch.setattr(runner, "run_seed", interleaved)
+    record = _fake_run(tmp_path, config, "0-3")
+    assert seen == [1, 2]  # 0 was on disk at the start, 3 appeared before its turn
+    assert record["seeds"] == [0, 1, 2, 3]
+    assert [r["seed"] for r in json.loads(_record_file(tmp_path).read_text())["runs"]] == [0, 1, 2, 3]
