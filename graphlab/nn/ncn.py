@@ -35,9 +35,7 @@ def drop_csr_entries(rowptr: Tensor, col: Tensor, p: float, generator: Optional[
         return rowptr, col
     keep = torch.rand(col.numel(), device=col.device, generator=generator) > p
     rows = torch.repeat_interleave(torch.arange(rowptr.numel() - 1, device=col.device), rowptr.diff())
-    counts = torch.bincount(rows[keep], minlength=rowptr.numel() - 1)
-    new_rowptr = torch.cat([rowptr.new_zeros(1), counts.cumsum(0).to(rowptr.dtype)])
-    return new_rowptr, col[keep]
+    return ops.rowptr_from_sorted(rows[keep], rowptr.numel() - 1).to(rowptr.dtype), col[keep]
 
 
 class NCNPredictor(nn.Module):

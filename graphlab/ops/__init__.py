@@ -3,6 +3,7 @@
 Public API::
 
     to_csr(edge_index, num_nodes, edge_weight=None) -> (rowptr, col, perm)
+    rowptr_from_sorted(sorted_row, num_rows) -> [num_rows + 1]   # CSR pointers of a sorted row index
     gather_reduce(x, rowptr, col, reduce="sum", edge_weight=None) -> [N, F]
     segment_reduce(src, ptr, reduce="sum") -> [N, F]
     segment_softmax(src, ptr) -> like src
@@ -30,7 +31,15 @@ from graphlab.ops._backend import (
     set_validation,
     validation_enabled,
 )
-from graphlab.ops.csr import CSR, IdentityCache, cached_csr, cached_transpose, csr_transpose, to_csr
+from graphlab.ops.csr import (
+    CSR,
+    IdentityCache,
+    cached_csr,
+    cached_transpose,
+    csr_transpose,
+    rowptr_from_sorted,
+    to_csr,
+)
 from graphlab.ops.gather_reduce import gather_reduce
 from graphlab.ops.common_neighbors import PairSets, common_neighbors, neighbor_sets, sorted_csr
 from graphlab.ops.segment import segment_reduce, segment_softmax
@@ -54,6 +63,7 @@ __all__ = [
     "neighbor_sets",
     "path_count",
     "reset_path_log",
+    "rowptr_from_sorted",
     "resolve_backend",
     "set_backend",
     "segment_reduce",

@@ -216,12 +216,6 @@ def _expand_rows(rowptr: Tensor, col: Tensor, nodes: Tensor) -> tuple[Tensor, Te
     return pair, col[pos]
 
 
-def _ptr_of(pair: Tensor, num_pairs: int) -> Tensor:
-    ptr = torch.zeros(num_pairs + 1, dtype=torch.long, device=pair.device)
-    torch.cumsum(torch.bincount(pair, minlength=num_pairs), 0, out=ptr[1:])
-    return ptr
-
-
 def _torch_sets(
     rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, sets: tuple[str, ...]
 ) -> dict[str, tuple[Tensor, Tensor]]:
@@ -248,7 +242,7 @@ def _torch_sets(
         else:
             keep = a_in_b if name == "cn" else ~a_in_b
             pair, node = pair_a[keep], node_a[keep]
-        out[name] = (_ptr_of(pair, num_pairs), node)
+        out[name] = (rowptr_from_sorted(pair, num_pairs), node)
     return out
 
 

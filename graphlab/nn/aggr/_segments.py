@@ -3,10 +3,9 @@ validated rows ``[E, F]`` and CSR segment boundaries ``ptr`` ``[S + 1]``."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from graphlab.ops import IdentityCache
+from graphlab.ops import IdentityCache, rowptr_from_sorted
 
 # ptr built from a sorted index, kept per index tensor. PyG's MessagePassing passes a fresh view ``edge_index[1]``
 # on every call, so the key is the view's base tensor plus the view's geometry (the version counter is shared,
@@ -57,7 +56,4 @@ def _ptr_from_index(name: str, x: Tensor, index: Tensor, dim_size: int | None) -
     size = (int(index.max()) + 1 if index.numel() else 0) if dim_size is None else int(dim_size)
     if index.numel() and (int(index[0]) < 0 or int(index[-1]) >= size):
         raise ValueError(f"{name}: index has entries outside [0, dim_size={size}); pass the right dim_size")
-    counts = torch.bincount(index.long(), minlength=size)
-    out = torch.zeros(size + 1, dtype=torch.long, device=index.device)
-    torch.cumsum(counts, 0, out=out[1:])
-    return out
+    return rowptr_from_sorted(index.long(), size)
