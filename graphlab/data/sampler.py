@@ -238,8 +238,8 @@ class SamplingGraph:
             raise ValueError(f"rowptr must start at 0 and end at len(col) = {self.num_edges}, got "
                              f"{int(self.rowptr[0])} .. {int(self.rowptr[-1])}")
         if self.num_nodes and bool((self.rowptr[1:] < self.rowptr[:-1]).any()):
-            raise ValueError("rowptr must be non-decreasing (a CSR pointer); build it with "
-                             "torch.ops-free torch.cumsum of torch.bincount over sorted targets")
+            raise ValueError("rowptr must be non-decreasing (a CSR pointer); build it as "
+                             "[0] + cumsum(bincount(target, minlength=N)) over edges sorted by target")
         if self.num_edges and (int(self.col.min()) < 0 or int(self.col.max()) >= self.num_nodes):
             raise ValueError(f"col holds ids in [{int(self.col.min())}, {int(self.col.max())}] but the graph has "
                              f"{self.num_nodes} nodes (len(rowptr) - 1): every neighbour id must be in [0, N)")
@@ -599,12 +599,12 @@ def _read_csc(data: Any, time_attr: Optional[str], weight_attr: Optional[str],
         colptr, row, perm = to_csc(data, device="cpu", is_sorted=is_sorted)
         weight = None
         if weight_attr is not None:
-            if not data.is_edge_attr(weight_attr):
+            if weight_attr not in data or not data.is_edge_attr(weight_attr):
                 raise ValueError(f"weight_attr={weight_attr!r} is not an edge attribute of the Data object")
             weight = data[weight_attr] if perm is None else data[weight_attr][perm]
         time = None
         if time_attr is not None:
-            if not data.is_node_attr(time_attr):
+            if time_attr not in data or not data.is_node_attr(time_attr):
                 raise ValueError(f"time_attr={time_attr!r} must name a node-level attribute (edge-level time is "
                                  "not supported by graphlab's sampler)")
             time = data[time_attr]
