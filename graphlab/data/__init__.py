@@ -6,6 +6,7 @@ from graphlab.data.movielens import MovieLens100K
 from graphlab.data.planetoid_link import PlanetoidLinkData
 from graphlab.data.multiset import SecondMinimumData, SecondMinimumGraphData
 from graphlab.data.pyg import PyGData
+from graphlab.data.sampled import SampledNodeData
 from graphlab.data.sampler import GraphlabNeighborSampler, SamplingGraph, neighbor_loader, sample_neighbors
 from graphlab.data.synthetic import CSBMData, CSLData, RandomLinkData
 
@@ -22,6 +23,7 @@ __all__ = [
     "PlanetoidLinkData",
     "PyGData",
     "RandomLinkData",
+    "SampledNodeData",
     "SamplingGraph",
     "SecondMinimumData",
     "SecondMinimumGraphData",

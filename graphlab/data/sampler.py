@@ -35,6 +35,7 @@ Sampling rule of one hop. Let :math:`F` be the frontier (the seeds at hop 1, the
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Sequence, Union
 
@@ -57,6 +58,7 @@ __all__ = [
     "SamplingGraph",
     "neighbor_loader",
     "pyg_sampler_available",
+    "resolve_backend",
     "sample_neighbors",
 ]
 
@@ -557,6 +559,14 @@ class GraphlabNeighborSampler(BaseSampler):
         self.graph = SamplingGraph(rowptr, col, weight=weight, time=self.node_time)
         self.num_nodes = self.graph.num_nodes
 
+    def with_num_neighbors(self, num_neighbors: Sequence[int]) -> "GraphlabNeighborSampler":
+        """A copy with other fan-outs that shares this sampler's graph (no second CSC conversion)."""
+        other = copy.copy(self)
+        other.num_neighbors = _check_num_neighbors(num_neighbors)
+        other.graph = copy.copy(self.graph)  # its own relabel scratch: the two may run in different workers
+        other.graph._local = None
+        return other
+
     @property
     def is_temporal(self) -> bool:
         return self.node_time is not None
@@ -631,29 +641,9 @@ def _read_csc(data: Any, time_attr: Optional[str], weight_attr: Optional[str],
                     f"GraphStore) pair, got {type(data).__name__}")
 
 
-def neighbor_loader(
-    data: Any,
-    num_neighbors: Sequence[int],
-    *,
-    backend: Backend = "auto",
-    replace: bool = False,
-    subgraph_type: SubgraphType = "directional",
-    disjoint: bool = False,
-    temporal_strategy: TemporalStrategy = "uniform",
-    time_attr: Optional[str] = None,
-    weight_attr: Optional[str] = None,
-    is_sorted: bool = False,
-    **loader_kwargs: Any,
-) -> Any:
-    """A PyG ``NeighborLoader`` whose sampler is PyG's (pyg-lib / torch-sparse) or graphlab's.
-
-    Args:
-        data, num_neighbors, replace, subgraph_type, disjoint, temporal_strategy, time_attr, weight_attr,
-            is_sorted: as in PyG's ``NeighborLoader``.
-        backend: ``"auto"`` (PyG's sampler when pyg-lib or torch-sparse is importable and supports the options,
-            else graphlab's), ``"graphlab"`` or ``"pyg"`` (error when neither extra is installed).
-        **loader_kwargs: ``input_nodes``, ``input_time``, ``batch_size``, ``shuffle``, ``num_workers``, ... of
-            ``NeighborLoader`` / ``torch.utils.data.DataLoader``.
+def resolve_backend(backend: Backend, needs_pyg_lib: bool = False) -> Literal["graphlab", "pyg"]:
+    """The sampler a loader uses: ``"auto"`` takes PyG's when pyg-lib is importable (or torch-sparse, unless the
+    options need pyg-lib: weights, time, disjoint trees), graphlab's otherwise.
 
     Raises:
         ImportError: ``backend="pyg"`` without pyg-lib or torch-sparse.
@@ -666,14 +656,49 @@ def neighbor_loader(
                           "pyg-lib from https://data.pyg.org/whl/ (no PyPI wheels) or use backend='graphlab' "
                           "(or 'auto')")
     if backend == "auto":
+        usable = pyg_typing.WITH_PYG_LIB or (pyg_typing.WITH_TORCH_SPARSE and not needs_pyg_lib)
+        return "pyg" if usable else "graphlab"
+    return backend
+
+
+def neighbor_loader(
+    data: Any,
+    num_neighbors: Sequence[int],
+    *,
+    backend: Backend = "auto",
+    replace: bool = False,
+    subgraph_type: SubgraphType = "directional",
+    disjoint: bool = False,
+    temporal_strategy: TemporalStrategy = "uniform",
+    time_attr: Optional[str] = None,
+    weight_attr: Optional[str] = None,
+    is_sorted: bool = False,
+    neighbor_sampler: Optional[BaseSampler] = None,
+    **loader_kwargs: Any,
+) -> NeighborLoader:
+    """A PyG ``NeighborLoader`` whose sampler is PyG's (pyg-lib / torch-sparse) or graphlab's.
+
+    Args:
+        data, num_neighbors, replace, subgraph_type, disjoint, temporal_strategy, time_attr, weight_attr,
+            is_sorted: as in PyG's ``NeighborLoader``.
+        backend: ``"auto"`` (PyG's sampler when pyg-lib or torch-sparse is importable and supports the options,
+            else graphlab's), ``"graphlab"`` or ``"pyg"`` (error when neither extra is installed).
+        neighbor_sampler: a ready sampler to reuse (skips building one; ``backend`` is then ignored).
+        **loader_kwargs: ``input_nodes``, ``input_time``, ``batch_size``, ``shuffle``, ``num_workers``, ... of
+            ``NeighborLoader`` / ``torch.utils.data.DataLoader``.
+
+    Raises:
+        ImportError: ``backend="pyg"`` without pyg-lib or torch-sparse.
+        ValueError: an unknown ``backend``.
+    """
+    if neighbor_sampler is None:
         needs_pyg_lib = weight_attr is not None or time_attr is not None or disjoint
-        backend = "pyg" if pyg_typing.WITH_PYG_LIB or (pyg_typing.WITH_TORCH_SPARSE and not needs_pyg_lib) \
-            else "graphlab"
-    sampler = None
-    if backend == "graphlab":
-        sampler = GraphlabNeighborSampler(data, num_neighbors, replace=replace, subgraph_type=subgraph_type,
-                                          disjoint=disjoint, temporal_strategy=temporal_strategy,
-                                          time_attr=time_attr, weight_attr=weight_attr, is_sorted=is_sorted)
+        if resolve_backend(backend, needs_pyg_lib) == "graphlab":
+            neighbor_sampler = GraphlabNeighborSampler(
+                data, num_neighbors, replace=replace, subgraph_type=subgraph_type, disjoint=disjoint,
+                temporal_strategy=temporal_strategy, time_attr=time_attr, weight_attr=weight_attr,
+                is_sorted=is_sorted)
     return NeighborLoader(data, list(num_neighbors), replace=replace, subgraph_type=subgraph_type,
                           disjoint=disjoint, temporal_strategy=temporal_strategy, time_attr=time_attr,
-                          weight_attr=weight_attr, is_sorted=is_sorted, neighbor_sampler=sampler, **loader_kwargs)
+                          weight_attr=weight_attr, is_sorted=is_sorted, neighbor_sampler=neighbor_sampler,
+                          **loader_kwargs)
