@@ -355,32 +355,45 @@ class SamplingGraph:
 
     # ------------------------------------------------------------------ shared (one node set for all seeds)
     def _scratch(self) -> Tensor:
-        if self._local is None or self._local.numel() != self.num_nodes:
-            self._local = torch.full((self.num_nodes,), -1, dtype=torch.long)
+        """``[2, N]`` scratch: row 0 maps global to local ids (-1: not sampled), row 1 (``NO_POSITION`` when idle)
+        finds first occurrences. Both are reset to their idle values after each call, so each call costs the size
+        of its sample, not ``O(N)``."""
+        if self._local is None or self._local.size(1) != self.num_nodes:
+            self._local = torch.stack([torch.full((self.num_nodes,), -1, dtype=torch.long),
+                                       torch.full((self.num_nodes,), _NO_POSITION, dtype=torch.long)])
         return self._local
+
+    @staticmethod
+    def _new_in_order(candidates: Tensor, first: Tensor) -> Tensor:
+        """The distinct ``candidates`` in order of first occurrence, via the scratch row ``first`` (no sort):
+        ``first[v] = min{i : candidates[i] = v}``, and position ``i`` is a first occurrence iff ``first[v] = i``."""
+        position = torch.arange(candidates.numel())
+        first.scatter_reduce_(0, candidates, position, reduce="amin")
+        new = candidates[first.index_select(0, candidates) == position]
+        first.index_fill_(0, candidates, _NO_POSITION)
+        return new
 
     def _sample_shared(self, seeds: Tensor, fanouts: list[int], directed: bool,
                        options: "_HopOptions") -> SampledSubgraph:
-        local = self._scratch()  # global -> local id; -1 = not sampled yet
+        local, first_seen = self._scratch()  # global -> local id (-1 = not sampled yet); first occurrences
         nodes = [seeds]
         try:
-            first = _unique_first(seeds)
-            local[first] = _first_positions(seeds, first)
+            distinct = self._new_in_order(seeds, first_seen)
+            local[distinct] = _first_positions(seeds, distinct)
             rows, cols, edges, num_nodes, num_edges = [], [], [], [seeds.numel()], []
-            frontier_global, frontier_local, total = seeds, torch.arange(seeds.numel()), seeds.numel()
+            frontier, frontier_start, total = seeds, 0, seeds.numel()  # frontier's local ids: frontier_start + i
             for k in fanouts:
-                seg, pos = self._hop(frontier_global, k, None, options)
-                neighbour = self.col[pos]
-                new = _unique_first(neighbour[local[neighbour] < 0])
-                local[new] = torch.arange(total, total + new.numel())
+                seg, pos = self._hop(frontier, k, None, options)
+                neighbour = self.col.index_select(0, pos)
+                new = self._new_in_order(neighbour[local.index_select(0, neighbour) < 0], first_seen)
+                local.index_copy_(0, new, torch.arange(total, total + new.numel()))
                 nodes.append(new)
-                rows.append(local[neighbour])
-                cols.append(frontier_local[seg])
+                rows.append(local.index_select(0, neighbour))
+                cols.append(seg + frontier_start)
                 edges.append(pos)
                 num_nodes.append(new.numel())
                 num_edges.append(pos.numel())
-                frontier_global, frontier_local = new, torch.arange(total, total + new.numel())
-                total += new.numel()
+                frontier, frontier_start, total = new, total, total + new.numel()
             node = torch.cat(nodes)
             if not directed:
                 row, col, edge = self._induced(node, local)
@@ -388,7 +401,7 @@ class SamplingGraph:
             return SampledSubgraph(node, torch.cat(rows), torch.cat(cols), torch.cat(edges), None, num_nodes,
                                    num_edges)
         finally:
-            local[torch.cat(nodes)] = -1
+            local.index_fill_(0, torch.cat(nodes), -1)
 
     def _induced(self, node: Tensor, local: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Every edge of the graph between sampled nodes (target = each position of ``node``)."""
@@ -433,6 +446,9 @@ class SamplingGraph:
             total += new_keys.numel()
         return SampledSubgraph(torch.cat(node), torch.cat(rows), torch.cat(cols), torch.cat(edges), torch.cat(tree),
                                num_nodes, num_edges)
+
+
+_NO_POSITION = torch.iinfo(torch.long).max
 
 
 @dataclass(frozen=True)

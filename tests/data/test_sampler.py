@@ -310,7 +310,8 @@ def test_sampling_graph_can_be_reused_and_is_reproducible_with_a_generator() -> 
     a = graph.sample(torch.arange(10), [3, 3], generator=torch.Generator().manual_seed(0))
     b = graph.sample(torch.arange(10), [3, 3], generator=torch.Generator().manual_seed(0))
     assert torch.equal(a.node, b.node) and torch.equal(a.edge, b.edge)
-    assert bool((graph._scratch() == -1).all())  # the relabel map is clean after each call
+    local, first_seen = graph._scratch()
+    assert bool((local == -1).all()) and bool((first_seen == torch.iinfo(torch.long).max).all())  # clean scratch
 
 
 @pytest.mark.parametrize(
