@@ -23,6 +23,7 @@ from graphlab.data.sampler import (
     pyg_sampler_available,
     sample_neighbors,
 )
+from graphlab.data.sampler_reference import reference_sample_neighbors
 from graphlab.models import GIN, GCN, GraphSAGE
 
 stats = pytest.importorskip("scipy.stats")
@@ -30,6 +31,7 @@ P_MIN = 1e-4  # a correct sampler fails one chi-square test in 10,000 (seeds are
 
 
 # --------------------------------------------------------------------------- graphs and the loop reference
+# (graphlab/data/sampler_reference.py: one Python iteration per node, randperm / randint / multinomial)
 def _csr(neighbours: list[list[int]]) -> tuple[Tensor, Tensor]:
     """``rowptr, col`` of a neighbour list written out by hand (nodes without a list have no neighbours)."""
     largest = max((u for n in neighbours for u in n), default=-1)
@@ -46,47 +48,11 @@ def _random_graph(num_nodes: int, num_edges: int, seed: int = 0) -> Data:
                 y=torch.randint(0, 3, (num_nodes,), generator=g))
 
 
-def reference_sample(rowptr: Tensor, col: Tensor, seeds: Tensor, num_neighbors: list[int], replace: bool = False,
-                     weight: Tensor | None = None, generator: torch.Generator | None = None):
-    """The sampler written node by node: ``torch.randperm`` / ``torch.multinomial`` per frontier node, a dict as the
-    global-to-local map. Returns ``(node, row, col, edge)`` lists in the documented order."""
-    rowptr, col = rowptr.tolist(), col.tolist()
-    node = [int(s) for s in seeds]
-    local: dict[int, int] = {}
-    for i, s in enumerate(node):
-        local.setdefault(s, i)
-    frontier = list(range(len(node)))
-    rows, cols, edges = [], [], []
-    for k in num_neighbors:
-        new_frontier = []
-        for target in frontier:
-            v = node[target]
-            positions = list(range(rowptr[v], rowptr[v + 1]))
-            if k == -1 or (not replace and len(positions) <= k and weight is None):
-                chosen = positions
-            elif weight is None and replace:
-                chosen = [positions[i] for i in torch.randint(len(positions), (k,), generator=generator)] \
-                    if positions else []
-            elif weight is None:
-                chosen = [positions[i] for i in torch.randperm(len(positions), generator=generator)[:k]]
-            else:
-                w = weight[positions]
-                if not positions or float(w.sum()) == 0:
-                    chosen = []
-                else:
-                    n = k if replace else min(k, int((w > 0).sum()))
-                    chosen = [positions[i] for i in torch.multinomial(w, n, replacement=replace, generator=generator)]
-            for p in chosen:
-                u = col[p]
-                if u not in local:
-                    local[u] = len(node)
-                    node.append(u)
-                    new_frontier.append(local[u])
-                rows.append(local[u])
-                cols.append(target)
-                edges.append(p)
-        frontier = new_frontier
-    return node, rows, cols, edges
+def reference_sample(rowptr, col, seeds, num_neighbors, replace=False, weight=None, generator=None):
+    """The loop reference as plain lists ``(node, row, col, edge)``."""
+    out = reference_sample_neighbors(rowptr, col, seeds, num_neighbors, replace=replace, weight=weight,
+                                     generator=generator)
+    return out.node.tolist(), out.row.tolist(), out.col.tolist(), out.edge.tolist()
 
 
 def _targets(rowptr: Tensor) -> Tensor:
