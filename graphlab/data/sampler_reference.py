@@ -22,7 +22,7 @@ def reference_sample_neighbors(rowptr: Tensor, col: Tensor, seeds: Tensor, num_n
                                generator: Optional[torch.Generator] = None) -> SampledSubgraph:
     """Shared (non-disjoint), directed sampling around ``seeds``; same arguments as
     :func:`graphlab.data.sampler.sample_neighbors` (no time, no induced subgraph)."""
-    ptr, neighbours = rowptr.tolist(), col.tolist()
+    ptr = rowptr.tolist()
     node = [int(s) for s in seeds]
     local: dict[int, int] = {}
     for i, s in enumerate(node):
@@ -37,7 +37,7 @@ def reference_sample_neighbors(rowptr: Tensor, col: Tensor, seeds: Tensor, num_n
         for target in frontier:
             v = node[target]
             for p in _draw(list(range(ptr[v], ptr[v + 1])), k, replace, weight, generator):
-                u = neighbours[p]
+                u = int(col[p])
                 if u not in local:
                     local[u] = len(node)
                     node.append(u)
