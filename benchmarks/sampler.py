@@ -163,7 +163,8 @@ def _commit() -> str:
 
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="power-law graph size: 1M*scale nodes, 10M*scale edges")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="power-law graph size: 1M*scale nodes, 10M*scale edges")
     parser.add_argument("--graphs", nargs="+", default=["powerlaw", "tolokers"], choices=["powerlaw", "tolokers"])
     parser.add_argument("--data-root", type=Path, default=None, help="writable copy of shared/data (tolokers)")
     parser.add_argument("--batch-size", type=int, default=1024)

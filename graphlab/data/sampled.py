@@ -26,7 +26,13 @@ from torch import Tensor
 from torch_geometric.data import Data, FeatureStore, GraphStore
 
 from graphlab.data.base import DatasetInfo, GraphDataModule
-from graphlab.data.sampler import Backend, GraphlabNeighborSampler, _check_num_neighbors, neighbor_loader, resolve_backend
+from graphlab.data.sampler import (
+    Backend,
+    GraphlabNeighborSampler,
+    check_num_neighbors,
+    neighbor_loader,
+    resolve_backend,
+)
 
 STAGES = ("train", "val", "test")
 MASKS = tuple(f"{stage}_mask" for stage in STAGES)
@@ -91,8 +97,8 @@ class SampledNodeData(GraphDataModule):
     ) -> None:
         super().__init__(getattr(data, "root", None))
         self.data = data
-        self.num_neighbors = _check_num_neighbors(list(num_neighbors))
-        self.eval_num_neighbors = (_check_num_neighbors(list(eval_num_neighbors)) if eval_num_neighbors is not None
+        self.num_neighbors = check_num_neighbors(num_neighbors)
+        self.eval_num_neighbors = (check_num_neighbors(eval_num_neighbors) if eval_num_neighbors is not None
                                    else [-1] * len(self.num_neighbors))
         self.batch_size = batch_size
         self.eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size

@@ -57,6 +57,7 @@ __all__ = [
     "SampledSubgraph",
     "SamplingGraph",
     "neighbor_loader",
+    "check_num_neighbors",
     "pyg_sampler_available",
     "resolve_backend",
     "sample_neighbors",
@@ -105,7 +106,8 @@ def _index_tensor(value: Any, name: str) -> Tensor:
     return value.to(device="cpu", dtype=torch.long)
 
 
-def _check_num_neighbors(num_neighbors: Sequence[int]) -> list[int]:
+def check_num_neighbors(num_neighbors: Sequence[int]) -> list[int]:
+    """``num_neighbors`` as a list of fan-outs (ints >= -1, at least one), or a ``TypeError`` / ``ValueError``."""
     if isinstance(num_neighbors, (str, bytes)) or not isinstance(num_neighbors, Sequence):
         raise TypeError(f"num_neighbors must be a list of fan-outs, one per hop (e.g. [15, 10]), got "
                         f"{type(num_neighbors).__name__}")
@@ -282,7 +284,7 @@ class SamplingGraph:
         generator: Optional[torch.Generator] = None,
     ) -> SampledSubgraph:
         """Sample the multi-hop neighbourhood of ``seeds`` (see :func:`sample_neighbors`)."""
-        fanouts = _check_num_neighbors(num_neighbors)
+        fanouts = check_num_neighbors(num_neighbors)
         seeds = _index_tensor(seeds, "seeds")
         if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= self.num_nodes):
             raise ValueError(f"seeds hold ids in [{int(seeds.min())}, {int(seeds.max())}] but the graph has "
@@ -565,7 +567,7 @@ class GraphlabNeighborSampler(BaseSampler):
         is_sorted: bool = False,
         generator: Optional[torch.Generator] = None,
     ) -> None:
-        self.num_neighbors = _check_num_neighbors(num_neighbors)
+        self.num_neighbors = check_num_neighbors(num_neighbors)
         if subgraph_type not in ("directional", "bidirectional", "induced"):
             raise ValueError(f"subgraph_type must be 'directional', 'bidirectional' or 'induced', got "
                              f"{subgraph_type!r}")
@@ -578,7 +580,7 @@ class GraphlabNeighborSampler(BaseSampler):
     def with_num_neighbors(self, num_neighbors: Sequence[int]) -> "GraphlabNeighborSampler":
         """A copy with other fan-outs that shares this sampler's graph (no second CSC conversion)."""
         other = copy.copy(self)
-        other.num_neighbors = _check_num_neighbors(num_neighbors)
+        other.num_neighbors = check_num_neighbors(num_neighbors)
         other.graph = copy.copy(self.graph)  # its own relabel scratch: the two may run in different workers
         other.graph._local = None
         return other
