@@ -460,7 +460,7 @@ class TritonScan(torch.autograd.Function):
     def forward(ctx: Any, u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor]:
         from graphlab.kernels import selective_scan as kernel
 
-        y, last = kernel.launch_scan_fwd(u, dt, A, B, C)
+        y, last, _ = kernel.launch_scan_fwd(u, dt, A, B, C)
         ctx.save_for_backward(u, dt, A, B, C)
         return y, last
 

@@ -93,7 +93,9 @@ def test_matches_reference_for_every_b_c_layout(path, path_env, b_kind, c_kind):
     assert_match(run_both(path_env(path), inputs, ("D", "z", "delta_bias"), True, lengths=lengths, chunk_size=4))
 
 
-@pytest.mark.parametrize("path", PATHS)
+# D, z, delta_bias, softplus and the lengths are applied in torch around the kernels, the same code for every path:
+# the CPU path covers them; the Triton kernel sees every B/C layout above (the interpreter is slow).
+@pytest.mark.parametrize("path", ["cpu"])
 @pytest.mark.parametrize("keys", OPTIONAL_SETS, ids=lambda k: "+".join(k) or "none")
 @pytest.mark.parametrize("softplus", [False, True])
 @pytest.mark.parametrize("with_lengths", [False, True])
