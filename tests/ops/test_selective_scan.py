@@ -118,14 +118,26 @@ def test_default_chunk_with_many_chunks_and_channel_blocks(path_env, monkeypatch
     assert_match(run_both(path_env("cpu"), inputs, ("D", "delta_bias"), True, lengths=torch.tensor([100, 57])))
 
 
-@pytest.mark.parametrize("path", PATHS)
-def test_gradcheck(path, path_env):
+def test_gradcheck_cpu_every_argument():
     x = leaves(make_inputs(batch=2, channels=4, length=7, state=2, b_kind="grouped", c_kind="shared"))
     lengths = torch.tensor([7, 4])
 
     def fn(u, delta, A, B, C, D, z, delta_bias):
-        out, last = ops.selective_scan(u, delta, A, B, C, D, z, delta_bias, True, True, lengths=lengths, chunk_size=3)
-        return out, last
+        return ops.selective_scan(u, delta, A, B, C, D, z, delta_bias, True, True, lengths=lengths, chunk_size=3)
+
+    with ops.set_backend("cpu"):
+        assert torch.autograd.gradcheck(fn, tuple(x.values()), eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("b_kind", ["const", "grouped"])
+def test_gradcheck_scan_inputs(path, path_env, b_kind):
+    """The kernels see u, delta, A, B, C (the rest is torch around them): a small gradcheck of those."""
+    inputs = make_inputs(batch=1, channels=2, length=4, state=2, b_kind=b_kind, c_kind="shared", groups=2)
+    x = leaves({k: inputs[k] for k in ("u", "delta", "A", "B", "C")})
+
+    def fn(u, delta, A, B, C):
+        return ops.selective_scan(u, delta, A, B, C, return_last_state=True, chunk_size=3)
 
     with path_env(path):
         assert torch.autograd.gradcheck(fn, tuple(x.values()), eps=1e-6, atol=1e-7)
