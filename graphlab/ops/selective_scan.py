@@ -332,12 +332,35 @@ def _channel_blocks(channels: int, per_row: int, group_sizes: list[int]) -> list
     return blocks
 
 
-def _decays(dt: Tensor, A: Tensor) -> Tensor:
+class _Workspace:
+    """Buffers of one call, allocated once and reused by every channel block: a fresh multi-MiB tensor is a fresh
+    ``mmap`` whose pages fault in on first touch, which cost more than the arithmetic (measured: an outer-product
+    ``exp`` into a reused buffer took 4.4 ms, into a new tensor 11 ms, for 2^20 float32 elements)."""
+
+    def __init__(self, numel: int, like: Tensor) -> None:
+        self.numel, self.like = numel, like
+        self.buffers: dict[str, Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> Tensor:
+        if name not in self.buffers:
+            self.buffers[name] = self.like.new_empty(self.numel)
+        size = 1
+        for s in shape:
+            size *= s
+        return self.buffers[name][:size].view(shape)
+
+
+def _outer_exp(S: Tensor, A: Tensor, out: Tensor | None = None) -> Tensor:
+    r""":math:`\exp(S \otimes A)` per channel: ``S [..., Dc, c]``, ``A [Dc, N]`` -> ``[..., Dc, c, N]``."""
+    return torch.mul(S[..., None], A[:, None, :], out=out).exp_()
+
+
+def _decays(dt: Tensor, A: Tensor, out: Tensor | None = None) -> Tensor:
     r""":math:`a_t = \exp(\Delta_t A)`: ``dt [T, b, Dc, n_chunks]``, ``A [Dc, N]`` -> ``[T, b, Dc, n_chunks, N]``."""
-    return torch.mul(dt[..., None], A[:, None, :]).exp_()
+    return _outer_exp(dt, A, out)
 
 
-def _scan_forward_(a: Tensor, h: Tensor, dt: Tensor, A: Tensor) -> None:
+def _scan_forward_(a: Tensor, h: Tensor, dt: Tensor, A: Tensor, work: Tensor | None = None) -> None:
     r"""In place: ``h`` holds the drives :math:`b_t` and becomes the states :math:`h_t = a_t h_{t-1} + b_t`
     (chunk-major ``[T, b, Dc, n_chunks, N]``; ``dt`` chunk-major ``[T, b, Dc, n_chunks]``)."""
     chunk, chunks = h.shape[0], h.shape[3]
@@ -350,11 +373,13 @@ def _scan_forward_(a: Tensor, h: Tensor, dt: Tensor, A: Tensor) -> None:
     h_in = torch.zeros_like(through)
     for c in range(1, chunks):
         torch.addcmul(h[-1, :, :, c - 1], through[:, :, c - 1], h_in[:, :, c - 1], out=h_in[:, :, c])
-    from_start = torch.mul(S[:, :, :, 1:, None], A[:, None, :]).exp_()  # P_{c,j} = exp(A S_{c,j}), chunks 1..
+    rest = S[:, :, :, 1:]
+    from_start = _outer_exp(rest, A, None if work is None else work[:rest.numel() * A.shape[1]].view(*rest.shape, -1))
+    # from_start = P_{c,j} = exp(A S_{c,j}) for chunks 1.. (chunk 0 starts from h_{-1} = 0)
     h[:, :, :, 1:].addcmul_(from_start, h_in[:, :, 1:])
 
 
-def _scan_reverse_(a: Tensor, lam: Tensor, dt: Tensor, A: Tensor) -> None:
+def _scan_reverse_(a: Tensor, lam: Tensor, dt: Tensor, A: Tensor, work: Tensor | None = None) -> None:
     r"""In place: ``lam`` holds :math:`c_t` and becomes :math:`\lambda_t = a_{t+1} \lambda_{t+1} + c_t`."""
     chunk, chunks = lam.shape[0], lam.shape[3]
     for j in range(chunk - 2, -1, -1):
@@ -368,7 +393,8 @@ def _scan_reverse_(a: Tensor, lam: Tensor, dt: Tensor, A: Tensor) -> None:
     for c in range(chunks - 2, -1, -1):
         first_next = torch.addcmul(lam[0, :, :, c + 1], first_to_end[:, :, c + 1], carry[:, :, c + 1])
         torch.mul(a[0, :, :, c + 1], first_next, out=carry[:, :, c])
-    to_chunk_end = torch.mul(to_end[:, :, :, :-1, None], A[:, None, :]).exp_()
+    head = to_end[:, :, :, :-1]
+    to_chunk_end = _outer_exp(head, A, None if work is None else work[:head.numel() * A.shape[1]].view(*head.shape, -1))
     lam[:, :, :, :-1].addcmul_(to_chunk_end, carry[:, :, :-1])
 
 
@@ -393,8 +419,10 @@ class ChunkedScan(torch.autograd.Function):
         dtc, duc = _chunk_major(_pad(dt, padded), chunk), _chunk_major(_pad(dt * u, padded), chunk)
         y = dtc.new_empty(dtc.shape)
         last = u.new_empty((batch, channels, A.shape[1]))
-        for d0, d1 in _blocks(Bp, Cp, batch, channels, padded, A.shape[1]):
-            h = _states(dtc[:, :, d0:d1], duc[:, :, d0:d1], A[d0:d1], Bp.block(d0, d1))
+        blocks = _blocks(Bp, Cp, batch, channels, padded, A.shape[1])
+        ws = _Workspace(max(d1 - d0 for d0, d1 in blocks) * batch * padded * A.shape[1], u)
+        for d0, d1 in blocks:
+            h = _states(dtc[:, :, d0:d1], duc[:, :, d0:d1], A[d0:d1], Bp.block(d0, d1), ws)
             last[:, d0:d1] = h[-1, :, :, -1]
             y[:, :, d0:d1] = h.mul_(Cp.block(d0, d1)).sum(-1)  # <C_t, h_t>; h is not needed afterwards
         ctx.chunk = chunk
@@ -415,17 +443,20 @@ class ChunkedScan(torch.autograd.Function):
         du, ddt = torch.empty_like(uc), torch.empty_like(dtc)
         dA = torch.empty_like(A)
         dB, dC = torch.zeros_like(Bp.value), torch.zeros_like(Cp.value)
-        for d0, d1 in _blocks(Bp, Cp, batch, channels, padded, A.shape[1]):
+        blocks = _blocks(Bp, Cp, batch, channels, padded, A.shape[1])
+        ws = _Workspace(max(d1 - d0 for d0, d1 in blocks) * batch * padded * A.shape[1], u)
+        for d0, d1 in blocks:
             Ab, Bb, Cb, dtb = A[d0:d1], Bp.block(d0, d1), Cp.block(d0, d1), dtc[:, :, d0:d1]
-            a = _decays(dtb, Ab)
-            h = duc[:, :, d0:d1, :, None] * Bb
-            _scan_forward_(a, h, dtb, Ab)
-            lam = gc[:, :, d0:d1, :, None] * Cb
+            shape = (*dtb.shape, A.shape[1])
+            a, work = _decays(dtb, Ab, ws.get("a", shape)), ws.get("work", shape).view(-1)
+            h = torch.mul(duc[:, :, d0:d1, :, None], Bb, out=ws.get("h", shape))
+            _scan_forward_(a, h, dtb, Ab, work)
+            lam = torch.mul(gc[:, :, d0:d1, :, None], Cb, out=ws.get("lam", shape))
             lam[-1, :, :, -1] += grad_last[:, d0:d1].to(lam.dtype)  # padding carries the last state: seed at the end
-            _scan_reverse_(a, lam, dtb, Ab)
+            _scan_reverse_(a, lam, dtb, Ab, work)
             Cp.accumulate(dC, d0, d1, h, gc[:, :, d0:d1])
             Bp.accumulate(dB, d0, d1, lam, duc[:, :, d0:d1])
-            lam_b = (lam * Bb).sum(-1)  # <lambda_t, B_t>
+            lam_b = torch.mul(lam, Bb, out=ws.get("work", shape)).sum(-1)  # <lambda_t, B_t>
             q = a.mul_(lam)  # q_t = lambda_t a_t h_{t-1}, h_{t-1} one step back in chunk-major order:
             q[1:].mul_(h[:-1])
             q[0, :, :, 1:].mul_(h[-1, :, :, :-1])
@@ -444,11 +475,12 @@ def _blocks(Bp: _Param, Cp: _Param, batch: int, channels: int, padded: int, stat
     return _channel_blocks(channels, batch * padded * state, grouped)
 
 
-def _states(dt: Tensor, du: Tensor, A: Tensor, Bb: Tensor) -> Tensor:
+def _states(dt: Tensor, du: Tensor, A: Tensor, Bb: Tensor, ws: _Workspace) -> Tensor:
     """States ``[T, b, Dc, n_chunks, N]`` of one channel block (chunk-major inputs ``[T, b, Dc, n_chunks]``)."""
-    a = _decays(dt, A)
-    h = du[..., None] * Bb
-    _scan_forward_(a, h, dt, A)
+    shape = (*dt.shape, A.shape[1])
+    a = _decays(dt, A, ws.get("a", shape))
+    h = torch.mul(du[..., None], Bb, out=ws.get("h", shape))
+    _scan_forward_(a, h, dt, A, ws.get("work", shape).view(-1))
     return h
 
 
