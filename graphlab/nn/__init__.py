@@ -2,13 +2,15 @@
 
 The convolutions are drop-ins for PyG's (:mod:`graphlab.nn.conv`), the sheaf layers implement Neural Sheaf
 Diffusion and sheaf convolutions (:mod:`graphlab.nn.sheaf`), and :class:`DropoutLinear` is input dropout plus a
-linear map computed from the non-zeros of sparse features (:mod:`graphlab.nn.sparse_input`), and
-:mod:`graphlab.nn.aggr` holds the learnable aggregations (LCM, recurrent).
+linear map computed from the non-zeros of sparse features (:mod:`graphlab.nn.sparse_input`),
+:mod:`graphlab.nn.aggr` holds the learnable aggregations (LCM, recurrent), and :mod:`graphlab.nn.mamba` the Mamba
+block and its bidirectional variant over padded sequences.
 """
 
 from graphlab.nn.aggr import LCMAggregation, RecurrentAggregation
 from graphlab.nn.conv import GCNConv, GINConv, GINEConv, SAGEConv
 from graphlab.nn.dropout import UniformDropout
+from graphlab.nn.mamba import BiMamba, Mamba, flip_valid
 from graphlab.nn.ncn import NCNCPredictor, NCNPredictor
 from graphlab.nn.sheaf import (
     DiscreteSheafDiffusionLayer,
@@ -23,6 +25,7 @@ from graphlab.nn.sheaf import (
 from graphlab.nn.sparse_input import DropoutLinear
 
 __all__ = [
+    "BiMamba",
     "DiscreteSheafDiffusionLayer",
     "DropoutLinear",
     "EdgeWeightLearner",
@@ -32,6 +35,7 @@ __all__ = [
     "GINEConv",
     "LCMAggregation",
     "LocalConcatSheafLearner",
+    "Mamba",
     "NCNCPredictor",
     "NCNPredictor",
     "LocalConcatSheafLearnerVariant",
@@ -40,5 +44,6 @@ __all__ = [
     "SAGEConv",
     "SheafConv",
     "UniformDropout",
+    "flip_valid",
     "SheafLaplacianLearner",
 ]

@@ -17,6 +17,8 @@ Public API::
     neighbor_sets(rowptr, col, src, dst, *, sets=("cn",), max_neighbors=None, generator=None)
         -> {"cn" | "src_only" | "dst_only": PairSets(ptr, index, weight)}   # N(i) ∩ N(j), N(i) − N(j), N(j) − N(i)
     common_neighbors(rowptr, col, src, dst, x=None, *, max_neighbors=None, generator=None) -> [B, F] or [B]
+    selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False, *, lengths=None, mask=None, chunk_size=None) -> [B, D, L]  # Mamba S6
 
 See :mod:`graphlab.ops._backend` for the dispatch rules and :mod:`graphlab.ops.reference` for the semantics.
 """
@@ -43,6 +45,7 @@ from graphlab.ops.csr import (
 from graphlab.ops.gather_reduce import gather_reduce
 from graphlab.ops.common_neighbors import PairSets, common_neighbors, neighbor_sets, sorted_csr
 from graphlab.ops.segment import segment_reduce, segment_softmax
+from graphlab.ops.selective_scan import selective_scan
 from graphlab.ops.sheaf import BlockIndex, block_spmm
 from graphlab.ops.linalg import spd_inv_sqrt
 from graphlab.ops.tree_reduce import TreeLevel, TreeSchedule, tree_reduce, tree_reduce_schedule
@@ -65,6 +68,7 @@ __all__ = [
     "reset_path_log",
     "rowptr_from_sorted",
     "resolve_backend",
+    "selective_scan",
     "set_backend",
     "segment_reduce",
     "segment_softmax",

@@ -313,3 +313,80 @@ def common_neighbors(rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor, x: T
     if x is None:
         return mask.sum(1).to(torch.get_default_dtype())
     return mask.to(x.dtype) @ x
+# ================================================================================ selective scan (Mamba, #15)
+# Reference of graphlab.ops.selective_scan: the recurrence, one Python step per position, nothing fused.
+
+
+def _scan_channels(param: Tensor, num_channels: int, t: int) -> Tensor:
+    """``B``/``C`` at position ``t`` per channel: ``[D, N]`` (constant), ``[batch, N, L]`` (shared by all
+    channels) or ``[batch, G, N, L]`` (channel ``d`` reads group ``d // (D / G)``); returns ``[batch | 1, D, N]``."""
+    if param.dim() == 2:
+        return param.unsqueeze(0)
+    if param.dim() == 3:
+        return param[:, None, :, t]
+    per_group = num_channels // param.shape[1]
+    return param[:, :, :, t].repeat_interleave(per_group, dim=1)
+
+
+def selective_scan(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    *,
+    lengths: Tensor | None = None,
+    mask: Tensor | None = None,
+) -> Tensor | tuple[Tensor, Tensor]:
+    r"""Selective state-space scan (Mamba's S6), reference version: a Python loop over positions.
+
+    With :math:`\Delta = \mathrm{softplus}(\delta + b_\Delta)` (or :math:`\delta + b_\Delta` without softplus),
+    per batch element and channel :math:`d` (state :math:`h \in \mathbb{R}^N`, :math:`h_{-1} = 0`):
+
+    .. math::
+        h_t = \exp(\Delta_t A_d) \odot h_{t-1} + \Delta_t\, u_t\, B_t, \qquad
+        y_t = \langle C_t, h_t \rangle + D_d\, u_t, \qquad
+        \mathrm{out}_t = y_t \cdot \mathrm{silu}(z_t).
+
+    A position that is not valid (``t >= lengths[b]``, or ``mask[b, t]`` False) leaves the state unchanged and
+    outputs 0. Computed in float32 for half-precision inputs (float64 stays float64); the output has ``u``'s
+    dtype, the last state (the state after the last valid position, ``[batch, D, N]``) the compute dtype.
+    Shapes as in :func:`graphlab.ops.selective_scan`.
+    """
+    dtype_in = u.dtype
+    compute = torch.float64 if dtype_in == torch.float64 else torch.float32
+    u, delta, A = u.to(compute), delta.to(compute), A.to(compute)
+    B, C = B.to(compute), C.to(compute)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(compute)[:, None]
+    if delta_softplus:
+        delta = torch.nn.functional.softplus(delta)
+    batch, channels, length = u.shape
+    if mask is None and lengths is not None:
+        mask = torch.arange(length, device=u.device)[None, :] < lengths.to(u.device)[:, None]
+    h = u.new_zeros((batch, channels, A.shape[1]))
+    ys = []
+    for t in range(length):
+        decay = torch.exp(delta[:, :, t, None] * A)  # [batch, D, N]
+        drive = (delta[:, :, t] * u[:, :, t])[:, :, None] * _scan_channels(B, channels, t)
+        h_next = decay * h + drive
+        y = (h_next * _scan_channels(C, channels, t)).sum(-1)
+        if mask is not None:
+            valid = mask[:, t, None]
+            h_next = torch.where(valid[:, :, None], h_next, h)
+            y = torch.where(valid, y, torch.zeros_like(y))
+        h = h_next
+        ys.append(y)
+    y = torch.stack(ys, dim=2) if ys else u.new_zeros((batch, channels, 0))
+    out = y if D is None else y + u * D.to(compute)[:, None]
+    if z is not None:
+        out = out * torch.nn.functional.silu(z.to(compute))
+    if mask is not None:
+        out = out * mask[:, None, :].to(compute)  # the D u term at invalid positions
+    out = out.to(dtype_in)
+    return (out, h) if return_last_state else out

@@ -15,7 +15,8 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 TRITON_TEST_FILES = [HERE / "test_gather_reduce.py", HERE / "test_segment.py", HERE / "test_tree_reduce.py",
-                     HERE / "test_common_neighbors.py", HERE.parent / "nn" / "test_conv.py"]
+                     HERE / "test_common_neighbors.py", HERE.parent / "nn" / "test_conv.py",
+                     HERE / "test_selective_scan.py"]
 
 
 @pytest.mark.triton

@@ -1,0 +1,302 @@
+"""graphlab.ops.selective_scan: every path against the sequential reference (values and gradients in float64,
+gradcheck), every argument combination, chunk sizes, causality, long sequences, variable lengths, bad input."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+
+import pytest
+import torch
+
+from graphlab import ops
+from graphlab.ops import reference
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+scan_module = importlib.import_module("graphlab.ops.selective_scan")  # the package exports the function
+
+PATHS = ["cpu", pytest.param("triton", marks=pytest.mark.triton)]
+PARAM_KINDS = {"const": 2, "shared": 3, "grouped": 4}
+
+
+def make_inputs(
+    batch: int = 2, channels: int = 6, length: int = 11, state: int = 3, b_kind: str = "shared",
+    c_kind: str = "shared", groups: int = 2, dtype: torch.dtype = torch.float64, seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen, dtype=dtype)
+
+    def param(kind: str) -> torch.Tensor:
+        return rand(*{"const": (channels, state), "shared": (batch, state, length),
+                      "grouped": (batch, groups, state, length)}[kind])
+
+    return {
+        "u": rand(batch, channels, length),
+        "delta": rand(batch, channels, length) * 0.5,
+        "A": -torch.rand(channels, state, generator=gen, dtype=dtype) * 2 - 0.1,
+        "B": param(b_kind),
+        "C": param(c_kind),
+        "D": rand(channels),
+        "z": rand(batch, channels, length),
+        "delta_bias": rand(channels) * 0.1,
+    }
+
+
+def leaves(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone().requires_grad_() for k, v in inputs.items()}
+
+
+def run_both(path_env, inputs, keys, softplus, lengths=None, chunk_size=None):
+    """Output, last state and gradients of the reference and of ``path`` (same random cotangents)."""
+    results = []
+    for which in ("reference", "fast"):
+        x = leaves(inputs)
+        args = [x[k] for k in ("u", "delta", "A", "B", "C")]
+        kwargs = {k: x[k] for k in ("D", "z", "delta_bias") if k in keys}
+        if which == "reference":
+            out, last = reference.selective_scan(*args, **kwargs, delta_softplus=softplus, return_last_state=True,
+                                                 lengths=lengths)
+        else:
+            with path_env as expected:
+                out, last = ops.selective_scan(*args, **kwargs, delta_softplus=softplus, return_last_state=True,
+                                               lengths=lengths, chunk_size=chunk_size)
+                assert ops.last_path("selective_scan") == expected
+        gen = torch.Generator().manual_seed(1)
+        g_out = torch.randn(out.shape, generator=gen, dtype=out.dtype)
+        g_last = torch.randn(last.shape, generator=gen, dtype=last.dtype)
+        names = ["u", "delta", "A", "B", "C", *kwargs]
+        grads = torch.autograd.grad((out * g_out).sum() + (last * g_last).sum(), [x[k] for k in names])
+        results.append((out, last, dict(zip(names, grads))))
+    return results
+
+
+def assert_match(results, atol=1e-9, rtol=1e-7):
+    (out_r, last_r, grads_r), (out_f, last_f, grads_f) = results
+    torch.testing.assert_close(out_f, out_r, atol=atol, rtol=rtol)
+    torch.testing.assert_close(last_f, last_r, atol=atol, rtol=rtol)
+    for name in grads_r:
+        torch.testing.assert_close(grads_f[name], grads_r[name], atol=atol, rtol=rtol, msg=f"grad of {name}")
+
+
+# ---------------------------------------------------------------------------------------------- values, grads
+OPTIONAL_SETS = [(), ("D",), ("z",), ("delta_bias",), ("D", "z", "delta_bias")]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("b_kind,c_kind", list(itertools.product(PARAM_KINDS, PARAM_KINDS)))
+def test_matches_reference_for_every_b_c_layout(path, path_env, b_kind, c_kind):
+    inputs = make_inputs(b_kind=b_kind, c_kind=c_kind, groups=3)
+    lengths = torch.tensor([11, 6])
+    assert_match(run_both(path_env(path), inputs, ("D", "z", "delta_bias"), True, lengths=lengths, chunk_size=4))
+
+
+# D, z, delta_bias, softplus and the lengths are applied in torch around the kernels, the same code for every path:
+# the CPU path covers them; the Triton kernel sees every B/C layout above (the interpreter is slow).
+@pytest.mark.parametrize("path", ["cpu"])
+@pytest.mark.parametrize("keys", OPTIONAL_SETS, ids=lambda k: "+".join(k) or "none")
+@pytest.mark.parametrize("softplus", [False, True])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_matches_reference_for_every_option(path, path_env, keys, softplus, with_lengths):
+    inputs = make_inputs(b_kind="grouped", c_kind="shared")
+    lengths = torch.tensor([3, 11]) if with_lengths else None
+    assert_match(run_both(path_env(path), inputs, keys, softplus, lengths=lengths, chunk_size=5))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 4, 5, 16, 23, 64])
+def test_chunk_sizes_that_do_and_do_not_divide_l(path_env, chunk_size):
+    inputs = make_inputs(length=23, channels=4)  # 23 is prime: only 1 and 23 divide it; 64 > L
+    assert_match(run_both(path_env("cpu"), inputs, ("D", "z"), True, lengths=torch.tensor([23, 17]),
+                          chunk_size=chunk_size))
+
+
+def test_default_chunk_with_many_chunks_and_channel_blocks(path_env, monkeypatch):
+    monkeypatch.setattr(scan_module, "BLOCK_ELEMENTS", 2 * 100 * 3)  # one channel per block
+    inputs = make_inputs(length=100, channels=4, b_kind="grouped", c_kind="const", groups=2)
+    assert_match(run_both(path_env("cpu"), inputs, ("D", "delta_bias"), True, lengths=torch.tensor([100, 57])))
+
+
+def test_gradcheck_cpu_every_argument():
+    x = leaves(make_inputs(batch=2, channels=4, length=7, state=2, b_kind="grouped", c_kind="shared"))
+    lengths = torch.tensor([7, 4])
+
+    def fn(u, delta, A, B, C, D, z, delta_bias):
+        return ops.selective_scan(u, delta, A, B, C, D, z, delta_bias, True, True, lengths=lengths, chunk_size=3)
+
+    with ops.set_backend("cpu"):
+        assert torch.autograd.gradcheck(fn, tuple(x.values()), eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("b_kind", ["const", "grouped"])
+def test_gradcheck_scan_inputs(path, path_env, b_kind):
+    """The kernels see u, delta, A, B, C (the rest is torch around them): a small gradcheck of those."""
+    inputs = make_inputs(batch=1, channels=2, length=4, state=2, b_kind=b_kind, c_kind="shared", groups=2)
+    x = leaves({k: inputs[k] for k in ("u", "delta", "A", "B", "C")})
+
+    def fn(u, delta, A, B, C):
+        return ops.selective_scan(u, delta, A, B, C, return_last_state=True, chunk_size=3)
+
+    with path_env(path):
+        assert torch.autograd.gradcheck(fn, tuple(x.values()), eps=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------- semantics
+def test_reference_is_the_recurrence_by_hand():
+    """One channel, one state, constant B and C: h_t = exp(d A) h_{t-1} + d u_t, y_t = h_t + D u_t."""
+    u = torch.tensor([[[1.0, 2.0, -1.0]]], dtype=torch.float64)
+    delta = torch.full_like(u, 0.5)
+    A = torch.tensor([[-2.0]], dtype=torch.float64)
+    one = torch.ones(1, 1, dtype=torch.float64)
+    decay = torch.exp(torch.tensor(-1.0, dtype=torch.float64))
+    h1 = 0.5
+    h2 = decay * h1 + 1.0
+    h3 = decay * h2 - 0.5
+    expected = torch.tensor([[[h1, h2, h3]]], dtype=torch.float64) + 3.0 * u
+    for path in ("reference", "cpu"):
+        with ops.set_backend(path):
+            out = ops.selective_scan(u, delta, A, one, one, D=torch.tensor([3.0], dtype=torch.float64))
+        torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_causality(path, path_env):
+    inputs = make_inputs(length=19, b_kind="shared", c_kind="grouped", groups=2)
+    t = 9
+    with path_env(path):
+        out = ops.selective_scan(**inputs, delta_softplus=True, chunk_size=4)
+        changed = dict(inputs)
+        for key in ("u", "delta", "z"):
+            changed[key] = inputs[key].clone()
+            changed[key][:, :, t] += 5.0
+        for key in ("B", "C"):
+            changed[key] = inputs[key].clone()
+            changed[key][..., t] += 5.0
+        out2 = ops.selective_scan(**changed, delta_softplus=True, chunk_size=4)
+    assert torch.equal(out[:, :, :t], out2[:, :, :t])
+    assert not torch.allclose(out[:, :, t:], out2[:, :, t:])
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_variable_length_batch_equals_per_sequence_runs(path, path_env):
+    lengths = torch.tensor([13, 5, 0, 9])
+    inputs = leaves(make_inputs(batch=4, length=13, b_kind="grouped", c_kind="shared", groups=3))
+    with path_env(path):
+        out, last = ops.selective_scan(**inputs, delta_softplus=True, return_last_state=True, lengths=lengths,
+                                       chunk_size=4)
+        out.sum().backward()
+        for b, n in enumerate(lengths.tolist()):
+            one = {k: (v[b:b + 1, ..., :n].detach() if v.dim() >= 3 else v.detach()) for k, v in inputs.items()}
+            out_b, last_b = ops.selective_scan(**one, delta_softplus=True, return_last_state=True, chunk_size=4)
+            torch.testing.assert_close(out[b:b + 1, :, :n], out_b)
+            torch.testing.assert_close(last[b:b + 1], last_b)
+    assert torch.all(out[1, :, 5:] == 0) and torch.all(out[2] == 0)
+    for key in ("u", "delta", "z"):  # padding gets no gradient
+        assert torch.all(inputs[key].grad[1, :, 5:] == 0) and torch.all(inputs[key].grad[2] == 0)
+    assert torch.all(inputs["B"].grad[1, ..., 5:] == 0) and torch.all(inputs["C"].grad[2] == 0)
+
+
+def test_mask_equals_lengths_and_skips_invalid_positions():
+    inputs = make_inputs(batch=2, length=10)
+    lengths = torch.tensor([10, 4])
+    mask = torch.arange(10)[None, :] < lengths[:, None]
+    with ops.set_backend("cpu"):
+        by_len = ops.selective_scan(**inputs, lengths=lengths)
+        by_mask = ops.selective_scan(**inputs, mask=mask)
+        holes = mask.clone()
+        holes[0, 3] = False  # a hole: the state is carried over position 3
+        with_hole = ops.selective_scan(**inputs, mask=holes)
+    assert torch.equal(by_len, by_mask)
+    expected = reference.selective_scan(**inputs, mask=holes)
+    torch.testing.assert_close(with_hole, expected)
+    assert torch.all(with_hole[0, :, 3] == 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_low_precision_inputs_run_in_float32(dtype):
+    inputs = {k: v.to(dtype) for k, v in make_inputs(length=40).items()}
+    with ops.set_backend("cpu"):
+        out, last = ops.selective_scan(**inputs, delta_softplus=True, return_last_state=True)
+    assert out.dtype == dtype and last.dtype == torch.float32
+    expected = reference.selective_scan(**{k: v.double() for k, v in inputs.items()}, delta_softplus=True)
+    tol = {torch.float32: 1e-4, torch.bfloat16: 3e-2}[dtype]
+    torch.testing.assert_close(out.double(), expected, atol=tol, rtol=tol)
+
+
+def test_empty_sequence():
+    inputs = make_inputs(length=0)
+    with ops.set_backend("cpu"):
+        out, last = ops.selective_scan(**inputs, return_last_state=True)
+    assert out.shape == (2, 6, 0) and torch.all(last == 0)
+
+
+@pytest.mark.parametrize("regime", ["strongly_decaying", "tiny_delta"])
+def test_long_sequence_stays_finite_and_accurate(regime):
+    """L = 4096 in float32: Delta*A down to -800 per step (a cumulative sum of it would reach -3e6) and Delta = 1e-6
+    (states that barely move); the values and the gradients match the float64 reference."""
+    length = 4096
+    inputs = make_inputs(batch=1, channels=2, length=length, state=4, dtype=torch.float32)
+    if regime == "strongly_decaying":
+        inputs["delta"] = torch.rand(1, 2, length) * 50
+        inputs["A"] = -torch.linspace(1.0, 16.0, 8).view(2, 4)
+    else:
+        inputs["delta"] = torch.full((1, 2, length), 1e-6)
+    x = leaves({k: inputs[k] for k in ("u", "delta", "A", "B", "C")})
+    with ops.set_backend("cpu"):
+        out, last = ops.selective_scan(**x, return_last_state=True)
+    (out.sum() + last.sum()).backward()
+    x64 = leaves({k: v.double() for k, v in x.items()})
+    out64, last64 = reference.selective_scan(**x64, return_last_state=True)
+    (out64.sum() + last64.sum()).backward()
+    assert torch.isfinite(out).all() and torch.isfinite(last).all()
+    torch.testing.assert_close(out.double(), out64, atol=1e-4, rtol=1e-4)
+    for k in x:
+        assert torch.isfinite(x[k].grad).all(), k
+        scale = x64[k].grad.abs().max().clamp(min=1.0)
+        torch.testing.assert_close(x[k].grad.double() / scale, x64[k].grad / scale, atol=1e-4, rtol=1e-3, msg=k)
+
+
+def test_the_forced_reference_path_is_recorded():
+    inputs = make_inputs()
+    with ops.set_backend("reference"):
+        ops.selective_scan(**inputs)
+    assert ops.last_path("selective_scan") == "reference"
+    ops.selective_scan(**inputs)  # auto on CPU tensors
+    assert ops.last_path("selective_scan") == "cpu"
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+BAD_INPUTS = [
+    ({"u": torch.randn(2, 6)}, ValueError, r"u must be 3-D"),
+    ({"u": torch.ones(2, 6, 11, dtype=torch.long)}, TypeError, r"u has dtype torch.int64"),
+    ({"delta": torch.randn(2, 6, 10)}, ValueError, r"delta must have u's shape"),
+    ({"A": torch.randn(5, 3)}, ValueError, r"A must be \[D, N\] with D = 6"),
+    ({"A": torch.randn(6)}, ValueError, r"A must be 2-D"),
+    ({"B": torch.randn(6, 4)}, ValueError, r"constant B must be \[D, N\]"),
+    ({"B": torch.randn(2, 3, 10)}, ValueError, r"input-dependent B must be \[batch, N, L\]"),
+    ({"C": torch.randn(2, 4, 3, 11)}, ValueError, r"G = 4 groups, which must divide D = 6"),
+    ({"C": torch.randn(2, 3, 2, 11)}, ValueError, r"grouped C must be"),
+    ({"D": torch.randn(5)}, ValueError, r"D must have shape \(6,\)"),
+    ({"z": torch.randn(2, 6, 10)}, ValueError, r"z must have shape"),
+    ({"delta_bias": torch.randn(6, 1)}, ValueError, r"delta_bias must be 1-D"),
+    ({"lengths": torch.tensor([11, 12])}, ValueError, r"lengths must lie in \[0, L = 11\].*max 12"),
+    ({"lengths": torch.tensor([3, -1])}, ValueError, r"lengths must lie in"),
+    ({"lengths": torch.tensor([3.0, 2.0])}, TypeError, r"lengths must be an integer tensor"),
+    ({"lengths": torch.tensor([3, 2, 1])}, ValueError, r"lengths must have shape \[batch\]"),
+    ({"mask": torch.ones(2, 11)}, TypeError, r"mask must be a boolean tensor"),
+    ({"mask": torch.ones(2, 10, dtype=torch.bool)}, ValueError, r"mask must have shape \[batch, L\]"),
+    ({"lengths": torch.tensor([3, 2]), "mask": torch.ones(2, 11, dtype=torch.bool)}, ValueError, r"either lengths"),
+    ({"chunk_size": 0}, ValueError, r"chunk_size must be a positive int"),
+    ({"B": [[1.0]]}, TypeError, r"B must be a torch.Tensor"),
+]
+
+
+@pytest.mark.parametrize("change,error,match", BAD_INPUTS)
+def test_bad_input_is_named(change, error, match):
+    inputs = make_inputs(dtype=torch.float32)
+    del inputs["z"]
+    inputs.update(change)
+    with pytest.raises(error, match=match):
+        ops.selective_scan(**inputs)
