@@ -39,7 +39,7 @@ class NodeClassification(GraphTask):
             raise ValueError(f"the batch has no `{stage}_mask`: node classification needs train/val/test masks")
         logits = self.call_model(batch)
         loss = self.loss(logits[mask], batch.y[mask])
-        self.log(f"{stage}_loss", loss, prog_bar=stage != "test", batch_size=int(mask.sum()))
+        self.log_loss(stage, loss, int(mask.sum()))
         self.collect(stage, batch.y[mask], logits[mask])
         return loss
 
