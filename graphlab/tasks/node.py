@@ -40,7 +40,10 @@ class NodeClassification(GraphTask):
         logits = self.call_model(batch)
         loss = self.loss(logits[mask], batch.y[mask])
         self.log_loss(stage, loss, int(mask.sum()))
-        self.collect(stage, batch.y[mask], logits[mask])
+        # A sampled subgraph (PyG's NeighborLoader layout) names its nodes' global ids in `n_id`: the split metric
+        # then counts each node once, in node order, in one process and across DDP ranks alike.
+        n_id = getattr(batch, "n_id", None)
+        self.collect(stage, batch.y[mask], logits[mask], index=None if n_id is None else n_id[mask])
         return loss
 
     def training_step(self, batch: Data, batch_idx: int) -> Tensor:

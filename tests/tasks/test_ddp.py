@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DistributedSampler
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader as PyGDataLoader
+from torch_geometric.utils import k_hop_subgraph
 
 from graphlab.data import CSBMData
 from graphlab.data.base import GraphDataModule
@@ -202,6 +203,67 @@ def test_full_batch_node_task_under_ddp_matches_one_process():
         torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
     expected = _trainer(1).validate(two, datamodule=data, verbose=False)[0]["val_acc"]
     assert _trainer(2).validate(two, datamodule=data, verbose=False)[0]["val_acc"] == expected
+
+
+class KHopSeeds(GraphDataModule):
+    """Sampled node-level batches without a random sampler: a batch of seed nodes is their full 3-hop subgraph
+    (PyG's NeighborLoader layout: ``n_id`` global ids, the split's mask on the seeds only; 3 hops for a 2-layer GCN,
+    whose normalisation reads the degrees of the 2-hop nodes), so the seeds' outputs equal the full graph's and runs can be compared exactly. Training seeds come from :class:`EpochShardSampler`:
+    every rank its own shard of one shuffle per epoch."""
+
+    def __init__(self, batch_size: int) -> None:
+        super().__init__(root=None)
+        self.batch_size = batch_size
+        self.source = CSBMData(num_nodes=150, num_features=8, num_classes=3, avg_degree=3.0, feature_signal=0.5)
+        self.graph = self.source.graph
+
+    @property
+    def info(self) -> DatasetInfo:
+        return self.source.info
+
+    def _subgraph(self, seeds: list[int], split: str) -> Data:
+        seeds_t = torch.tensor(seeds, dtype=torch.long)
+        subset, edge_index, mapping, _ = k_hop_subgraph(seeds_t, 3, self.graph.edge_index, relabel_nodes=True,
+                                                         num_nodes=self.graph.num_nodes)
+        mask = torch.zeros(subset.numel(), dtype=torch.bool)
+        mask[mapping] = True
+        out = Data(x=self.graph.x[subset], edge_index=edge_index, y=self.graph.y[subset], n_id=subset,
+                   batch_size=len(seeds))
+        out[f"{split}_mask"] = mask
+        return out
+
+    def _loader(self, split: str, shuffle: bool) -> Any:
+        seeds = getattr(self.graph, f"{split}_mask").nonzero().view(-1).tolist()
+        sampler = EpochShardSampler(seeds, seed=7) if shuffle else None
+        return torch.utils.data.DataLoader(seeds, batch_size=self.batch_size, sampler=sampler,
+                                           collate_fn=lambda s: self._subgraph(s, split))
+
+    def train_dataloader(self) -> Any:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> Any:
+        return self._loader("val", shuffle=False)
+
+
+@pytest.mark.filterwarnings(DDP_EVAL_WARNING)
+def test_sampled_node_training_on_two_ranks_follows_one_process():
+    """Each rank trains on its own shard of the seed nodes (EpochShardSampler); with the global batch fixed the
+    two runs take the same steps, and validation counts every node once (keys: the seeds' global ids)."""
+    def task() -> NodeClassification:
+        torch.manual_seed(0)
+        return NodeClassification(GCN(8, 3, hidden_channels=8, dropout=0.0), lr=0.05, optimizer="sgd")
+
+    train_size = int(KHopSeeds(4).graph.train_mask.sum())
+    # 90 seeds: the last step holds one seed per rank (a partial batch), still the same step as 2 seeds in one process
+    assert train_size % 8 == 2 and train_size % 2 == 0
+    one, two = task(), task()
+    _trainer(1, max_epochs=2).fit(one, datamodule=KHopSeeds(batch_size=8))
+    trainer = _trainer(2, max_epochs=2)
+    trainer.fit(two, datamodule=KHopSeeds(batch_size=4))
+    for p, q in zip(one.parameters(), two.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+    expected = _trainer(1).validate(two, datamodule=KHopSeeds(8), verbose=False)[0]["val_acc"]
+    assert _trainer(2).validate(two, datamodule=KHopSeeds(8), verbose=False)[0]["val_acc"] == expected
 
 
 # ----------------------------------------------------------------------------------------------- the command line
