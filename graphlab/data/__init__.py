@@ -1,4 +1,4 @@
-"""graphlab DataModules: OGB, PyG benchmark datasets and built-in synthetic benchmarks."""
+"""graphlab DataModules: OGB, PyG benchmark datasets and built-in synthetic benchmarks, and the neighbour sampler."""
 
 from graphlab.data.base import DatasetInfo, GraphDataModule, resolve_root
 from graphlab.data.ogb import OGBGraphData, OGBLinkData, OGBNodeData
@@ -6,6 +6,8 @@ from graphlab.data.movielens import MovieLens100K
 from graphlab.data.planetoid_link import PlanetoidLinkData
 from graphlab.data.multiset import SecondMinimumData, SecondMinimumGraphData
 from graphlab.data.pyg import PyGData
+from graphlab.data.sampled import SampledNodeData
+from graphlab.data.sampler import GraphlabNeighborSampler, SamplingGraph, neighbor_loader, sample_neighbors
 from graphlab.data.synthetic import CSBMData, CSLData, RandomLinkData
 
 __all__ = [
@@ -13,6 +15,7 @@ __all__ = [
     "CSLData",
     "DatasetInfo",
     "GraphDataModule",
+    "GraphlabNeighborSampler",
     "MovieLens100K",
     "OGBGraphData",
     "OGBLinkData",
@@ -20,7 +23,11 @@ __all__ = [
     "PlanetoidLinkData",
     "PyGData",
     "RandomLinkData",
+    "SampledNodeData",
+    "SamplingGraph",
     "SecondMinimumData",
     "SecondMinimumGraphData",
+    "neighbor_loader",
     "resolve_root",
+    "sample_neighbors",
 ]
