@@ -17,17 +17,18 @@ from typing import Any, Optional
 import lightning as L
 import pytest
 import torch
+from torch import Tensor
 from torch.utils.data import DistributedSampler
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader as PyGDataLoader
 from torch_geometric.utils import k_hop_subgraph
 
-from graphlab.data import CSBMData
+from graphlab.data import CSBMData, SampledNodeData
 from graphlab.data.base import GraphDataModule
-from graphlab.distributed import EpochShardSampler, batch_items, row_keys, unique_by_key
+from graphlab.distributed import EpochShardSampler, batch_items, gather_objects, row_keys, unique_by_key
 from graphlab.eval.metrics import evaluate
 from graphlab.info import DatasetInfo
-from graphlab.models import GCN
+from graphlab.models import GCN, GraphSAGE
 from graphlab.tasks import GraphPrediction, NodeClassification
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,6 +265,39 @@ def test_sampled_node_training_on_two_ranks_follows_one_process():
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
     expected = _trainer(1).validate(two, datamodule=KHopSeeds(8), verbose=False)[0]["val_acc"]
     assert _trainer(2).validate(two, datamodule=KHopSeeds(8), verbose=False)[0]["val_acc"] == expected
+
+
+@pytest.mark.filterwarnings(DDP_EVAL_WARNING)
+def test_sampled_node_data_under_ddp_shards_the_seeds_and_evaluates_exactly():
+    """graphlab's SampledNodeData (random fan-outs in training, every neighbour in evaluation) under 2 ranks: each
+    rank trains on its own half of the training seeds per epoch, and the validation metric equals one process's."""
+    data = SampledNodeData(CSBMData(num_nodes=200, num_features=8, num_classes=3, avg_degree=4.0, feature_signal=0.5),
+                           num_neighbors=[4, 4], batch_size=16, backend="graphlab")
+
+    class SeenSeeds(L.Callback):
+        def __init__(self) -> None:
+            self.seeds: list[Tensor] = []
+
+        def on_train_batch_start(self, trainer: L.Trainer, module: Any, batch: Any, batch_idx: int) -> None:
+            self.seeds.append(batch.n_id[:batch.batch_size])
+
+        def on_train_epoch_end(self, trainer: L.Trainer, module: Any) -> None:
+            seen = torch.cat(self.seeds)
+            everyone = torch.cat(gather_objects(seen))  # (Lightning's all_gather warns: a deprecated torch API)
+            module.log("seeds_per_rank", float(seen.numel()), sync_dist=True, reduce_fx="max")
+            module.log("distinct_seeds", float(everyone.unique().numel()), sync_dist=True, reduce_fx="max")
+            self.seeds = []
+
+    torch.manual_seed(0)
+    task = NodeClassification(GraphSAGE(8, 3, hidden_channels=8, dropout=0.0), lr=0.05)
+    trainer = _trainer(2, max_epochs=1, callbacks=[SeenSeeds()])
+    trainer.fit(task, datamodule=data)
+    num_train = int(data.seeds["train"].numel())
+    assert num_train % 2 == 0  # no padded duplicate: the two shards partition the seeds
+    assert trainer.callback_metrics["seeds_per_rank"] == num_train // 2
+    assert trainer.callback_metrics["distinct_seeds"] == num_train
+    expected = _trainer(1).validate(task, datamodule=data, verbose=False)[0]["val_acc"]
+    assert _trainer(2).validate(task, datamodule=data, verbose=False)[0]["val_acc"] == expected
 
 
 # ----------------------------------------------------------------------------------------------- the command line
