@@ -23,6 +23,7 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader as PyGDataLoader
 from torch_geometric.utils import k_hop_subgraph
 
+from graphlab.cli import build_cli
 from graphlab.data import CSBMData, SampledNodeData
 from graphlab.data.base import GraphDataModule
 from graphlab.distributed import EpochShardSampler, batch_items, gather_objects, row_keys, unique_by_key
@@ -301,6 +302,15 @@ def test_sampled_node_data_under_ddp_shards_the_seeds_and_evaluates_exactly():
 
 
 # ----------------------------------------------------------------------------------------------- the command line
+def test_predict_refuses_several_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each rank would predict (and write) only its shard of the split: refused before anything runs."""
+    monkeypatch.setattr(sys, "argv", ["graphlab"])
+    with pytest.raises(ValueError, match=r"would run 2 processes .* --trainer.devices=1"):
+        build_cli(["predict", "--config", str(ROOT / "configs" / "quickstart.yaml"), "--trainer.strategy=ddp",
+                   "--trainer.devices=2", "--trainer.accelerator=cpu",
+                   f"--trainer.logger.init_args.save_dir={tmp_path}"])
+
+
 @pytest.mark.slow
 def test_graphlab_fit_with_the_ddp_strategy_on_two_cpu_processes(tmp_path: Path):
     """``graphlab fit --trainer.strategy=ddp --trainer.devices=2``: Lightning starts the second rank itself."""
