@@ -174,14 +174,17 @@ class GraphTask(L.LightningModule):
         ``sync_dist``) in validation and test."""
         self.log(f"{stage}_loss", loss, prog_bar=stage != "test", batch_size=batch_size, sync_dist=stage != "train")
 
-    def collect(self, stage: str, y_true: Tensor, y_pred: Tensor, index: Optional[Tensor] = None) -> None:
+    def collect(self, stage: str, y_true: Tensor, y_pred: Tensor, index: Optional[Tensor] = None,
+                item_rows: Optional[Tensor] = None) -> None:
         """Keep a batch's labels and predictions for the split metric, per stage and per evaluation dataloader
         (a DataModule may give several test loaders, e.g. one per test size).
 
         Under DDP each row is also keyed, so that :meth:`_log_epoch_metric` can gather every rank's rows, drop the
         duplicates a ``DistributedSampler`` pads with and order them as one process would: by ``index`` when given
         (``[n]`` global row ids, e.g. the node ids of sampled seed nodes; also the order in one process), else by
-        the batch's dataset items (:func:`graphlab.distributed.row_keys`).
+        the batch's dataset items: one row per item, or many rows of one item (:func:`graphlab.distributed.row_keys`),
+        or, for batches of several items that each give several rows (node tasks on batches of graphs),
+        ``item_rows`` ``[n, 2]``: each row's item position within the batch and its id within that item.
         """
         idx = self._eval_dataloader_idx if stage in ("val", "test") else 0
         keys = None
@@ -192,7 +195,7 @@ class GraphTask(L.LightningModule):
                                  "global id per collected row")
             keys = torch.stack([index, torch.zeros_like(index)], dim=1)
         elif is_distributed():
-            keys = self._item_keys(stage, idx, y_true.size(0))
+            keys = self._item_keys(stage, idx, y_true.size(0), item_rows)
         self._outputs.setdefault((stage, idx), []).append((y_true.detach().cpu(), y_pred.detach().cpu(), keys))
 
     def _stage_loader(self, stage: str, dataloader_idx: int) -> Any:
@@ -204,14 +207,22 @@ class GraphTask(L.LightningModule):
             return loaders[dataloader_idx] if dataloader_idx < len(loaders) else None
         return loaders if dataloader_idx == 0 else None
 
-    def _item_keys(self, stage: str, dataloader_idx: int, num_rows: int) -> Optional[Tensor]:
+    def _item_keys(self, stage: str, dataloader_idx: int, num_rows: int,
+                   item_rows: Optional[Tensor] = None) -> Optional[Tensor]:
         """Row keys ``(dataset item, row within item)`` of the current batch, from this rank's sampler order."""
         loader = self._stage_loader(stage, dataloader_idx)
         if (stage, dataloader_idx) not in self._item_indices:
             self._item_indices[(stage, dataloader_idx)] = loader_item_indices(loader)
         indices = self._item_indices[(stage, dataloader_idx)]
         items = None if indices is None else batch_items(loader, indices, self._batch_idx)
-        return None if items is None else row_keys(items, num_rows)
+        if items is None:
+            return None
+        if item_rows is not None:
+            item_rows = item_rows.detach().long().cpu()
+            if item_rows.shape != (num_rows, 2) or (num_rows and int(item_rows[:, 0].max()) >= items.numel()):
+                return None  # not the loader's items (e.g. a custom batch layout): left unkeyed, with a warning
+            return torch.stack([items[item_rows[:, 0]], item_rows[:, 1]], dim=1)
+        return row_keys(items, num_rows)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self._batch_idx = batch_idx

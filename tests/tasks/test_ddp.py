@@ -207,6 +207,39 @@ def test_full_batch_node_task_under_ddp_matches_one_process():
     assert _trainer(2).validate(two, datamodule=data, verbose=False)[0]["val_acc"] == expected
 
 
+class NodeLabelledGraphs(GraphDataModule):
+    """Node classification on batches of graphs (as SecondMinimumGraphData): 7 validation graphs of 4-9 nodes, 2 per
+    batch, so 2 ranks get a padded duplicate graph and every batch has several graphs of several nodes."""
+
+    def __init__(self) -> None:
+        super().__init__(root=None)
+        g = torch.Generator().manual_seed(4)
+        self.graphs = []
+        for _ in range(7):
+            k = int(torch.randint(4, 10, (1,), generator=g))
+            x = torch.randn(k, 3, generator=g)
+            self.graphs.append(Data(x=x, edge_index=torch.randint(0, k, (2, 2 * k), generator=g),
+                                    y=torch.randint(0, 3, (k,), generator=g), val_mask=torch.rand(k, generator=g) < 0.7))
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(name="toy-nodes", level="node", task_type="multiclass", num_features=3, num_outputs=3,
+                           metric="acc")
+
+    def val_dataloader(self) -> Any:
+        return PyGDataLoader(self.graphs, batch_size=2)
+
+
+@pytest.mark.filterwarnings(DDP_EVAL_WARNING)
+def test_node_task_on_batches_of_graphs_keys_rows_by_graph_and_node():
+    data = NodeLabelledGraphs()
+    for seed in range(3):  # random weights: a few draws, so that an accuracy differs once a duplicate is counted
+        torch.manual_seed(seed)
+        task = NodeClassification(GCN(3, 3, hidden_channels=8, dropout=0.0))
+        one = _trainer(1).validate(task, datamodule=data, verbose=False)[0]["val_acc"]
+        assert _trainer(2).validate(task, datamodule=data, verbose=False)[0]["val_acc"] == one
+
+
 class KHopSeeds(GraphDataModule):
     """Sampled node-level batches without a random sampler: a batch of seed nodes is their full 3-hop subgraph
     (PyG's NeighborLoader layout: ``n_id`` global ids, the split's mask on the seeds only; 3 hops for a 2-layer GCN,
