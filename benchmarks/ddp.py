@@ -12,15 +12,18 @@ Reported: median training time per epoch (epoch start to the start of validation
 (graphs or seed nodes) per second, the ratio against both one-process runs, the validation metric after the last
 epoch, and each process's peak RSS. Cases:
 
-* ``graph``: GIN (3 layers, 64 hidden, atom/bond encoders, mean pool) on ogbg-molesol (RMSE), 902 training graphs,
-  global batch 64 (``--root`` must hold ``ogbg_molesol/``; without it a synthetic graph regression set is used).
+* ``graph``: GIN (3 layers, 64 hidden, atom/bond encoders, mean pool, its BatchNorm layers replaced by the identity
+  unless ``--batchnorm``) on ogbg-molesol (RMSE), 902 training graphs, global batch 64 (``--root`` must hold
+  ``ogbg_molesol/``; without it a synthetic graph regression set is used).
 * ``sampled``: GraphSAGE (2 layers, 64 hidden) on a 20 000-node contextual SBM through
   :class:`graphlab.data.SampledNodeData` (graphlab's sampler, fan-outs [10, 5], global batch 1024 seeds, exact
   full-neighbour evaluation).
 
-GIN has BatchNorm: each rank normalises with its own half-batch statistics, so the 2-process run is not the same
-computation as the 1-process one (its validation metric agrees to noise, not to float tolerance). The GraphSAGE
-run draws other neighbour samples on each rank than one process draws, for the same reason.
+Without BatchNorm, 2 ranks with half batches compute the steps of one process with the whole batch (DDP averages
+the gradients), so the validation metrics differ only by float rounding, amplified over the epochs (changing the
+thread count alone does as much). With ``--batchnorm`` each rank normalises with its own half-batch statistics: another
+computation, whose metric agrees only to noise. The GraphSAGE runs draw other neighbour samples on each rank than one
+process draws, so they agree to sampling noise.
 
     OMP_NUM_THREADS=1 TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 python benchmarks/ddp.py --root <copy of shared/data> \
         [--epochs 6] [--cases graph sampled] [--out benchmarks/results/ddp.txt]
@@ -44,7 +47,7 @@ SETUPS = [(1, 1), (1, 2), (2, 1)]  # (processes, threads per process)
 
 
 # ----------------------------------------------------------------------------------------------- one run (child)
-def build_graph_case(root: Optional[str], per_rank_batch: int, tiny: bool) -> tuple[Any, Any, int]:
+def build_graph_case(root: Optional[str], per_rank_batch: int, tiny: bool, batchnorm: bool) -> tuple[Any, Any, int]:
     import torch
     from torch_geometric.data import Data
     from torch_geometric.loader import DataLoader as PyGDataLoader
@@ -67,6 +70,8 @@ def build_graph_case(root: Optional[str], per_rank_batch: int, tiny: bool) -> tu
         data = SeededOGB("ogbg-molesol", root=root, batch_size=per_rank_batch, download=False)
         model = GIN(data.num_features, data.num_outputs, hidden_channels=64, num_layers=3, dropout=0.0, pool="mean",
                     node_encoder="atom", edge_encoder="bond")
+        if not batchnorm:
+            model.norms = torch.nn.ModuleList(torch.nn.Identity() for _ in model.norms)
         return data, GraphPrediction(model, lr=0.001), 902
 
     class SyntheticGraphs(GraphDataModule):
@@ -96,6 +101,8 @@ def build_graph_case(root: Optional[str], per_rank_batch: int, tiny: bool) -> tu
 
     data = SyntheticGraphs(80 if tiny else 1000)
     model = GIN(9, 1, hidden_channels=16 if tiny else 64, num_layers=3, dropout=0.0, pool="mean")
+    if not batchnorm:
+        model.norms = torch.nn.ModuleList(torch.nn.Identity() for _ in model.norms)
     return data, GraphPrediction(model, lr=0.001), len(data.train)
 
 
@@ -117,8 +124,8 @@ def build_sampled_case(per_rank_batch: int, tiny: bool) -> tuple[Any, Any, int]:
                                    batch_size=self.batch_size, sampler=EpochShardSampler(range(seeds.numel())),
                                    transform=SeedMask("train"))
 
-    source = CSBMData(num_nodes=400 if tiny else 20_000, num_features=64, num_classes=5, homophily=0.7,
-                      avg_degree=10.0, feature_signal=0.3)
+    source = CSBMData(num_nodes=400 if tiny else 20_000, num_features=64, num_classes=5, homophily=0.6,
+                      avg_degree=10.0, feature_signal=0.1)
     data = SeededSampled(source, num_neighbors=[10, 5], batch_size=per_rank_batch, eval_batch_size=2048,
                          backend="graphlab")
     model = GraphSAGE(64, 5, hidden_channels=16 if tiny else 64, num_layers=2, dropout=0.0)
@@ -136,7 +143,7 @@ def child(args: argparse.Namespace) -> None:
     L.seed_everything(0, verbose=False)
     per_rank_batch = args.global_batch // args.procs
     if args.case == "graph":
-        data, task, items = build_graph_case(args.root, per_rank_batch, args.tiny)
+        data, task, items = build_graph_case(args.root, per_rank_batch, args.tiny, args.batchnorm)
     else:
         data, task, items = build_sampled_case(per_rank_batch, args.tiny)
 
@@ -176,8 +183,7 @@ def run_setup(case: str, procs: int, threads: int, args: argparse.Namespace, tmp
            "--epochs", str(args.epochs), "--global-batch", str(args.global_batch[case]), "--result", str(result)]
     if args.root:
         cmd += ["--root", args.root]
-    if args.tiny:
-        cmd.append("--tiny")
+    cmd += ["--tiny"] * args.tiny + ["--batchnorm"] * args.batchnorm
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MASTER_PORT": str(_free_port()),
            "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "PYTHONWARNINGS": "ignore"}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -213,6 +219,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--cases", nargs="+", choices=["graph", "sampled"], default=["graph", "sampled"])
     parser.add_argument("--out", default=None, help="also write the tables to this file")
     parser.add_argument("--tiny", action="store_true", help="tiny synthetic data (seconds; checks the script runs)")
+    parser.add_argument("--batchnorm", action="store_true",
+                        help="keep GIN's BatchNorm (per-rank batch statistics: 2 ranks no longer compute what 1 does)")
     parser.add_argument("--child", choices=["graph", "sampled"], help=argparse.SUPPRESS)
     parser.add_argument("--procs", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)

@@ -357,3 +357,15 @@ def test_graphlab_fit_with_the_ddp_strategy_on_two_cpu_processes(tmp_path: Path)
     metrics = list(tmp_path.rglob("metrics.csv"))
     assert len(metrics) == 1, metrics  # rank 0 alone writes the logs
     assert "val_acc" in metrics[0].read_text().splitlines()[0]
+
+
+@pytest.mark.slow
+def test_the_benchmark_script_runs_end_to_end(tmp_path: Path):
+    """benchmarks/ddp.py on tiny data (1 and 2 processes; no timing is asserted)."""
+    out = tmp_path / "ddp.txt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ddp.py"), "--tiny", "--epochs", "2", "--cases",
+                           "sampled", "--out", str(out)], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| sampled | ")]
+    assert [r.split(" | ")[1] for r in rows[1:]] == ["1 proc x 1 thread", "1 proc x 2 threads", "2 proc x 1 thread"]
