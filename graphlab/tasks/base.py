@@ -17,7 +17,8 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from graphlab.distributed import batch_items, gather_objects, is_distributed, loader_item_indices, row_keys, unique_by_key
+from graphlab.distributed import (batch_items, gather_objects, is_distributed, loader_item_indices, row_keys,
+                                  unique_by_key)
 from graphlab.eval.metrics import evaluate
 from graphlab.info import DatasetInfo
 from graphlab.tasks.checkpoint import LastCheckpoint

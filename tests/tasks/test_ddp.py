@@ -218,8 +218,9 @@ class NodeLabelledGraphs(GraphDataModule):
         for _ in range(7):
             k = int(torch.randint(4, 10, (1,), generator=g))
             x = torch.randn(k, 3, generator=g)
-            self.graphs.append(Data(x=x, edge_index=torch.randint(0, k, (2, 2 * k), generator=g),
-                                    y=torch.randint(0, 3, (k,), generator=g), val_mask=torch.rand(k, generator=g) < 0.7))
+            edge_index = torch.randint(0, k, (2, 2 * k), generator=g)
+            y, val_mask = torch.randint(0, 3, (k,), generator=g), torch.rand(k, generator=g) < 0.7
+            self.graphs.append(Data(x=x, edge_index=edge_index, y=y, val_mask=val_mask))
 
     @property
     def info(self) -> DatasetInfo:
@@ -243,8 +244,9 @@ def test_node_task_on_batches_of_graphs_keys_rows_by_graph_and_node():
 class KHopSeeds(GraphDataModule):
     """Sampled node-level batches without a random sampler: a batch of seed nodes is their full 3-hop subgraph
     (PyG's NeighborLoader layout: ``n_id`` global ids, the split's mask on the seeds only; 3 hops for a 2-layer GCN,
-    whose normalisation reads the degrees of the 2-hop nodes), so the seeds' outputs equal the full graph's and runs can be compared exactly. Training seeds come from :class:`EpochShardSampler`:
-    every rank its own shard of one shuffle per epoch."""
+    whose normalisation reads the degrees of the 2-hop nodes), so the seeds' outputs equal the full graph's and runs
+    can be compared exactly. Training seeds come from :class:`EpochShardSampler`: every rank its own shard of one
+    shuffle per epoch."""
 
     def __init__(self, batch_size: int) -> None:
         super().__init__(root=None)
