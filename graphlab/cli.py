@@ -109,6 +109,12 @@ class GraphLabCLI(LightningCLI):
     before_fit = before_validate = before_test = _continue_checkpoint_dir
 
     def before_predict(self) -> None:
+        if self.trainer.world_size > 1:
+            raise ValueError(
+                f"graphlab predict writes one file from one process, but the trainer would run "
+                f"{self.trainer.world_size} processes (devices x num_nodes), each predicting its own shard of the "
+                "split: the file would hold one shard. Run predict with --trainer.devices=1 --trainer.num_nodes=1 "
+                "(and no --trainer.strategy=ddp)")
         self._continue_checkpoint_dir()
         cfg = self.config["predict"]
         split = cfg.get("predict_split", "test")

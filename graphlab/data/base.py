@@ -46,6 +46,13 @@ class GraphDataModule(L.LightningDataModule, abc.ABC):
       ``pos_edge_index`` and ``neg_edge_index`` (fixed negatives): ``[2, Q]``, one pool shared by every
       positive, when ``info.negatives_per_positive`` is ``None``; ``[2, P * Q]`` positive-major (columns
       ``i*Q .. (i+1)*Q - 1`` are the negatives of positive ``i``) when it is ``Q``.
+
+    Under DDP (``--trainer.strategy=ddp``) Lightning gives every loader a ``DistributedSampler``, so each rank draws
+    its own shard of the items (a full-batch loader's single graph goes to every rank); a loader that already has a
+    ``DistributedSampler`` (e.g. :class:`graphlab.distributed.EpochShardSampler`, the same shuffle for any number of
+    processes) is kept. The task's split metrics stay exact when each batch gives one prediction row per item
+    (graphs), one item many rows (a full graph), or rows named by global ids (``n_id`` of a sampled batch): see
+    :meth:`graphlab.tasks.base.GraphTask.collect`.
     """
 
     predict_split: str = "test"

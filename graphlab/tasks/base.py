@@ -14,8 +14,11 @@ from typing import Any, Literal, Optional
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from graphlab.distributed import (batch_items, gather_objects, is_distributed, loader_item_indices, row_keys,
+                                  unique_by_key)
 from graphlab.eval.metrics import evaluate
 from graphlab.info import DatasetInfo
 from graphlab.tasks.checkpoint import LastCheckpoint
@@ -56,8 +59,11 @@ class GraphTask(L.LightningModule):
         self.model = model
         self._info = info
         self._forward_params = set(inspect.signature(model.forward).parameters)
-        self._outputs: dict[tuple[str, int], list[tuple[Tensor, Tensor]]] = {}
+        # (stage, dataloader index) -> one (y_true, y_pred, keys) per batch; keys: see collect
+        self._outputs: dict[tuple[str, int], list[tuple[Tensor, Tensor, Optional[Tensor]]]] = {}
         self._eval_dataloader_idx = 0
+        self._batch_idx = 0
+        self._item_indices: dict[tuple[str, int], Optional[Tensor]] = {}  # this rank's sampler order (DDP)
 
     # ------------------------------------------------------------------ dataset info
     @property
@@ -164,17 +170,69 @@ class GraphTask(L.LightningModule):
         return total
 
     # ------------------------------------------------------------------ metrics
-    def collect(self, stage: str, y_true: Tensor, y_pred: Tensor) -> None:
+    def log_loss(self, stage: str, loss: Tensor, batch_size: int) -> None:
+        """Log ``<stage>_loss``: per step in training, averaged over the epoch (and over the ranks under DDP,
+        ``sync_dist``) in validation and test."""
+        self.log(f"{stage}_loss", loss, prog_bar=stage != "test", batch_size=batch_size, sync_dist=stage != "train")
+
+    def collect(self, stage: str, y_true: Tensor, y_pred: Tensor, index: Optional[Tensor] = None,
+                item_rows: Optional[Tensor] = None) -> None:
         """Keep a batch's labels and predictions for the split metric, per stage and per evaluation dataloader
-        (a DataModule may give several test loaders, e.g. one per test size)."""
+        (a DataModule may give several test loaders, e.g. one per test size).
+
+        Under DDP each row is also keyed, so that :meth:`_log_epoch_metric` can gather every rank's rows, drop the
+        duplicates a ``DistributedSampler`` pads with and order them as one process would: by ``index`` when given
+        (``[n]`` global row ids, e.g. the node ids of sampled seed nodes; also the order in one process), else by
+        the batch's dataset items: one row per item, or many rows of one item (:func:`graphlab.distributed.row_keys`),
+        or, for batches of several items that each give several rows (node tasks on batches of graphs),
+        ``item_rows`` ``[n, 2]``: each row's item position within the batch and its id within that item.
+        """
         idx = self._eval_dataloader_idx if stage in ("val", "test") else 0
-        self._outputs.setdefault((stage, idx), []).append((y_true.detach().cpu(), y_pred.detach().cpu()))
+        keys = None
+        if index is not None:
+            index = index.detach().view(-1).long().cpu()
+            if index.numel() != y_true.size(0):
+                raise ValueError(f"collect: index has {index.numel()} entries for {y_true.size(0)} rows; give one "
+                                 "global id per collected row")
+            keys = torch.stack([index, torch.zeros_like(index)], dim=1)
+        elif is_distributed():
+            keys = self._item_keys(stage, idx, y_true.size(0), item_rows)
+        self._outputs.setdefault((stage, idx), []).append((y_true.detach().cpu(), y_pred.detach().cpu(), keys))
+
+    def _stage_loader(self, stage: str, dataloader_idx: int) -> Any:
+        if self._trainer is None:
+            return None
+        loaders = {"train": self.trainer.train_dataloader, "val": self.trainer.val_dataloaders,
+                   "test": self.trainer.test_dataloaders}.get(stage)
+        if isinstance(loaders, (list, tuple)):
+            return loaders[dataloader_idx] if dataloader_idx < len(loaders) else None
+        return loaders if dataloader_idx == 0 else None
+
+    def _item_keys(self, stage: str, dataloader_idx: int, num_rows: int,
+                   item_rows: Optional[Tensor] = None) -> Optional[Tensor]:
+        """Row keys ``(dataset item, row within item)`` of the current batch, from this rank's sampler order."""
+        loader = self._stage_loader(stage, dataloader_idx)
+        if (stage, dataloader_idx) not in self._item_indices:
+            self._item_indices[(stage, dataloader_idx)] = loader_item_indices(loader)
+        indices = self._item_indices[(stage, dataloader_idx)]
+        items = None if indices is None else batch_items(loader, indices, self._batch_idx)
+        if items is None:
+            return None
+        if item_rows is not None:
+            item_rows = item_rows.detach().long().cpu()
+            if item_rows.shape != (num_rows, 2) or (num_rows and int(item_rows[:, 0].max()) >= items.numel()):
+                return None  # not the loader's items (e.g. a custom batch layout): left unkeyed, with a warning
+            return torch.stack([items[item_rows[:, 0]], item_rows[:, 1]], dim=1)
+        return row_keys(items, num_rows)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._batch_idx = batch_idx
 
     def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_dataloader_idx = dataloader_idx
+        self._eval_dataloader_idx, self._batch_idx = dataloader_idx, batch_idx
 
     def on_test_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_dataloader_idx = dataloader_idx
+        self._eval_dataloader_idx, self._batch_idx = dataloader_idx, batch_idx
 
     def eval_names(self, stage: str) -> list[str]:
         """Names of the ``stage`` (``val``/``test``) dataloaders: the attached DataModule's ``<stage>_names``
@@ -196,17 +254,54 @@ class GraphTask(L.LightningModule):
         """The headline metric of a whole split (OGB ``Evaluator`` or torchmetrics)."""
         return evaluate(self.info, y_true, y_pred)
 
-    def _log_epoch_metric(self, stage: str) -> None:
+    def _split_outputs(self, stage: str) -> dict[int, tuple[Tensor, Tensor]]:
+        """``{dataloader index: (y_true, y_pred)}`` of the whole split, as one process sees it.
+
+        One process: the batches' rows in loader order (ordered by ``index`` where :meth:`collect` got one).
+        Under DDP: every rank's rows (one ``all_gather_object`` per stage and epoch, called by every rank), one row
+        per key, in key order. Rows without keys (a loader graphlab cannot key: not a ``DistributedSampler``, or
+        batches of several items giving a different number of rows) are gathered as they are, with a warning that
+        padded duplicates may remain.
+        """
+        local: dict[int, tuple[Tensor, Tensor, Optional[Tensor]]] = {}
         for key in sorted(k for k in self._outputs if k[0] == stage):
             outputs = self._outputs.pop(key)
-            if not outputs or (self._trainer is not None and (self.trainer.sanity_checking
-                                                              or self.trainer.fast_dev_run)):
-                continue  # the sanity check and fast_dev_run see a few batches only: a split metric is meaningless
-            y_true = torch.cat([t for t, _ in outputs])
-            y_pred = torch.cat([p for _, p in outputs])
+            if not outputs:
+                continue
+            keys = [k for _, _, k in outputs]
+            local[key[1]] = (torch.cat([t for t, _, _ in outputs]), torch.cat([p for _, p, _ in outputs]),
+                             None if any(k is None for k in keys) else torch.cat(keys))
+        self._item_indices = {k: v for k, v in self._item_indices.items() if k[0] != stage}
+        ranks = gather_objects(local)
+        out: dict[int, tuple[Tensor, Tensor]] = {}
+        for idx in sorted({i for part in ranks for i in part}):
+            parts = [part[idx] for part in ranks if idx in part]
+            y_true = torch.cat([t for t, _, _ in parts])
+            y_pred = torch.cat([p for _, p, _ in parts])
+            if any(k is None for _, _, k in parts):
+                if len(ranks) > 1:
+                    rank_zero_warn(f"{self.metric_key(stage, idx)}: the rows of this loader carry no dataset index, "
+                                   "so the metric is computed on every rank's rows as they are, including the "
+                                   "duplicates a DistributedSampler pads with. Pass `index=` to collect(), or use "
+                                   "loaders whose batches give one row per item")
+                out[idx] = (y_true, y_pred)
+                continue
+            _, y_true, y_pred = unique_by_key(torch.cat([k for _, _, k in parts]), y_true, y_pred)
+            out[idx] = (y_true, y_pred)
+        return out
+
+    def _log_epoch_metric(self, stage: str) -> None:
+        if self._trainer is not None and (self.trainer.sanity_checking or self.trainer.fast_dev_run):
+            # The sanity check and fast_dev_run see a few batches only: a split metric is meaningless.
+            self._outputs = {k: v for k, v in self._outputs.items() if k[0] != stage}
+            self._item_indices = {k: v for k, v in self._item_indices.items() if k[0] != stage}
+            return
+        for idx, (y_true, y_pred) in self._split_outputs(stage).items():
             value = self.compute_metric(y_true, y_pred)
-            self.log(self.metric_key(stage, key[1]), value, prog_bar=stage != "test" and key[1] == 0,
-                     batch_size=y_true.size(0), add_dataloader_idx=False)
+            # Every rank computed the same value from the same gathered rows; the max over ranks is that value,
+            # exactly, and keeps Lightning's epoch-level logging in step across ranks.
+            self.log(self.metric_key(stage, idx), value, prog_bar=stage != "test" and idx == 0,
+                     batch_size=y_true.size(0), add_dataloader_idx=False, sync_dist=True, reduce_fx="max")
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metric("train")

@@ -65,7 +65,7 @@ class GraphPrediction(GraphTask):
     def _step(self, batch: Batch, stage: str) -> Tensor:
         pred = self.call_model(batch)
         loss = self.loss(pred, batch.y)
-        self.log(f"{stage}_loss", loss, prog_bar=stage != "test", batch_size=batch.num_graphs)
+        self.log_loss(stage, loss, batch.num_graphs)
         y = batch.y.view(-1) if self.info.task_type == "multiclass" else batch.y.view(pred.shape)
         self.collect(stage, y, pred)
         return loss

@@ -240,7 +240,7 @@ class LinkPrediction(GraphTask):
         scores = self.score(batch, pos_neg, scorer)
         num_pos = batch.pos_edge_index.size(1)
         labels = torch.cat([scores.new_ones(num_pos), scores.new_zeros(scores.numel() - num_pos)])
-        self.log(f"{stage}_loss", F.binary_cross_entropy_with_logits(scores, labels), batch_size=num_pos)
+        self.log(f"{stage}_loss", F.binary_cross_entropy_with_logits(scores, labels), batch_size=num_pos, sync_dist=True)
         if self.info is not None and is_ranking_metric(self.info.metric):
             per_query = self.rank(batch, stage, scorer)
             self.collect(stage, torch.ones_like(per_query), per_query)

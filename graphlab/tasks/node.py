@@ -39,9 +39,24 @@ class NodeClassification(GraphTask):
             raise ValueError(f"the batch has no `{stage}_mask`: node classification needs train/val/test masks")
         logits = self.call_model(batch)
         loss = self.loss(logits[mask], batch.y[mask])
-        self.log(f"{stage}_loss", loss, prog_bar=stage != "test", batch_size=int(mask.sum()))
-        self.collect(stage, batch.y[mask], logits[mask])
+        self.log_loss(stage, loss, int(mask.sum()))
+        self.collect(stage, batch.y[mask], logits[mask], **self._row_ids(batch, mask))
         return loss
+
+    @staticmethod
+    def _row_ids(batch: Data, mask: Tensor) -> dict[str, Tensor]:
+        """What names the masked nodes across DDP ranks (see :meth:`GraphTask.collect`): a sampled subgraph
+        (PyG's NeighborLoader layout) their global ids ``n_id`` (the split metric then counts each node once, in node
+        order, in one process too); a batch of graphs (``ptr``) each node's graph and its id within that graph."""
+        n_id = getattr(batch, "n_id", None)
+        if n_id is not None:
+            return {"index": n_id[mask]}
+        ptr, graph_of = getattr(batch, "ptr", None), getattr(batch, "batch", None)
+        if ptr is None or graph_of is None:
+            return {}
+        node = mask.nonzero().view(-1)
+        graph = graph_of[node]
+        return {"item_rows": torch.stack([graph, node - ptr[graph]], dim=1)}
 
     def training_step(self, batch: Data, batch_idx: int) -> Tensor:
         mask = getattr(batch, "train_mask", None)
