@@ -56,11 +56,18 @@ class NodeClassification(GraphTask):
 
     def predict_step(self, batch: Data, batch_idx: int) -> dict[str, Tensor]:
         """``{"node_id", "prob" [n, C], "label"}`` for the nodes of :attr:`predict_split` (softmax over classes for
-        multiclass, a sigmoid per label for binary)."""
+        multiclass, a sigmoid per label for binary), by increasing node id. On a graph renumbered by
+        :class:`graphlab.transforms.ReorderNodes` (it carries ``node_perm``, ``perm[new] = old``) the ids are the
+        user's original ones, so the rows are those of the same run on the graph as given."""
         mask = getattr(batch, f"{self.predict_split}_mask", None)
         if mask is None:
             raise ValueError(f"the batch has no `{self.predict_split}_mask`: node prediction needs the split's mask")
-        ids = mask.nonzero().view(-1)
-        logits = self.call_model(batch)[ids]
+        rows = mask.nonzero().view(-1)
+        ids = rows
+        node_perm = getattr(batch, "node_perm", None)
+        if node_perm is not None:
+            ids, order = torch.sort(node_perm[rows])
+            rows = rows[order]
+        logits = self.call_model(batch)[rows]
         prob = torch.sigmoid(logits) if self.info.task_type == "binary" else logits.softmax(dim=-1)
-        return {"node_id": ids, "prob": prob, "label": batch.y[ids]}
+        return {"node_id": ids, "prob": prob, "label": batch.y[rows]}
