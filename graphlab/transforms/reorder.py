@@ -182,7 +182,8 @@ def node_order(edge_index: Tensor, num_nodes: int, method: ReorderMethod = "rcm"
     """
     _check_method(method)
     _check_edge_index(edge_index, num_nodes)
-    perm = _ORDERS[method](_symmetric_adjacency(edge_index, num_nodes))
+    adj = _symmetric_adjacency(edge_index, num_nodes)
+    perm = _ORDERS[method](adj) if adj.nnz else np.arange(num_nodes)  # no edges: every order is as good
     return torch.from_numpy(np.ascontiguousarray(perm)).to(edge_index.device)
 
 
