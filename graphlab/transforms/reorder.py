@@ -241,7 +241,8 @@ class ReorderNodes(BaseTransform):
         method: ``"rcm"``, ``"degree_bfs"`` or ``"community"``.
 
     Raises:
-        ValueError: an unknown ``method``; at call time, an ``edge_index`` with ids outside ``[0, num_nodes)``.
+        ValueError: an unknown ``method``; at call time, an ``edge_index`` with ids outside ``[0, num_nodes)`` or a
+            sparse adjacency attribute (``adj_t``: build it after reordering).
         TypeError: a ``Batch`` (reorder each graph before batching) or a non-``Data`` input.
     """
 
@@ -267,7 +268,8 @@ def permute_nodes(data: Data, perm: Tensor) -> Data:
     """:class:`ReorderNodes` with a given permutation ``perm`` (``perm[new] = old``); returns a new ``Data``.
 
     Raises:
-        ValueError: ``perm`` is not a permutation of ``0..N-1``.
+        ValueError: ``perm`` is not a permutation of ``0..N-1``; a sparse adjacency attribute (``adj_t``...), which
+            would be left in the old numbering.
     """
     num_nodes = int(data.num_nodes)
     if perm.dim() != 1 or perm.numel() != num_nodes or not torch.equal(
@@ -275,6 +277,11 @@ def permute_nodes(data: Data, perm: Tensor) -> Data:
         raise ValueError(f"perm must be a permutation of 0..{num_nodes - 1} (perm[new] = old), got shape "
                          f"{tuple(perm.shape)}")
     _check_edge_index(data.edge_index, num_nodes)
+    adjacency = [k for k, v in data.items() if (isinstance(v, Tensor) and v.layout != torch.strided)
+                 or type(v).__name__ == "SparseTensor"]
+    if adjacency:
+        raise ValueError(f"ReorderNodes cannot renumber the sparse matrices {adjacency}: drop them and build them "
+                         "after reordering (e.g. apply ToSparseTensor after ReorderNodes)")
     out = data.clone()
     if "node_perm" not in out:
         out.node_perm = torch.arange(num_nodes, device=perm.device)

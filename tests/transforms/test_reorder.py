@@ -237,6 +237,10 @@ def test_transform_errors_name_the_problem():
         restore_order(graph.x, graph)
     with pytest.raises(ValueError, match="out has 7 entries along dim 0 but the graph has 8 nodes"):
         restore_order(torch.zeros(7), torch.arange(8))
+    with_adj = graph.clone()
+    with_adj.adj_t = torch.sparse_coo_tensor(graph.edge_index, torch.ones(10), (8, 8), check_invariants=True)
+    with pytest.raises(ValueError, match=r"sparse matrices \['adj_t'\]: drop them and build them after reordering"):
+        ReorderNodes()(with_adj)
     with pytest.raises(ValueError, match="perm must be a permutation of 0..7"):
         permute_nodes(graph, torch.tensor([0, 0, 1, 2, 3, 4, 5, 6]))
 
