@@ -93,7 +93,7 @@ POWER_LAW_EXPONENT = 2.5
 def tolokers(root: str) -> Data:
     from torch_geometric.datasets import HeterophilousGraphDataset
 
-    data = HeterophilousGraphDataset(root, "Tolokers")[0]
+    data = HeterophilousGraphDataset(root, "Tolokers")[0]  # reads <root>/tolokers/raw/tolokers.npz
     data.train_mask = data.train_mask[:, 0].bool()
     data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
     return Data(x=data.x.float(), y=data.y.long(), edge_index=data.edge_index, train_mask=data.train_mask)
@@ -289,7 +289,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 def load_graph(name: str, args: argparse.Namespace) -> Data:
     if name == "tolokers":
-        return tolokers(str(Path(args.root) / "tolokers"))
+        return tolokers(args.root)
     return power_law_graph(args.nodes, args.edges, args.features, args.classes)
 
 
