@@ -35,9 +35,9 @@ layer of the same class, loaded with the same weights; the script checks that th
   15 GB against 10 s for ``torch_sparse``, so at 2M edges it would not fit. Diag-NSD uses the official default
   setting (``benchmarks/sheaf.py``'s ``DEFAULT_SETTING``) and is timed on ``--nsd-orders`` only.
 
-An epoch is forward + cross-entropy on the training mask + backward + Adam step. For each (graph, model, order) the
-implementations take their epochs round-robin, so a drifting machine load hits them alike (the machine this runs
-on is shared); the median after ``--warmup`` epochs is reported. ``x base`` = the baseline's median / this row's
+An epoch is forward + cross-entropy on the training mask + backward + Adam step. For each (graph, model) every
+(order, implementation) pair takes its epochs round-robin, so a drifting machine load hits them all alike (the
+machine this runs on is shared); the median after ``--warmup`` epochs is reported. ``x base`` = the baseline's median / this row's
 (baseline: ``pyg`` for GCN and SAGE, the faster official product for NSD); ``x order`` = this implementation's
 median on the graph as given / on this order. Peak memory: CUDA's ``max_memory_allocated``; on CPU the peak heap
 above what was in use before one untimed epoch (glibc ``mallinfo2`` sampled from a thread, as
@@ -198,26 +198,32 @@ def peak_mib(run: Callable[[], object], device: str) -> Optional[float]:
     return AGGREGATE.peak_extra_mib(run)
 
 
-def measure(graph: str, model_name: str, order: str, data: Data, args: argparse.Namespace) -> list[Row]:
-    nets = build(model_name, data, args.hidden, args.device, tuple(args.nsd_products))
-    gap = max_output_gap(nets, data)
-    optimizers = {impl: torch.optim.Adam(net.parameters(), lr=0.01) for impl, net in nets.items()}
-    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
-    times: dict[str, list[float]] = {impl: [] for impl in nets}
-    warmup = args.warmup
-    epochs = args.nsd_epochs if model_name == "diag-nsd" else args.epochs
-    for i in range(warmup + epochs):
+def measure(graph: str, model_name: str, datas: dict[str, Data], args: argparse.Namespace) -> list[Row]:
+    """Median epoch time and peak memory of every implementation on every order of ``graph``, the (order,
+    implementation) pairs taking their epochs round-robin so that machine-load drift hits them all alike."""
+    runs = {}  # (order, impl) -> (net, optimizer, data)
+    gaps = {}
+    for order, data in datas.items():
+        nets = build(model_name, data, args.hidden, args.device, tuple(args.nsd_products))
+        gaps[order] = max_output_gap(nets, data)
         for impl, net in nets.items():
+            runs[(order, impl)] = (net, torch.optim.Adam(net.parameters(), lr=0.01), data)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in runs}
+    epochs = args.nsd_epochs if model_name == "diag-nsd" else args.epochs
+    for i in range(args.warmup + epochs):
+        for key, (net, optimizer, data) in runs.items():
             sync()
             start = time.perf_counter()
-            train_epoch(net, optimizers[impl], data)
+            train_epoch(net, optimizer, data)
             sync()
-            if i >= warmup:
-                times[impl].append(time.perf_counter() - start)
+            if i >= args.warmup:
+                times[key].append(time.perf_counter() - start)
     rows = []
-    for impl, net in nets.items():
-        mib = peak_mib(lambda: train_epoch(net, optimizers[impl], data), args.device)
-        rows.append(Row(graph, model_name, order, impl, 1e3 * statistics.median(times[impl]), mib, gap))
+    for (order, impl), (net, optimizer, data) in runs.items():
+        mib = peak_mib(lambda: train_epoch(net, optimizer, data), args.device)
+        rows.append(Row(graph, model_name, order, impl, 1e3 * statistics.median(times[(order, impl)]), mib,
+                        gaps[order]))
     return rows
 
 
@@ -316,21 +322,21 @@ def main(argv: Optional[list[str]] = None) -> None:
               flush=True)
         header.append(f"# {graph}: {given.num_nodes} nodes, {given.num_edges} directed edges, "
                       f"{given.num_features} features")
+        datas = {}
         for order in args.orders:
             data = given
             if order != "none":
                 start = time.perf_counter()
                 data = ReorderNodes(order)(given)
                 reorder_s[(graph, order)] = time.perf_counter() - start
-            data = data.to(args.device)
-            for model_name in args.models:
-                if model_name == "diag-nsd" and order not in args.nsd_orders:
-                    continue
-                measured = measure(graph, model_name, order, data, args)
-                rows.extend(measured)
-                for r in measured:
-                    print(f"  {graph} {model_name} {order} {r.impl}: {r.ms:.1f} ms (gap {r.gap:.1e})", flush=True)
-                write_table(args, header, rows, reorder_s, final=False)
+            datas[order] = data.to(args.device)
+        for model_name in args.models:
+            chosen = {o: d for o, d in datas.items() if model_name != "diag-nsd" or o in args.nsd_orders}
+            measured = measure(graph, model_name, chosen, args)
+            rows.extend(measured)
+            for r in measured:
+                print(f"  {graph} {model_name} {r.order} {r.impl}: {r.ms:.1f} ms (gap {r.gap:.1e})", flush=True)
+            write_table(args, header, rows, reorder_s, final=False)
     print("\n".join(write_table(args, header, rows, reorder_s, final=True)))
 
 
