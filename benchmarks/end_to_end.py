@@ -37,9 +37,9 @@ layer of the same class, loaded with the same weights; the script checks that th
 
 An epoch is forward + cross-entropy on the training mask + backward + Adam step. For each (graph, model) every
 (order, implementation) pair takes its epochs round-robin, so a drifting machine load hits them all alike (the
-machine this runs on is shared); the median after ``--warmup`` epochs is reported. ``x base`` = the baseline's median / this row's
-(baseline: ``pyg`` for GCN and SAGE, the faster official product for NSD); ``x order`` = this implementation's
-median on the graph as given / on this order. Peak memory: CUDA's ``max_memory_allocated``; on CPU the peak heap
+machine this runs on is shared); the median after ``--warmup`` epochs is reported. ``x base`` = the baseline's
+median / this row's (baseline: ``pyg`` for GCN and SAGE, the faster official product for NSD); ``x order`` = this
+implementation's median on the graph as given / on this order. Peak memory: CUDA's ``max_memory_allocated``; on CPU the peak heap
 above what was in use before one untimed epoch (glibc ``mallinfo2`` sampled from a thread, as
 ``benchmarks/aggregate.py`` does).
 """
@@ -60,7 +60,7 @@ from typing import Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 

@@ -40,8 +40,8 @@ from torch_geometric.transforms import BaseTransform
 
 from graphlab.transforms.csr import ToCSR
 
-__all__ = ["METHODS", "ReorderMethod", "ReorderNodes", "bandwidth", "inverse_permutation", "node_order", "permute_nodes",
-           "restore_order"]
+__all__ = ["METHODS", "ReorderMethod", "ReorderNodes", "bandwidth", "inverse_permutation", "node_order",
+           "permute_nodes", "restore_order"]
 
 ReorderMethod = Literal["rcm", "degree_bfs", "community"]
 METHODS: tuple[str, ...] = get_args(ReorderMethod)

@@ -160,7 +160,8 @@ def rich_graph(num_nodes: int = 40, num_edges: int = 160, seed: int = 0) -> Data
     return Data(
         x=torch.randn(num_nodes, 5, generator=gen), y=torch.randint(0, 3, (num_nodes,), generator=gen),
         pos=torch.randn(num_nodes, 2, generator=gen), laplacian_pe=torch.randn(num_nodes, 4, generator=gen),
-        train_mask=torch.rand(num_nodes, generator=gen) < 0.5, split_masks=torch.rand(num_nodes, 10, generator=gen) < 0.3,
+        train_mask=torch.rand(num_nodes, generator=gen) < 0.5,
+        split_masks=torch.rand(num_nodes, 10, generator=gen) < 0.3,
         names=[f"node{i}" for i in range(num_nodes)],
         edge_index=edge_index, edge_attr=torch.randn(num_edges, 3, generator=gen),
         edge_weight=torch.rand(num_edges, generator=gen),
@@ -273,7 +274,8 @@ def test_csbm_reorder_permutes_masks_labels_and_features_consistently():
     for key in ("x", "y", "train_mask", "val_mask", "test_mask"):
         assert torch.equal(restore_order(reordered[key], reordered), plain[key]), key
     perm = reordered.node_perm
-    assert {tuple(e) for e in perm[reordered.edge_index].t().tolist()} == {tuple(e) for e in plain.edge_index.t().tolist()}
+    relabelled = {tuple(e) for e in perm[reordered.edge_index].t().tolist()}
+    assert relabelled == {tuple(e) for e in plain.edge_index.t().tolist()}
 
 
 def test_ogb_node_reorder(ogb_fixture):
