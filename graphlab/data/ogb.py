@@ -39,6 +39,7 @@ from graphlab.data.base import (
     missing_files,
     missing_files_error,
 )
+from graphlab.transforms.reorder import ReorderMethod, ReorderNodes
 
 Level = Literal["node", "link", "graph"]
 Featureless = Literal["one_hot", "degree", "constant"]
@@ -307,6 +308,9 @@ class OGBNodeData(FullBatchMixin, _TransductiveOGB):
             (``log(1 + degree)``, 1 column), ``"constant"`` (a column of ones) or
             ``"one_hot"`` (the identity, a learnable embedding through the first linear
             layer; at most ``MAX_ONE_HOT_NODES`` nodes).
+        reorder: renumber the nodes by a locality ordering (:class:`graphlab.transforms.ReorderNodes`: ``rcm``,
+            ``degree_bfs`` or ``community``); masks, targets and edges follow, and ``graphlab predict`` reports the
+            original node ids. ``None`` (default): OGB's order.
     """
 
     level: Level = "node"
@@ -318,9 +322,12 @@ class OGBNodeData(FullBatchMixin, _TransductiveOGB):
         download: bool = True,
         undirected: bool = True,
         featureless: Featureless = "degree",
+        reorder: Optional[ReorderMethod] = None,
     ) -> None:
         super().__init__(name, root, download, featureless)
         self.undirected = undirected
+        self.reorder = reorder
+        self._reorder = ReorderNodes(reorder) if reorder is not None else None  # validates the method now
         self._graph: Optional[Data] = None
         self.save_hyperparameters()
 
@@ -352,7 +359,7 @@ class OGBNodeData(FullBatchMixin, _TransductiveOGB):
             mask = torch.zeros(int(data.num_nodes), dtype=torch.bool)
             mask[split[part]] = True
             data[mask_name] = mask
-        return data
+        return data if self._reorder is None else self._reorder(data)
 
 
 class OGBLinkData(FullBatchLinkMixin, _TransductiveOGB):

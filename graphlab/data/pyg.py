@@ -48,6 +48,7 @@ from graphlab.data.base import (
     missing_files_error,
 )
 from graphlab.data.splits import IndexSplit, fold_split, stratified_folds
+from graphlab.transforms.reorder import ReorderMethod, ReorderNodes
 
 Family = Literal["planetoid", "webkb", "wikipedia", "actor", "tu", "zinc"]
 
@@ -210,6 +211,9 @@ class PyGData(PartLoaderMixin, GraphDataModule):
             dataset's largest degree, an integer caps the one-hot width.
         zinc_subset: ZINC only: the 12k-graph subset (``True``) or the full 250k set.
         download: let PyG download missing raw files (needs internet).
+        reorder: node datasets: renumber the nodes by a locality ordering (:class:`graphlab.transforms.ReorderNodes`:
+            ``rcm``, ``degree_bfs`` or ``community``) after the other transforms; masks, labels and edges follow,
+            and ``graphlab predict`` reports the original node ids. ``None`` (default): the dataset's order.
     """
 
     def __init__(
@@ -228,6 +232,7 @@ class PyGData(PartLoaderMixin, GraphDataModule):
         max_degree: Optional[int] = None,
         zinc_subset: bool = True,
         download: bool = True,
+        reorder: Optional[ReorderMethod] = None,
     ) -> None:
         super().__init__(root)
         self.spec = lookup_name(name, DATASETS, "PyG dataset")
@@ -244,6 +249,8 @@ class PyGData(PartLoaderMixin, GraphDataModule):
         self.max_degree = max_degree
         self.zinc_subset = zinc_subset
         self.download = download
+        self.reorder = reorder
+        self._reorder = ReorderNodes(reorder) if reorder is not None else None  # validates the method now
         self._validate()
         check_split(split, self.num_splits, self.spec.pyg_name)
         self._datasets: Optional[dict[str, InMemoryDataset]] = None
@@ -263,6 +270,9 @@ class PyGData(PartLoaderMixin, GraphDataModule):
             raise ValueError(f"need batch_size >= 1 and num_workers >= 0, got {self.batch_size}, {self.num_workers}")
         if self.max_degree is not None and self.max_degree < 1:
             raise ValueError(f"max_degree must be >= 1 or None, got {self.max_degree}")
+        if self.reorder is not None and self.spec.level != "node":
+            raise ValueError(f"reorder applies to node datasets only; {self.name!r} is a graph-level dataset "
+                             "(node order does not change its results): remove reorder")
 
     @property
     def num_splits(self) -> int:
@@ -345,7 +355,8 @@ class PyGData(PartLoaderMixin, GraphDataModule):
                 column = data[mask][:, self.split] if data[mask].dim() == 2 else data[mask]
                 data[mask] = column.to(torch.bool)  # Planetoid's geom-gcn masks are uint8
                 data[mask][unlabelled] = False
-            self._graph = Compose(self._structure_transforms())(data)
+            reorder = [self._reorder] if self._reorder is not None else []
+            self._graph = Compose(self._structure_transforms() + reorder)(data)
         return self._graph
 
     def _unlabelled_nodes(self) -> Tensor:

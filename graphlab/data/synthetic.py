@@ -41,7 +41,8 @@ from graphlab.data.splits import (
     split_edges,
     stratified_folds,
 )
-from graphlab.transforms import AddLaplacianPE, AddRandomWalkPE
+from graphlab.transforms import AddLaplacianPE, AddRandomWalkPE, ReorderNodes
+from graphlab.transforms.reorder import ReorderMethod
 
 # --------------------------------------------------------------------------- CSL
 CSL_NUM_NODES = 41
@@ -254,6 +255,9 @@ class CSBMData(FullBatchMixin, GraphDataModule):
         val_ratio: fraction in the validation mask (the test mask takes the rest).
         seed: seed of the graph and features (splits are seeded by ``(seed, split)``).
         root: unused (the data is generated); accepted so configs can share a ``root``.
+        reorder: renumber the nodes by a locality ordering (:class:`graphlab.transforms.ReorderNodes`: ``rcm``,
+            ``degree_bfs`` or ``community``); masks, labels and edges follow, and ``graphlab predict`` reports the
+            original node ids. ``None`` (default): the generated order.
     """
 
     def __init__(
@@ -270,6 +274,7 @@ class CSBMData(FullBatchMixin, GraphDataModule):
         val_ratio: float = 0.2,
         seed: int = 0,
         root: Optional[str] = None,
+        reorder: Optional[ReorderMethod] = None,
     ) -> None:
         super().__init__(root)
         _check_csbm(num_nodes, num_features, num_classes, avg_degree, homophily, feature_signal)
@@ -281,6 +286,8 @@ class CSBMData(FullBatchMixin, GraphDataModule):
         self.train_ratio, self.val_ratio = train_ratio, val_ratio
         self.seed = seed
         check_node_ratios(train_ratio, val_ratio)
+        self.reorder = reorder
+        self._reorder = ReorderNodes(reorder) if reorder is not None else None  # validates the method now
         self._graph: Optional[Data] = None
         self.save_hyperparameters()
 
@@ -297,8 +304,8 @@ class CSBMData(FullBatchMixin, GraphDataModule):
                             self.feature_signal, self.seed)
             train, val, test = random_node_masks(self.num_nodes, self.train_ratio, self.val_ratio,
                                                  [self.seed, self.split])
-            self._graph = Data(x=g.x, edge_index=g.edge_index, y=g.y, train_mask=train, val_mask=val,
-                               test_mask=test)
+            graph = Data(x=g.x, edge_index=g.edge_index, y=g.y, train_mask=train, val_mask=val, test_mask=test)
+            self._graph = graph if self._reorder is None else self._reorder(graph)
         return self._graph
 
 
@@ -341,6 +348,7 @@ class RandomLinkData(FullBatchLinkMixin, GraphDataModule):
         hits_k: int = 20,
         seed: int = 0,
         root: Optional[str] = None,
+        reorder: Optional[ReorderMethod] = None,
     ) -> None:
         super().__init__(root)
         _check_csbm(num_nodes, num_features, num_communities, avg_degree, homophily, feature_signal)

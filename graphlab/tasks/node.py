@@ -71,13 +71,20 @@ class NodeClassification(GraphTask):
 
     def predict_step(self, batch: Data, batch_idx: int) -> dict[str, Tensor]:
         """``{"node_id", "prob" [n, C], "label"}`` for the nodes of :attr:`predict_split` (softmax over classes for
-        multiclass, a sigmoid per label for binary). ``node_id`` is the node's id in the whole graph: a sampled
-        batch (``n_id``, :class:`graphlab.data.SampledNodeData`) maps its local ids through ``n_id``."""
+        multiclass, a sigmoid per label for binary), by increasing node id. ``node_id`` is the node's id in the whole
+        graph: a sampled batch (``n_id``, :class:`graphlab.data.SampledNodeData`) maps its local ids through ``n_id``.
+        On a graph renumbered by :class:`graphlab.transforms.ReorderNodes` (it carries ``node_perm``,
+        ``perm[new] = old``, sliced with the batch's nodes like every node attribute) the ids are the user's original
+        ones, so the rows are those of the same run on the graph as given."""
         mask = getattr(batch, f"{self.predict_split}_mask", None)
         if mask is None:
             raise ValueError(f"the batch has no `{self.predict_split}_mask`: node prediction needs the split's mask")
-        ids = mask.nonzero().view(-1)
-        logits = self.call_model(batch)[ids]
-        prob = torch.sigmoid(logits) if self.info.task_type == "binary" else logits.softmax(dim=-1)
+        rows = mask.nonzero().view(-1)
+        node_perm = getattr(batch, "node_perm", None)
         n_id = getattr(batch, "n_id", None)
-        return {"node_id": ids if n_id is None else n_id[ids], "prob": prob, "label": batch.y[ids]}
+        ids = node_perm[rows] if node_perm is not None else rows if n_id is None else n_id[rows]
+        ids, order = torch.sort(ids)
+        rows = rows[order]
+        logits = self.call_model(batch)[rows]
+        prob = torch.sigmoid(logits) if self.info.task_type == "binary" else logits.softmax(dim=-1)
+        return {"node_id": ids, "prob": prob, "label": batch.y[rows]}

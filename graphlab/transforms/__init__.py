@@ -9,7 +9,10 @@ stores it on the ``Data`` object (so it composes with ``Compose`` and runs in a 
 * :mod:`~graphlab.transforms.positional`: positional encodings, :class:`AddRandomWalkPE` (PyG's, re-exported:
   graphlab's former inline RWSE was the same computation) and :class:`AddLaplacianPE` (sign-fixed, deterministic);
 * :mod:`~graphlab.transforms.sheaf`: :class:`SheafConnection`, the connection-sheaf restriction maps of
-  Barbero et al. (2022) from local PCA and Procrustes alignment.
+  Barbero et al. (2022) from local PCA and Procrustes alignment;
+* :mod:`~graphlab.transforms.reorder`: :class:`ReorderNodes`, a locality ordering of the nodes (:func:`node_order`:
+  reverse Cuthill-McKee, degree-sorted BFS, community order) applied to every node- and edge-indexed attribute,
+  with :func:`restore_order` to bring outputs back to the user's numbering.
 
 The coming families add their preprocessing here as new modules beside these (subgraph policies, shortest-path
 distances, Mamba token sampling), each exported from this ``__init__``.
@@ -17,6 +20,8 @@ distances, Mamba token sampling), each exported from this ``__init__``.
 
 from graphlab.transforms.csr import ToCSR, register_csr
 from graphlab.transforms.positional import AddLaplacianPE, AddRandomWalkPE
+from graphlab.transforms.reorder import ReorderNodes, node_order, restore_order
 from graphlab.transforms.sheaf import SheafConnection
 
-__all__ = ["AddLaplacianPE", "AddRandomWalkPE", "SheafConnection", "ToCSR", "register_csr"]
+__all__ = ["AddLaplacianPE", "AddRandomWalkPE", "ReorderNodes", "SheafConnection", "ToCSR", "node_order",
+           "register_csr", "restore_order"]
