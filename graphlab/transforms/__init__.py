@@ -9,7 +9,9 @@ stores it on the ``Data`` object (so it composes with ``Compose`` and runs in a 
 * :mod:`~graphlab.transforms.positional`: positional encodings, :class:`AddRandomWalkPE` (PyG's, re-exported:
   graphlab's former inline RWSE was the same computation) and :class:`AddLaplacianPE` (sign-fixed, deterministic);
 * :mod:`~graphlab.transforms.sheaf`: :class:`SheafConnection`, the connection-sheaf restriction maps of
-  Barbero et al. (2022) from local PCA and Procrustes alignment.
+  Barbero et al. (2022) from local PCA and Procrustes alignment;
+* :mod:`~graphlab.transforms.tokens`: Mamba sequences on graphs, :func:`degree_sequences` (Graph-Mamba's
+  degree-ordered node sequences) and :func:`neighbourhood_tokens` (GMN's random-walk neighbourhood tokens).
 
 The coming families add their preprocessing here as new modules beside these (subgraph policies, shortest-path
 distances, Mamba token sampling), each exported from this ``__init__``.
@@ -18,5 +20,14 @@ distances, Mamba token sampling), each exported from this ``__init__``.
 from graphlab.transforms.csr import ToCSR, register_csr
 from graphlab.transforms.positional import AddLaplacianPE, AddRandomWalkPE
 from graphlab.transforms.sheaf import SheafConnection
+from graphlab.transforms.tokens import (
+    NeighbourhoodTokens,
+    NodeSequences,
+    degree_sequences,
+    neighbourhood_tokens,
+    out_degree,
+    random_walks,
+)
 
-__all__ = ["AddLaplacianPE", "AddRandomWalkPE", "SheafConnection", "ToCSR", "register_csr"]
+__all__ = ["AddLaplacianPE", "AddRandomWalkPE", "NeighbourhoodTokens", "NodeSequences", "SheafConnection", "ToCSR",
+           "degree_sequences", "neighbourhood_tokens", "out_degree", "random_walks", "register_csr"]
