@@ -140,7 +140,8 @@ class GraphMamba(nn.Module):
         self.eval_orderings, self.eval_seed = eval_orderings, eval_seed
         self.encoders = _Encoders(in_channels, hidden_channels, node_encoder, edge_encoder, edge_dim)
         self.layers = nn.ModuleList(
-            GraphMambaLayer(hidden_channels, d_state, d_conv, expand, dropout, local) for _ in range(num_layers)
+            GraphMambaLayer(hidden_channels, d_state, d_conv, expand, dropout, local,
+                            edge_states=edge_encoder != "none") for _ in range(num_layers)
         )
         self.readout = _Readout(hidden_channels, out_channels, pool)
         self.reset_parameters()
@@ -218,7 +219,7 @@ class GMN(nn.Module):
         edge_dim: int = 0,
         local_encoder: Literal["gatedgcn", "gin", "none"] = "gatedgcn",
         token_pool: Literal["mean", "sum"] = "mean",
-        readout: Literal["last", "mean"] = "last",
+        readout: Literal["last", "mean"] = "mean",
         parallel_mpnn: bool = False,
         eval_seed: int = 0,
     ) -> None:
@@ -233,7 +234,7 @@ class GMN(nn.Module):
         self.encoders = _Encoders(in_channels, hidden_channels, node_encoder, edge_encoder, edge_dim)
         self.layers = nn.ModuleList(
             GMNLayer(hidden_channels, walk_length + 1, d_state, d_conv, expand, dropout, local_encoder, token_pool,
-                     readout, parallel_mpnn) for _ in range(num_layers)
+                     readout, parallel_mpnn, edge_states=edge_encoder != "none") for _ in range(num_layers)
         )
         self.readout = _Readout(hidden_channels, out_channels, pool)
         self.reset_parameters()

@@ -67,23 +67,27 @@ class GatedGCNConv(nn.Module):
         batch_norm: BN before the ReLU (else identity).
         residual: add the input back.
         eps: :math:`\epsilon` of the normalised sum.
+        edge_states: keep and update edge states (:math:`C` and the edge BN exist); ``False`` for graphs without
+            edge features.
 
     Shapes:
         x ``[N, F]``, edge_index ``[2, E]``, edge_attr ``[E, F]`` or ``None`` -> ``([N, F], [E, F] or None)``.
     """
 
     def __init__(self, channels: int, dropout: float = 0.0, batch_norm: bool = True, residual: bool = True,
-                 eps: float = 1e-6) -> None:
+                 eps: float = 1e-6, edge_states: bool = True) -> None:
         super().__init__()
         self.channels, self.dropout, self.residual, self.eps = channels, dropout, residual, eps
-        self.A, self.B, self.C, self.D, self.E = (nn.Linear(channels, channels) for _ in range(5))
+        self.edge_states = edge_states
+        self.A, self.B, self.D, self.E = (nn.Linear(channels, channels) for _ in range(4))
+        self.C = nn.Linear(channels, channels) if edge_states else None
         self.bn_node = nn.BatchNorm1d(channels) if batch_norm else nn.Identity()
-        self.bn_edge = nn.BatchNorm1d(channels) if batch_norm else nn.Identity()
+        self.bn_edge = (nn.BatchNorm1d(channels) if batch_norm else nn.Identity()) if edge_states else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         for module in (self.A, self.B, self.C, self.D, self.E, self.bn_node, self.bn_edge):
-            if hasattr(module, "reset_parameters"):
+            if module is not None and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
     def aggregate(self, h: Tensor, edge_index: Tensor, e: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
@@ -92,7 +96,7 @@ class GatedGCNConv(nn.Module):
         rowptr, col, perm = cached_csr(edge_index, n)
         row = torch.repeat_interleave(torch.arange(n, device=h.device), rowptr[1:] - rowptr[:-1])
         e_hat = self.D(h).index_select(0, row) + self.E(h).index_select(0, col)  # CSR order
-        if e is not None:
+        if e is not None and self.C is not None:
             e_hat = e_hat + self.C(e).index_select(0, perm)
         sigma = torch.sigmoid(e_hat)
         num = segment_reduce(sigma * self.B(h).index_select(0, col), rowptr, "sum", validate=False)
@@ -102,6 +106,9 @@ class GatedGCNConv(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor] = None
                 ) -> tuple[Tensor, Optional[Tensor]]:
+        if edge_attr is not None and not self.edge_states:
+            raise ValueError("this GatedGCNConv has no edge states (edge_states=False) but got edge_attr; build it "
+                             "with edge_states=True or pass edge_attr=None")
         if edge_attr is not None and edge_attr.shape != (edge_index.size(1), self.channels):
             raise ValueError(f"edge_attr must be [E, channels] = [{edge_index.size(1)}, {self.channels}], got "
                              f"{tuple(edge_attr.shape)}; encode edge features to the hidden width first")
@@ -157,6 +164,7 @@ class GraphMambaLayer(nn.Module):
         dropout: dropout of the GatedGCN, the Mamba branch and the FFN.
         local: include the GatedGCN branch (``False``: Mamba only).
         ffn_ratio: FFN width :math:`/ F` (2 in GraphGPS).
+        edge_states: the GatedGCN keeps edge states (graphs with edge features).
 
     Shapes:
         x ``[N, F]``, edge_index ``[2, E]``, orderings: a list of ``(perm [N], sequence [N], S)``,
@@ -164,10 +172,10 @@ class GraphMambaLayer(nn.Module):
     """
 
     def __init__(self, channels: int, d_state: int = 16, d_conv: int = 4, expand: int = 1, dropout: float = 0.0,
-                 local: bool = True, ffn_ratio: int = 2) -> None:
+                 local: bool = True, ffn_ratio: int = 2, edge_states: bool = False) -> None:
         super().__init__()
         self.channels, self.dropout = channels, dropout
-        self.local = GatedGCNConv(channels, dropout) if local else None
+        self.local = GatedGCNConv(channels, dropout, edge_states=edge_states) if local else None
         self.norm_local = nn.BatchNorm1d(channels) if local else None
         self.mamba = Mamba(channels, d_state=d_state, d_conv=d_conv, expand=expand)
         self.norm_global = nn.BatchNorm1d(channels)
@@ -218,9 +226,11 @@ class GMNLayer(nn.Module):
     local MPNN. Here the MPNN (GatedGCN or GIN) runs once on the whole graph and a token is the pool of its nodes'
     states ("the cheaper option"): one MPNN pass per layer instead of one per token (:math:`N K` subgraphs of up
     to :math:`M m + 1` nodes), and the pool is one fused :func:`graphlab.ops.gather_reduce` over the token CSR. A
-    token then sees its nodes' full neighbourhoods, not only the induced edges. ``readout="last"`` reads the
-    output at the node's own token (the last position; the ordering puts it there so the forward scan has read
-    every neighbourhood first); ``"mean"`` averages all positions. ``parallel_mpnn`` adds the encoder's output as a
+    token then sees its nodes' full neighbourhoods, not only the induced edges. ``readout="mean"`` (default)
+    averages the outputs of all positions; ``"last"`` reads the output at the node's own token (the last position,
+    where the forward scan has read every neighbourhood) -- but there the backward scan has read only that token
+    (its state starts at zero), so half of the bidirectional block does no mixing and its :math:`A` gets no
+    gradient; "mean" lets both directions contribute their full context. ``parallel_mpnn`` adds the encoder's output as a
     GPS-style parallel branch.
 
     Args:
@@ -232,6 +242,7 @@ class GMNLayer(nn.Module):
         token_pool: ``"mean"`` or ``"sum"`` over a token's nodes.
         readout: ``"last"`` or ``"mean"`` over the token sequence.
         parallel_mpnn: add the local encoder's output as a parallel branch.
+        edge_states: the GatedGCN encoder keeps edge states (graphs with edge features).
 
     Shapes:
         x ``[N, F]``, edge_index ``[2, E]``, token_rowptr ``[N K + 1]``, token_col ``[nnz]``, hops ``[K]``
@@ -240,8 +251,8 @@ class GMNLayer(nn.Module):
 
     def __init__(self, channels: int, num_hops: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
                  dropout: float = 0.0, local_encoder: Literal["gatedgcn", "gin", "none"] = "gatedgcn",
-                 token_pool: Literal["mean", "sum"] = "mean", readout: Literal["last", "mean"] = "last",
-                 parallel_mpnn: bool = False, ffn_ratio: int = 2) -> None:
+                 token_pool: Literal["mean", "sum"] = "mean", readout: Literal["last", "mean"] = "mean",
+                 parallel_mpnn: bool = False, ffn_ratio: int = 2, edge_states: bool = False) -> None:
         super().__init__()
         for name, value, allowed in (("local_encoder", local_encoder, ("gatedgcn", "gin", "none")),
                                      ("token_pool", token_pool, ("mean", "sum")), ("readout", readout, ("last", "mean"))):
@@ -252,7 +263,7 @@ class GMNLayer(nn.Module):
         self.channels, self.num_hops, self.dropout = channels, num_hops, dropout
         self.local_encoder, self.token_pool, self.readout, self.parallel_mpnn = (local_encoder, token_pool, readout,
                                                                                  parallel_mpnn)
-        self.gated = GatedGCNConv(channels, dropout) if local_encoder == "gatedgcn" else None
+        self.gated = GatedGCNConv(channels, dropout, edge_states=edge_states) if local_encoder == "gatedgcn" else None
         self.gin = (nn.Sequential(nn.Linear(channels, channels), nn.BatchNorm1d(channels), nn.ReLU(),
                                   nn.Linear(channels, channels)) if local_encoder == "gin" else None)
         self.hop_embedding = nn.Embedding(num_hops, channels)
