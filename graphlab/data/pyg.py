@@ -11,13 +11,17 @@ texas, cornell, wisconsin      node   ``texas/raw`` (WebKB)
 chameleon, squirrel            node   ``chameleon/geom_gcn/raw`` (WikipediaNetwork, geom-gcn
                                       preprocessed)
 film (alias actor)             node   ``film/raw`` (Actor)
+minesweeper, tolokers,         node   ``minesweeper/raw/minesweeper.npz``
+questions, roman-empire,              (HeterophilousGraphDataset, Platonov et al. 2023)
+amazon-ratings
 MUTAG, PROTEINS, ENZYMES, ...  graph  ``MUTAG/raw`` (TUDataset; see ``TU_DATASETS``)
 zinc                           graph  ``ZINC/raw`` (ZINC, 12k subset by default)
 =============================  =====  ======================================================
 
 Splits: Planetoid's public split (one), the 10 geom-gcn splits (Planetoid ``geom-gcn``,
 WebKB, WikipediaNetwork, Actor: PyG stores the masks as ``[N, 10]`` and ``split`` selects a
-column), seeded stratified 10-fold cross-validation for TU datasets (``split`` = test fold,
+column), the 10 official 50/25/25 splits of Platonov et al.'s heterophilous sets (``[N, 10]`` masks too; the
+binary ones, minesweeper, tolokers and questions, are scored by ROC-AUC as in the paper), seeded stratified 10-fold cross-validation for TU datasets (``split`` = test fold,
 the next fold validates, see :mod:`graphlab.data.splits`) and ZINC's fixed split.
 """
 
@@ -31,7 +35,15 @@ from typing import Any, Callable, Literal, Optional
 import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
-from torch_geometric.datasets import ZINC, Actor, Planetoid, TUDataset, WebKB, WikipediaNetwork
+from torch_geometric.datasets import (
+    ZINC,
+    Actor,
+    HeterophilousGraphDataset,
+    Planetoid,
+    TUDataset,
+    WebKB,
+    WikipediaNetwork,
+)
 from torch_geometric.loader import DataLoader as PyGDataLoader
 from torch_geometric.transforms import AddSelfLoops, Compose, NormalizeFeatures, ToUndirected
 from torch_geometric.utils import degree
@@ -50,10 +62,13 @@ from graphlab.data.base import (
 from graphlab.data.splits import IndexSplit, fold_split, stratified_folds
 from graphlab.transforms.reorder import ReorderMethod, ReorderNodes
 
-Family = Literal["planetoid", "webkb", "wikipedia", "actor", "tu", "zinc"]
+Family = Literal["planetoid", "webkb", "wikipedia", "actor", "tu", "zinc", "heterophilous"]
 
 NUM_GEOM_GCN_SPLITS = 10
 NUM_TU_FOLDS = 10
+NUM_HETEROPHILOUS_SPLITS = 10
+# Platonov et al. (2023) report ROC-AUC for their binary sets and accuracy for the others.
+HETEROPHILOUS_BINARY = ("minesweeper", "tolokers", "questions")
 
 # TU benchmark datasets in common use (GIN, Errica et al. 2020), by PyG's spelling.
 TU_DATASETS = (
@@ -82,6 +97,9 @@ def _specs() -> dict[str, DatasetSpec]:
     specs.update({n: DatasetSpec("actor", "film", "film") for n in ("film", "actor")})
     specs.update({n.lower(): DatasetSpec("tu", n, n) for n in TU_DATASETS})
     specs["zinc"] = DatasetSpec("zinc", "ZINC", "ZINC")
+    for n in ("minesweeper", "tolokers", "questions", "roman_empire", "amazon_ratings"):
+        spec = DatasetSpec("heterophilous", n, n)  # PyG's folder: lower case, '-' -> '_'
+        specs.update({n: spec, n.replace("_", "-"): spec})
     return specs
 
 
@@ -118,6 +136,8 @@ def raw_location(spec: DatasetSpec, root: Path, planetoid_split: str) -> tuple[P
         return folder / "geom_gcn" / "raw", files
     if spec.family == "tu":
         return folder / "raw", [f"{spec.pyg_name}_{s}.txt" for s in ("A", "graph_indicator", "graph_labels")]
+    if spec.family == "heterophilous":
+        return folder / "raw", [f"{spec.pyg_name}.npz"]
     return folder / "raw", [f"{s}.{ext}" for ext in ("pickle", "index") for s in ("train", "val", "test")]
 
 
@@ -127,6 +147,8 @@ def download_url(spec: DatasetSpec, planetoid_split: str) -> str:
         return Planetoid.geom_gcn_url if planetoid_split == "geom-gcn" else Planetoid.url
     if spec.family in ("webkb", "actor", "wikipedia"):  # geom-gcn's preprocessed files (WikipediaNetwork too)
         return f"{WebKB.url}/new_data/{spec.pyg_name}"
+    if spec.family == "heterophilous":
+        return f"{HeterophilousGraphDataset.url}/{spec.pyg_name}.npz"
     return TUDataset.url if spec.family == "tu" else ZINC.url
 
 
@@ -143,6 +165,8 @@ def build_dataset(spec: DatasetSpec, root: Path, planetoid_split: str, use_node_
         return Actor(str(root / spec.folder))
     if spec.family == "tu":
         return TUDataset(str(root), spec.pyg_name, use_node_attr=use_node_attr)
+    if spec.family == "heterophilous":
+        return HeterophilousGraphDataset(str(root), spec.pyg_name)
     return ZINC(str(root / spec.folder), subset=zinc_subset, split=zinc_split)
 
 
@@ -199,7 +223,8 @@ class PyGData(PartLoaderMixin, GraphDataModule):
             or ``"geom-gcn"`` (Pei et al.'s ten 60/20/20 splits).
         normalize_features: row-normalise ``x`` (PyG ``NormalizeFeatures``). ``None`` follows
             convention: on for the node datasets (GCN, Geom-GCN, GPR-GNN do so), off for graph
-            datasets (one-hot labels, ZINC's categorical atoms).
+            datasets (one-hot labels, ZINC's categorical atoms) and for Platonov et al.'s heterophilous sets
+            (their code feeds the raw features).
         self_loops: add self-loops to ``edge_index``.
         undirected: symmetrise ``edge_index`` (the geom-gcn graphs of chameleon, squirrel, film
             and WebKB are stored directed).
@@ -239,7 +264,8 @@ class PyGData(PartLoaderMixin, GraphDataModule):
         self.name = name
         self.split = split
         self.planetoid_split = planetoid_split
-        self.normalize_features = self.spec.level == "node" if normalize_features is None else normalize_features
+        by_default = self.spec.level == "node" and self.spec.family != "heterophilous"
+        self.normalize_features = by_default if normalize_features is None else normalize_features
         self.self_loops = self_loops
         self.undirected = undirected
         self.batch_size = batch_size
@@ -281,6 +307,8 @@ class PyGData(PartLoaderMixin, GraphDataModule):
             return NUM_TU_FOLDS
         if self.spec.family in ("webkb", "wikipedia", "actor") or self.planetoid_split == "geom-gcn":
             return NUM_GEOM_GCN_SPLITS
+        if self.spec.family == "heterophilous":
+            return NUM_HETEROPHILOUS_SPLITS
         return 1
 
     # ---- loading
@@ -355,9 +383,15 @@ class PyGData(PartLoaderMixin, GraphDataModule):
                 column = data[mask][:, self.split] if data[mask].dim() == 2 else data[mask]
                 data[mask] = column.to(torch.bool)  # Planetoid's geom-gcn masks are uint8
                 data[mask][unlabelled] = False
+            if self._binary_node_task:
+                data.y = data.y.view(-1, 1).to(torch.float)  # the binary task contract: [N, T] 0/1 targets
             reorder = [self._reorder] if self._reorder is not None else []
             self._graph = Compose(self._structure_transforms() + reorder)(data)
         return self._graph
+
+    @property
+    def _binary_node_task(self) -> bool:
+        return self.spec.family == "heterophilous" and self.spec.pyg_name in HETEROPHILOUS_BINARY
 
     def _unlabelled_nodes(self) -> Tensor:
         """Planetoid nodes that have no label: CiteSeer's isolated test-range nodes, which PyG fills with a zero
@@ -394,6 +428,11 @@ class PyGData(PartLoaderMixin, GraphDataModule):
     def _build_info(self) -> DatasetInfo:
         if self.spec.level == "node":
             data = self.graph
+            if self._binary_node_task:
+                return DatasetInfo(
+                    name=self.name, level="node", task_type="binary", num_features=int(data.x.size(1)),
+                    num_outputs=1, metric="rocauc", num_splits=self.num_splits,
+                )
             return DatasetInfo(
                 name=self.name, level="node", task_type="multiclass", num_features=int(data.x.size(1)),
                 num_outputs=int(data.y.max()) + 1, metric="acc", num_splits=self.num_splits,

@@ -1,6 +1,7 @@
 """Complete models, as a config's ``model.init_args.model.class_path`` names them."""
 
 from graphlab.models.gnn import GCN, GIN, GraphSAGE, LinkGNN
+from graphlab.models.mamba import GMN, GraphMamba
 from graphlab.models.multiset import MultisetModel, NeighbourhoodModel
 from graphlab.models.ncn import NCN, NCNC, NCNEncoder
 from graphlab.models.sheaf import (
@@ -15,7 +16,7 @@ from graphlab.models.sheaf import (
 )
 
 __all__ = [
-    "GCN", "GIN", "GraphSAGE", "LinkGNN", "MultisetModel", "NCN", "NCNC", "NCNEncoder", "NeighbourhoodModel",
+    "GCN", "GIN", "GMN", "GraphMamba", "GraphSAGE", "LinkGNN", "MultisetModel", "NCN", "NCNC", "NCNEncoder", "NeighbourhoodModel",
     "NeuralSheafDiffusion", "DiagNSD", "BundleNSD", "GeneralNSD", "ContinuousNSD", "ConnectionNSD",
     "SheafNN", "Sheaf4Rec",
 ]

@@ -4,13 +4,15 @@ The convolutions are drop-ins for PyG's (:mod:`graphlab.nn.conv`), the sheaf lay
 Diffusion and sheaf convolutions (:mod:`graphlab.nn.sheaf`), and :class:`DropoutLinear` is input dropout plus a
 linear map computed from the non-zeros of sparse features (:mod:`graphlab.nn.sparse_input`),
 :mod:`graphlab.nn.aggr` holds the learnable aggregations (LCM, recurrent), and :mod:`graphlab.nn.mamba` the Mamba
-block and its bidirectional variant over padded sequences.
+block and its bidirectional variant over padded sequences, :mod:`graphlab.nn.mamba_graph` the GatedGCN,
+Graph-Mamba and GMN layers.
 """
 
 from graphlab.nn.aggr import LCMAggregation, RecurrentAggregation
 from graphlab.nn.conv import GCNConv, GINConv, GINEConv, SAGEConv
 from graphlab.nn.dropout import UniformDropout
 from graphlab.nn.mamba import BiMamba, Mamba, flip_valid
+from graphlab.nn.mamba_graph import GatedGCNConv, GMNLayer, GraphMambaLayer
 from graphlab.nn.ncn import NCNCPredictor, NCNPredictor
 from graphlab.nn.sheaf import (
     DiscreteSheafDiffusionLayer,
@@ -31,6 +33,9 @@ __all__ = [
     "EdgeWeightLearner",
     "FixedRestrictionMaps",
     "GCNConv",
+    "GatedGCNConv",
+    "GMNLayer",
+    "GraphMambaLayer",
     "GINConv",
     "GINEConv",
     "LCMAggregation",

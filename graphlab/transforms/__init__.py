@@ -13,6 +13,8 @@ stores it on the ``Data`` object (so it composes with ``Compose`` and runs in a 
 * :mod:`~graphlab.transforms.reorder`: :class:`ReorderNodes`, a locality ordering of the nodes (:func:`node_order`:
   reverse Cuthill-McKee, degree-sorted BFS, community order) applied to every node- and edge-indexed attribute,
   with :func:`restore_order` to bring outputs back to the user's numbering.
+* :mod:`~graphlab.transforms.tokens`: Mamba sequences on graphs, :func:`degree_sequences` (Graph-Mamba's
+  degree-ordered node sequences) and :func:`neighbourhood_tokens` (GMN's random-walk neighbourhood tokens).
 
 The coming families add their preprocessing here as new modules beside these (subgraph policies, shortest-path
 distances, Mamba token sampling), each exported from this ``__init__``.
@@ -22,6 +24,15 @@ from graphlab.transforms.csr import ToCSR, register_csr
 from graphlab.transforms.positional import AddLaplacianPE, AddRandomWalkPE
 from graphlab.transforms.reorder import ReorderNodes, node_order, restore_order
 from graphlab.transforms.sheaf import SheafConnection
+from graphlab.transforms.tokens import (
+    NeighbourhoodTokens,
+    NodeSequences,
+    degree_sequences,
+    neighbourhood_tokens,
+    out_degree,
+    random_walks,
+)
 
-__all__ = ["AddLaplacianPE", "AddRandomWalkPE", "ReorderNodes", "SheafConnection", "ToCSR", "node_order",
-           "register_csr", "restore_order"]
+__all__ = ["AddLaplacianPE", "AddRandomWalkPE", "NeighbourhoodTokens", "NodeSequences", "ReorderNodes",
+           "SheafConnection", "ToCSR", "degree_sequences", "neighbourhood_tokens", "node_order", "out_degree",
+           "random_walks", "register_csr", "restore_order"]

@@ -26,6 +26,8 @@ import graphlab.nn as gnn
 from graphlab.models import (
     GCN,
     GIN,
+    GMN,
+    GraphMamba,
     BundleNSD,
     ConnectionNSD,
     ContinuousNSD,
@@ -358,6 +360,10 @@ MODELS = {
                       {}),
     "SheafNN": (lambda: SheafNN(F_IN, F_OUT, d=2, hidden_channels=3, dropout=0.0), {}),
     "Sheaf4Rec": (lambda: Sheaf4Rec(N, latent_dim=3, num_layers=2), {"edge_label_index": "pairs"}),
+    "GraphMamba": (lambda: GraphMamba(F_IN, F_OUT, hidden_channels=4, num_layers=1, d_state=2, pool="mean"),
+                   {"batch": "batch"}),
+    "GMN": (lambda: GMN(F_IN, F_OUT, hidden_channels=4, num_layers=1, d_state=2, edge_encoder="linear", edge_dim=2),
+            {"edge_attr": "edge_attr"}),
 }
 
 SHEAF_MODELS = {"DiagNSD", "BundleNSD", "GeneralNSD", "ContinuousNSD", "ConnectionNSD", "SheafNN", "Sheaf4Rec"}

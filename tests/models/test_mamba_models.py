@@ -1,0 +1,251 @@
+"""GatedGCN, Graph-Mamba and GMN: references, node-order bookkeeping, symmetries, batching, gradients, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.utils import erdos_renyi_graph
+
+from graphlab.models import GMN, GraphMamba
+from graphlab.nn import GatedGCNConv, GMNLayer, GraphMambaLayer, Mamba
+from graphlab.nn.mamba_graph import gated_gcn_reference, sequence_mixing
+from graphlab.transforms import NeighbourhoodTokens, degree_sequences, neighbourhood_tokens, out_degree
+
+
+def _graphs(sizes=(6, 9, 4), p=0.35, seed=0):
+    torch.manual_seed(seed)
+    edges, batch, offset = [], [], 0
+    for g, n in enumerate(sizes):
+        edges.append(erdos_renyi_graph(n, p) + offset)
+        batch += [g] * n
+        offset += n
+    return torch.cat(edges, 1), torch.tensor(batch), offset
+
+
+def _distinct_out_degree_graph(n=7):
+    """Directed graph where node i points to nodes 0..i-1: out-degree i, all distinct."""
+    src = [i for i in range(1, n) for _ in range(i)]
+    dst = [j for i in range(1, n) for j in range(i)]
+    return torch.tensor([src, dst])
+
+
+def _permute(perm, x, edge_index, *rest):
+    """Relabel node perm[i] as i: x[perm], edges mapped through the inverse."""
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.numel())
+    return (x[perm], inv[edge_index], *rest)
+
+
+# --------------------------------------------------------------------------- GatedGCN
+@pytest.mark.parametrize("with_edges", [False, True])
+def test_gated_gcn_matches_edgewise_reference_values_and_grads(with_edges):
+    ei, _, n = _graphs()
+    conv = GatedGCNConv(5).double()
+    h = torch.randn(n, 5, dtype=torch.float64, requires_grad=True)
+    e = torch.randn(ei.size(1), 5, dtype=torch.float64, requires_grad=True) if with_edges else None
+    out, e_hat = conv.aggregate(h, ei, e)
+    ref, e_ref = gated_gcn_reference(h, ei, conv.A, conv.B, conv.C, conv.D, conv.E, e)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(e_hat, e_ref)
+    w = torch.randn_like(out)
+    grads = torch.autograd.grad((out * w).sum() + e_hat.sum(), [h, conv.B.weight, conv.D.weight])
+    grads_ref = torch.autograd.grad((ref * w).sum() + e_ref.sum(), [h, conv.B.weight, conv.D.weight])
+    for a, b in zip(grads, grads_ref):
+        torch.testing.assert_close(a, b)
+
+
+def test_gated_gcn_gradcheck_and_edge_shape_error():
+    ei = torch.tensor([[0, 1, 2, 2], [1, 2, 0, 1]])
+    conv = GatedGCNConv(3, batch_norm=False).double()
+    h = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: conv.aggregate(t, ei)[0], (h,))
+    with pytest.raises(ValueError, match="edge_attr must be"):
+        conv(h, ei, torch.randn(4, 2, dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------- node sequences
+def test_sequence_mixing_equals_per_sequence_runs_in_node_order():
+    ei, batch, n = _graphs()
+    block = Mamba(4, d_state=4, expand=1).double()
+    h = torch.randn(n, 4, dtype=torch.float64)
+    ordering = degree_sequences(out_degree(ei, n), batch, num_buckets=2, generator=torch.Generator().manual_seed(0))
+    out = sequence_mixing(block, h, tuple(ordering))
+    expected = torch.zeros_like(h)
+    for s in range(ordering.num_sequences):  # the reference: one unpadded run per sequence, by hand
+        nodes = ordering.perm[ordering.sequence == s]
+        if nodes.numel():
+            expected[nodes] = block(h[nodes][None])[0]
+    torch.testing.assert_close(out, expected)
+
+
+def test_eval_averaging_restores_node_order_against_a_manual_permutation():
+    ei, batch, n = _graphs()
+    layer = GraphMambaLayer(4, d_state=4).double().eval()
+    h = torch.randn(n, 4, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(2)
+    orderings = [tuple(degree_sequences(out_degree(ei, n), batch, generator=gen)) for _ in range(3)]
+    averaged = layer.global_mixing(h, orderings)
+    singles = [layer.global_mixing(h, [o]) for o in orderings]
+    torch.testing.assert_close(averaged, torch.stack(singles).mean(0))
+    # relabel the nodes so that ordering 0 is the identity: the Mamba then runs on the plain node order
+    perm, seq, count = orderings[0]
+    dense = torch.zeros(count, n, 4, dtype=torch.float64)
+    lengths = torch.bincount(seq, minlength=count)
+    pos = torch.arange(n) - torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)[:-1]])[seq]
+    dense[seq, pos] = h[perm]
+    manual = layer.mamba(dense, lengths)[seq, pos]  # outputs at sorted positions
+    torch.testing.assert_close(singles[0][perm], manual)
+
+
+# --------------------------------------------------------------------------- symmetries and batching
+def test_graph_mamba_is_equivariant_with_degree_order_and_no_ties():
+    ei = _distinct_out_degree_graph(7)
+    assert out_degree(ei, 7).unique().numel() == 7
+    torch.manual_seed(0)
+    model = GraphMamba(3, 2, hidden_channels=8, num_layers=2, d_state=4).double().eval()
+    x = torch.randn(7, 3, dtype=torch.float64)
+    perm = torch.randperm(7)
+    xp, eip = _permute(perm, x, ei)
+    torch.testing.assert_close(model(xp, eip), model(x, ei)[perm])
+
+
+def test_graph_mamba_random_order_is_not_equivariant():
+    """The test above can fail: a model whose order ignores degree changes under relabelling."""
+    ei = _distinct_out_degree_graph(7)
+    torch.manual_seed(0)
+    model = GraphMamba(3, 2, hidden_channels=8, num_layers=2, d_state=4, ordering="random",
+                       eval_orderings=1).double().eval()
+    x = torch.randn(7, 3, dtype=torch.float64)
+    perm = torch.randperm(7)
+    xp, eip = _permute(perm, x, ei)
+    assert not torch.allclose(model(xp, eip), model(x, ei)[perm])
+
+
+def test_graph_mamba_batch_equals_per_graph_runs():
+    ei, batch, n = _graphs()
+    torch.manual_seed(1)
+    model = GraphMamba(3, 2, hidden_channels=8, num_layers=2, d_state=4, tie_break="index", pool="mean").double()
+    model.eval()
+    x = torch.randn(n, 3, dtype=torch.float64)
+    together = model(x, ei, batch=batch)
+    for g in range(3):
+        nodes = (batch == g).nonzero().view(-1)
+        keep = (batch[ei[0]] == g)
+        alone = model(x[nodes], ei[:, keep] - nodes[0], batch=torch.zeros(nodes.numel(), dtype=torch.long))
+        torch.testing.assert_close(together[g:g + 1], alone)
+
+
+def test_graph_mamba_eval_is_deterministic_and_training_orderings_vary():
+    ei, batch, n = _graphs()
+    model = GraphMamba(3, 2, hidden_channels=8, num_layers=1, d_state=4).double()
+    x = torch.randn(n, 3, dtype=torch.float64)
+    model.eval()
+    torch.testing.assert_close(model(x, ei, batch=batch), model(x, ei, batch=batch))
+    model.train()
+    torch.manual_seed(0)
+    a = model(x, ei, batch=batch)
+    b = model(x, ei, batch=batch)
+    assert not torch.allclose(a, b)  # one fresh random tie-break per training step
+
+
+def _relabel_tokens(tokens: NeighbourhoodTokens, perm: torch.Tensor) -> NeighbourhoodTokens:
+    """Tokens of the relabelled graph (new node i = old node perm[i]), built row by row as a plain reference."""
+    n, k = perm.numel(), tokens.num_tokens
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(n)
+    rows = []
+    for new in range(n):
+        for j in range(k):
+            row = int(perm[new]) * k + j
+            rows.append(sorted(inv[tokens.col[tokens.rowptr[row]:tokens.rowptr[row + 1]]].tolist()))
+    rowptr = torch.tensor([0] + [len(r) for r in rows]).cumsum(0)
+    return NeighbourhoodTokens(rowptr, torch.tensor([c for r in rows for c in r]), tokens.hops, k)
+
+
+@pytest.mark.parametrize("local_encoder, readout", [("gatedgcn", "last"), ("gin", "mean"), ("none", "last")])
+def test_gmn_with_fixed_tokens_is_equivariant(local_encoder, readout):
+    ei, _, n = _graphs()
+    torch.manual_seed(0)
+    model = GMN(3, 2, hidden_channels=8, num_layers=2, walk_length=2, num_walks=3, repeats=2, d_state=4,
+                local_encoder=local_encoder, readout=readout).double().eval()
+    x = torch.randn(n, 3, dtype=torch.float64)
+    tokens = neighbourhood_tokens(ei, n, 2, 3, 2, torch.Generator().manual_seed(4))
+    perm = torch.randperm(n)
+    xp, eip = _permute(perm, x, ei)
+    out = model(xp, eip, tokens=_relabel_tokens(tokens, perm))
+    torch.testing.assert_close(out, model(x, ei, tokens=tokens)[perm])
+
+
+def test_gmn_batch_equals_per_graph_runs_with_the_same_tokens():
+    ei, batch, n = _graphs()
+    torch.manual_seed(0)
+    model = GMN(3, 2, hidden_channels=8, num_layers=2, d_state=4, pool="sum").double().eval()
+    x = torch.randn(n, 3, dtype=torch.float64)
+    tokens = neighbourhood_tokens(ei, n, 2, 4, 2, torch.Generator().manual_seed(4))
+    together = model(x, ei, batch=batch, tokens=tokens)
+    k = tokens.num_tokens
+    for g in range(3):
+        nodes = (batch == g).nonzero().view(-1)
+        lo, hi = int(nodes[0]), int(nodes[-1]) + 1
+        keep = batch[ei[0]] == g
+        sub = NeighbourhoodTokens(tokens.rowptr[lo * k:hi * k + 1] - tokens.rowptr[lo * k],
+                                  tokens.col[tokens.rowptr[lo * k]:tokens.rowptr[hi * k]] - lo, tokens.hops, k)
+        alone = model(x[nodes], ei[:, keep] - lo, batch=torch.zeros(hi - lo, dtype=torch.long), tokens=sub)
+        torch.testing.assert_close(together[g:g + 1], alone)
+
+
+def test_gmn_node_token_is_what_the_last_readout_reads():
+    """With m = 0 every token is the node itself: GMN then ignores the graph outside its local encoder."""
+    ei, _, n = _graphs()
+    torch.manual_seed(0)
+    model = GMN(3, 2, hidden_channels=8, num_layers=1, walk_length=0, local_encoder="none", d_state=4).double()
+    model.eval()
+    x = torch.randn(n, 3, dtype=torch.float64)
+    empty = torch.empty(2, 0, dtype=torch.long)
+    torch.testing.assert_close(model(x, ei), model(x, empty))
+    model2 = GMN(3, 2, hidden_channels=8, num_layers=1, walk_length=2, local_encoder="none", d_state=4).double()
+    model2.load_state_dict({k: v for k, v in model.state_dict().items() if "hop_embedding" not in k}, strict=False)
+    model2.eval()
+    assert not torch.allclose(model2(x, ei), model2(x, empty))  # with m = 2 the walks bring in neighbours
+
+
+# --------------------------------------------------------------------------- training signals and errors
+@pytest.mark.parametrize("make", [
+    lambda: GraphMamba(3, 2, hidden_channels=8, num_layers=2, d_state=4, pool="mean", num_buckets=2),
+    lambda: GMN(3, 2, hidden_channels=8, num_layers=2, d_state=4, pool="mean", parallel_mpnn=True),
+    lambda: GraphMamba(3, 2, hidden_channels=8, num_layers=2, d_state=4, edge_encoder="linear", edge_dim=2),
+])
+def test_gradients_reach_every_parameter(make):
+    ei, batch, n = _graphs()
+    model = make()
+    x = torch.randn(n, 3)
+    kwargs = {"batch": batch} if model.pool is not None else {"edge_attr": torch.randn(ei.size(1), 2)}
+    model(x, ei, **kwargs).square().sum().backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    last = f"layers.{len(model.layers) - 1}.local.bn_edge."  # the last layer's edge-state update feeds nothing
+    assert [name for name in missing if not name.startswith(last)] == []
+
+
+def test_bad_input_errors():
+    ei, _, n = _graphs()
+    x = torch.randn(n, 3)
+    with pytest.raises(ValueError, match="edge_index holds node ids outside"):
+        GraphMamba(3, 2, hidden_channels=8, d_state=4)(x[:5], ei)
+    with pytest.raises(ValueError, match="x must be"):
+        GMN(3, 2, hidden_channels=8, d_state=4)(x[0], ei)
+    with pytest.raises(ValueError, match="ordering must be"):
+        GraphMamba(3, 2, ordering="eigen")
+    with pytest.raises(ValueError, match="but the batch has no `edge_attr`"):
+        GraphMamba(3, 2, hidden_channels=8, d_state=4, edge_encoder="linear", edge_dim=2)(x, ei)
+    with pytest.raises(ValueError, match="walk_length must be >= 0"):
+        GMN(3, 2, walk_length=-1)
+    with pytest.raises(ValueError, match="parallel_mpnn needs a local encoder"):
+        GMN(3, 2, local_encoder="none", parallel_mpnn=True)
+    layer = GMNLayer(8, num_hops=2, d_state=4)
+    tokens = neighbourhood_tokens(ei, n, 2, 2)
+    with pytest.raises(ValueError, match="num_hops = walk_length \\+ 1"):
+        layer(torch.randn(n, 8), ei, tokens.rowptr, tokens.col, tokens.hops)
+    with pytest.raises(ValueError, match="token_rowptr has"):
+        layer(torch.randn(n - 1, 8), ei, tokens.rowptr, tokens.col, tokens.hops)
+    with pytest.raises(ValueError, match="orderings is empty"):
+        GraphMambaLayer(8, d_state=4).global_mixing(torch.randn(n, 8), [])
