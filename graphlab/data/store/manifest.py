@@ -297,15 +297,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 def collect_garbage(folder: Path, keep: Iterable[str]) -> list[str]:
-    """Remove ``*.bin`` files that the manifest does not name and the temporaries of writers that no longer run
-    (call under the manifest lock: finished files are renamed in under it). Returns the removed names."""
+    """Remove ``*.bin`` files that the manifest does not name, the temporaries of writers that no longer run and
+    half-written manifest temporaries (call under the manifest lock: finished files are renamed in, and manifests
+    written, only under it). Returns the removed names."""
     keep = set(keep)
     removed = []
     for path in folder.iterdir():
         name = path.name
         stem, tmp, pid = name.rpartition(".tmp-")
         dead_writer = bool(tmp) and stem.endswith(".bin") and pid.isdigit() and not _pid_alive(int(pid))
-        if (name.endswith(".bin") and name not in keep) or dead_writer:
+        manifest_tmp = name.startswith(f".{MANIFEST}.") and name.endswith(".tmp")
+        if (name.endswith(".bin") and name not in keep) or dead_writer or manifest_tmp:
             path.unlink(missing_ok=True)
             removed.append(name)
     return removed
