@@ -153,12 +153,14 @@ def npy_chunks(path: Path, chunk_rows: int) -> tuple[np.ndarray, Iterator[np.nda
 def csv_chunks(path: Path, chunk_rows: int, header: bool) -> Iterator[np.ndarray]:
     import pandas as pd
 
-    for frame in pd.read_csv(path, header=0 if header else None, chunksize=chunk_rows):
-        try:
-            yield frame.to_numpy(dtype=np.float32)
-        except ValueError as err:
-            raise ValueError(f"{path}: non-numeric values ({err}); a CSV source holds numbers only (pass --header "
-                             "if its first line names the columns)") from None
+    with pd.read_csv(path, header=0 if header else None, chunksize=chunk_rows) as reader:
+        for frame in reader:
+            try:
+                array = frame.to_numpy(dtype=np.float32)
+            except ValueError as err:
+                raise ValueError(f"{path}: non-numeric values ({err}); a CSV source holds numbers only (pass "
+                                 "--header if its first line names the columns)") from None
+            yield array
 
 
 def load_small(path: Path, header: bool) -> np.ndarray:
