@@ -1,4 +1,5 @@
-"""graphlab DataModules: OGB, PyG benchmark datasets and built-in synthetic benchmarks; the out-of-core disk store."""
+"""graphlab DataModules: OGB, PyG benchmark datasets and built-in synthetic benchmarks, the neighbour sampler and the
+out-of-core disk store."""
 
 from graphlab.data.base import DatasetInfo, GraphDataModule, resolve_root
 from graphlab.data.ogb import OGBGraphData, OGBLinkData, OGBNodeData
@@ -6,6 +7,8 @@ from graphlab.data.movielens import MovieLens100K
 from graphlab.data.planetoid_link import PlanetoidLinkData
 from graphlab.data.multiset import SecondMinimumData, SecondMinimumGraphData
 from graphlab.data.pyg import PyGData
+from graphlab.data.sampled import SampledNodeData
+from graphlab.data.sampler import GraphlabNeighborSampler, SamplingGraph, neighbor_loader, sample_neighbors
 from graphlab.data.store import DiskFeatureStore, DiskGraphStore, StoreCorruptedError, open_store, write_store
 from graphlab.data.synthetic import CSBMData, CSLData, RandomLinkData
 
@@ -16,6 +19,7 @@ __all__ = [
     "DiskFeatureStore",
     "DiskGraphStore",
     "GraphDataModule",
+    "GraphlabNeighborSampler",
     "MovieLens100K",
     "OGBGraphData",
     "OGBLinkData",
@@ -23,10 +27,14 @@ __all__ = [
     "PlanetoidLinkData",
     "PyGData",
     "RandomLinkData",
+    "SampledNodeData",
+    "SamplingGraph",
     "SecondMinimumData",
     "SecondMinimumGraphData",
     "StoreCorruptedError",
+    "neighbor_loader",
     "open_store",
     "resolve_root",
+    "sample_neighbors",
     "write_store",
 ]

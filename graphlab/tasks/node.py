@@ -56,11 +56,13 @@ class NodeClassification(GraphTask):
 
     def predict_step(self, batch: Data, batch_idx: int) -> dict[str, Tensor]:
         """``{"node_id", "prob" [n, C], "label"}`` for the nodes of :attr:`predict_split` (softmax over classes for
-        multiclass, a sigmoid per label for binary)."""
+        multiclass, a sigmoid per label for binary). ``node_id`` is the node's id in the whole graph: a sampled
+        batch (``n_id``, :class:`graphlab.data.SampledNodeData`) maps its local ids through ``n_id``."""
         mask = getattr(batch, f"{self.predict_split}_mask", None)
         if mask is None:
             raise ValueError(f"the batch has no `{self.predict_split}_mask`: node prediction needs the split's mask")
         ids = mask.nonzero().view(-1)
         logits = self.call_model(batch)[ids]
         prob = torch.sigmoid(logits) if self.info.task_type == "binary" else logits.softmax(dim=-1)
-        return {"node_id": ids, "prob": prob, "label": batch.y[ids]}
+        n_id = getattr(batch, "n_id", None)
+        return {"node_id": ids if n_id is None else n_id[ids], "prob": prob, "label": batch.y[ids]}
