@@ -6,7 +6,8 @@ from graphlab.data.store.convert import open_store, write_store
 from graphlab.data.store.feature_store import DiskFeatureStore
 from graphlab.data.store.graph_store import DiskGraphStore
 from graphlab.data.store.manifest import StoreCorruptedError, StoreNotFoundError
+from graphlab.data.store.pipeline import DiskGNNLoader, LoadedBatch
 from graphlab.data.store.writer import TensorWriter
 
-__all__ = ["DiskFeatureStore", "DiskGraphStore", "StoreCorruptedError", "StoreNotFoundError", "TensorWriter", "open_store",
+__all__ = ["DiskFeatureStore", "DiskGNNLoader", "LoadedBatch", "DiskGraphStore", "StoreCorruptedError", "StoreNotFoundError", "TensorWriter", "open_store",
            "write_store"]

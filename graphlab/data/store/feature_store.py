@@ -97,10 +97,24 @@ class DiskFeatureStore(FeatureStore):
         :class:`~graphlab.data.store.manifest.StoreCorruptedError` naming the file and chunk."""
         self.folder.verify()
 
+    def file_entry(self, group: Group, attr: str) -> tuple["os.PathLike[str]", mf.Entry]:
+        """The tensor's file path and manifest entry (size-checked), for readers that bypass the memory map."""
+        entry = self._require(TensorAttr(group, attr))
+        mf.verify_entry(self.path, entry, contents=False)
+        return self.path / entry.file, entry
+
     def array(self, group: Group, attr: str) -> np.ndarray:
         """The tensor's memory map (numpy, storage dtype: ``bfloat16`` shows as ``uint16``); for fast paths that
         read rows themselves (:mod:`graphlab.data.store.pipeline`)."""
         return self.folder.array(self._require(TensorAttr(group, attr)))
+
+    def advise(self, advice: Optional[str]) -> None:
+        """Access-pattern hint for the memory maps: ``"random"`` (no readahead), ``"sequential"``, ``None``."""
+        self.folder.advise(advice)
+
+    def drop_page_cache(self) -> None:
+        """Evict the store's files from this process's maps and the kernel's page cache (benchmarks)."""
+        self.folder.drop_page_cache()
 
     # ---- reads
     def _get_tensor(self, attr: TensorAttr) -> Optional[Tensor]:

@@ -3,6 +3,7 @@ commits. :class:`DiskFeatureStore` and :class:`DiskGraphStore` both sit on one."
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 from pathlib import Path
@@ -52,6 +53,7 @@ class StoreFolder:
             self._collect_garbage()
         self._pid = os.getpid()
         self._maps: dict[str, np.ndarray] = {}
+        self.advice: Optional[str] = None
         limit = {"auto": verify_bytes, "full": None, "none": -1}[verify]
         self.check(contents_below=limit)
 
@@ -157,12 +159,31 @@ class StoreFolder:
             else:
                 mf.verify_entry(self.path, entry, contents=False)
                 array = np.memmap(self.path / entry.file, dtype=entry.storage, mode="c", shape=entry.shape)
+                _madvise(array, self.advice)
             self._maps[entry.file] = array
         return array
 
     def tensor(self, entry: mf.Entry) -> torch.Tensor:
         """The whole file as a torch tensor of its dtype (zero-copy)."""
         return mf.from_numpy(self.array(entry), entry.torch_dtype)
+
+    def advise(self, advice: Optional[str]) -> None:
+        """Access-pattern hint for the maps (now and later): ``"random"`` (no readahead: a page fault reads one
+        page, so reads are counted at page granularity), ``"sequential"``, or ``None`` (the kernel's default)."""
+        if advice not in (None, "random", "sequential", "normal"):
+            raise ValueError(f"advice must be 'random', 'sequential', 'normal' or None, got {advice!r}")
+        self.advice = advice
+        for array in self._maps.values():
+            _madvise(array, advice)
+
+    def drop_page_cache(self) -> None:
+        """Unmap this process's pages of every file and ask the kernel to drop them from its page cache
+        (``madvise(MADV_DONTNEED)`` + ``posix_fadvise(POSIX_FADV_DONTNEED)``): the next reads come from disk.
+        For benchmarks that cap the page cache; a no-op where the calls are missing."""
+        for array in self._maps.values():
+            _madvise(array, "dontneed")
+        for entry in self.entries():
+            drop_file_cache(self.path / entry.file)
 
     def close(self) -> None:
         self._maps.clear()
@@ -176,3 +197,26 @@ class StoreFolder:
         """Delete the whole folder (``overwrite``)."""
         self.close()
         shutil.rmtree(self.path)
+
+
+_ADVICE = {"random": "MADV_RANDOM", "sequential": "MADV_SEQUENTIAL", "normal": "MADV_NORMAL",
+           "dontneed": "MADV_DONTNEED"}
+
+
+def _madvise(array: np.ndarray, advice: Optional[str]) -> None:
+    handle = getattr(array, "_mmap", None)
+    flag = getattr(mmap, _ADVICE.get(advice or "", ""), None)
+    if handle is not None and flag is not None and hasattr(handle, "madvise"):
+        handle.madvise(flag)
+
+
+def drop_file_cache(path: Path) -> None:
+    """``posix_fadvise(DONTNEED)`` on a whole file (after an fsync, so dirty pages can go too)."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)

@@ -94,3 +94,24 @@ def test_pyg_neighbor_sampler_reads_the_stores(tmp_path: Path) -> None:
     sampler = NeighborSampler(open_store(tmp_path / "s"), num_neighbors=[3, 2])
     assert sampler.num_nodes == 40
     assert sampler.colptr.tolist() == DiskGraphStore(tmp_path / "s").csc()[1].tolist()
+
+
+def test_pyg_node_loader_with_graphlab_sampler_on_disk_stores(tmp_path: Path) -> None:
+    """PyG's NodeLoader, unchanged, over (DiskFeatureStore, DiskGraphStore): each batch's features and labels are
+    the rows of its global n_id, and every sampled edge is an edge of the graph."""
+    from torch_geometric.loader import NodeLoader
+
+    from graphlab.data import GraphlabNeighborSampler
+
+    data = _graph(num_nodes=60, num_edges=300)
+    write_store(tmp_path / "s", data)
+    stores = open_store(tmp_path / "s")
+    loader = NodeLoader(stores, node_sampler=GraphlabNeighborSampler(stores, [3, 2]), input_nodes=torch.arange(20),
+                        batch_size=7)
+    edges = set(map(tuple, data.edge_index.t().tolist()))
+    batches = list(loader)
+    assert len(batches) == 3
+    for batch in batches:
+        assert torch.equal(batch.x, data.x[batch.n_id]) and torch.equal(batch.y, data.y[batch.n_id])
+        src, dst = batch.n_id[batch.edge_index[0]], batch.n_id[batch.edge_index[1]]
+        assert set(zip(src.tolist(), dst.tolist())) <= edges  # neighbour -> target, as in PyG
