@@ -109,7 +109,8 @@ class DiskFeatureStore(FeatureStore):
         return self.folder.array(self._require(TensorAttr(group, attr)))
 
     def advise(self, advice: Optional[str]) -> None:
-        """Access-pattern hint for the memory maps: ``"random"`` (no readahead), ``"sequential"``, ``None``."""
+        """Access-pattern hint for the memory maps: ``"random"`` (no readahead; index gathers then request exactly
+        their pages up front with ``MADV_WILLNEED``), ``"sequential"``, ``None`` (kernel defaults)."""
         self.folder.advise(advice)
 
     def drop_page_cache(self) -> None:
@@ -158,7 +159,9 @@ class DiskFeatureStore(FeatureStore):
             check_index(torch.tensor([int(index)]), entry.shape[0], f"{self.path} {attr.attr_name!r}")
             rows = array[int(index)]
         else:
-            rows = array[unique.numpy()]  # ascending order: each page read at most once, in file order
+            order = unique.numpy()
+            self.folder.willneed(array, order)
+            rows = array[order]  # ascending order: each page read at most once, in file order
         tensor = mf.from_numpy(np.asarray(rows), entry.torch_dtype)
         if inverse is not None:
             tensor = tensor[inverse]

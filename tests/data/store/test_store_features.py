@@ -60,13 +60,15 @@ def test_odd_shapes_round_trip(tmp_path: Path, shape: tuple[int, ...]) -> None:
     assert store.get_tensor_size(None, "x") == tuple(shape)
 
 
-def test_multi_get_unsorted_duplicated_ids_equals_plain_indexing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("advice", [None, "random"])
+def test_multi_get_unsorted_duplicated_ids_equals_plain_indexing(tmp_path: Path, advice) -> None:
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(500, 16, generator=g), torch.randint(0, 9, (500,), generator=g)
     writer = DiskFeatureStore(tmp_path / "s", mode="w")
     writer.put_tensor(x, group_name=None, attr_name="x", index=None)
     writer.put_tensor(y, group_name=None, attr_name="y", index=None)
     store = DiskFeatureStore(tmp_path / "s")
+    store.advise(advice)  # "random": the gather first requests its pages with MADV_WILLNEED
     n_id = torch.randint(0, 500, (777,), generator=g)  # unsorted, many duplicates
     attrs = [TensorAttr(None, "x", n_id), TensorAttr(None, "y", n_id)]
     got_x, got_y = store.multi_get_tensor(attrs)
