@@ -10,6 +10,7 @@ edge, what samplers report as ``e_id``), ``weight``, ``time``. CSR is PyG's: ``r
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -26,14 +27,10 @@ EXTRAS = ("perm", "weight", "time")
 
 
 def _edge_key(edge_type: Any, layout: EdgeLayout) -> str:
-    import json
-
     return json.dumps([list(edge_type) if isinstance(edge_type, tuple) else edge_type, layout.value])
 
 
 def _parse_edge_key(key: str) -> tuple[Any, EdgeLayout]:
-    import json
-
     edge_type, layout = json.loads(key)
     return (tuple(edge_type) if isinstance(edge_type, list) else edge_type), EdgeLayout(layout)
 
