@@ -18,7 +18,8 @@ Columns:
 * ``needed MiB``: feature bytes the batches consume, ``sum_b |n_id_b| * 512`` (duplicates across batches count,
   within a batch the sampler's ids are unique);
 * ``ampl.``: read / needed (target <= 1.3);
-* ``seeds/s``: training seeds per second of the whole epoch (sampling, packing, loading, training);
+* ``seeds/s``: training seeds per second of the whole epoch (sampling, packing, loading, training; with
+  ``--no-train`` the model step is skipped and the features are only summed, which isolates the loading pipeline);
 * ``x naive``, ``x in-mem``: throughput ratios (targets: >= 3 for our best row, >= 0.5);
 * ``cache/packed``: rows served from the hot cache / the packed file, in % of needed rows;
 * ``peak RSS``: the process's peak resident set during the epoch (``VmHWM`` after ``clear_refs``; memory-mapped
@@ -32,6 +33,7 @@ d = prefetch thread), the store's maps advised ``MADV_RANDOM`` (a fault reads on
 Examples::
 
     OMP_NUM_THREADS=1 python benchmarks/store.py                       # the 1 GiB run (about 20 minutes on 2 cores)
+    OMP_NUM_THREADS=1 python benchmarks/store.py --no-train            # the loading pipeline alone
     python benchmarks/store.py --scale 0.05 --batches 20               # a quick check
 """
 
@@ -173,10 +175,13 @@ class Runner:
         start = time.perf_counter()
         seeds = needed = 0
         for batch in batches:
-            optimizer.zero_grad()
-            out = model(batch.x, batch.edge_index)[: batch.seeds.numel()]
-            F.cross_entropy(out, self.labels[batch.seeds]).backward()
-            optimizer.step()
+            if self.args.train:
+                optimizer.zero_grad()
+                out = model(batch.x, batch.edge_index)[: batch.seeds.numel()]
+                F.cross_entropy(out, self.labels[batch.seeds]).backward()
+                optimizer.step()
+            else:  # loading only: touch the features so every byte is really there
+                float(batch.x.sum())
             seeds += batch.seeds.numel()
             needed += batch.n_id.numel() * self.entry.storage.itemsize * self.args.features
             now = read_bytes()
@@ -283,6 +288,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--fanout", type=int, nargs="+", default=[10, 5])
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-train", dest="train", action="store_false",
+                        help="sample and load only (no model): the I/O pipeline's own throughput")
     parser.add_argument("--methods", nargs="+", default=["in-memory", "naive memmap", *STORE_ROWS])
     parser.add_argument("--workdir", type=Path, default=None, help="where the synthetic store goes (default /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic store")
@@ -330,7 +337,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     setup = (f"benchmarks/store.py --scale {args.scale} --batches {args.batches}: N={num_nodes:,} nodes x "
              f"{args.features} float32 = {file_mib:.0f} MiB features, cap {args.cap_mib} MiB "
              f"({file_mib / args.cap_mib:.1f}x), {colptr[-1].item():,} edges (power-law sources), fan-out "
-             f"{args.fanout}, {args.batches} batches x {args.batch_size} seeds, 2-layer SAGE hidden {args.hidden}; "
+             f"{args.fanout}, {args.batches} batches x {args.batch_size} seeds, "
+             f"{f'2-layer SAGE hidden {args.hidden}' if args.train else 'no model (sampling + loading only)'}; "
              f"torch {torch.__version__}, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, store on {workdir}")
     text = table(rows, args, setup)

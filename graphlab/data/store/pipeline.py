@@ -37,10 +37,12 @@ from torch import Tensor
 from graphlab.data.store import manifest as mf
 from graphlab.data.store.cache import HotNodeCache
 from graphlab.data.store.feature_store import DiskFeatureStore
-from graphlab.data.store.folder import drop_file_cache
+from graphlab.data.store.folder import _madvise, drop_file_cache
 
 SCAN_ROWS = 65536
 """Rows per sequential read of the packing / cache-filling scan (32 MiB for 128 float32 features)."""
+PACK_BUFFER_BYTES = 64 << 20
+"""Dirty bytes of the packed file the packer lets accumulate before flushing and dropping them."""
 
 
 @dataclass
@@ -116,6 +118,8 @@ class DiskGNNLoader:
         evict_packed: drop the packed file from the page cache once written, so training reads it from disk
             (benchmarks under a memory cap).
         scan_rows: rows per sequential read of the scan.
+        pack_buffer_bytes: dirty bytes of the packed file after which it is flushed and dropped from the page
+            cache while packing (bounds the packer's memory).
     """
 
     def __init__(self, store: DiskFeatureStore, seeds: Tensor, batch_size: int,
@@ -123,7 +127,7 @@ class DiskGNNLoader:
                  pack: bool = True, cache_bytes: int = 0, prefetch: int = 2, degree: Optional[Tensor] = None,
                  shuffle: bool = True, generator: Optional[torch.Generator] = None,
                  pack_dir: Optional[str | os.PathLike[str]] = None, evict_packed: bool = False,
-                 scan_rows: int = SCAN_ROWS) -> None:
+                 scan_rows: int = SCAN_ROWS, pack_buffer_bytes: int = PACK_BUFFER_BYTES) -> None:
         if not isinstance(store, DiskFeatureStore):
             raise TypeError(f"store must be a DiskFeatureStore, got {type(store).__name__}")
         if batch_size < 1 or prefetch < 0 or cache_bytes < 0 or scan_rows < 1:
@@ -150,7 +154,7 @@ class DiskGNNLoader:
         self.offline, self.pack, self.cache_bytes, self.prefetch = offline, pack, cache_bytes, prefetch
         self.degree, self.shuffle, self.generator = degree, shuffle, generator
         self.pack_dir = Path(pack_dir) if pack_dir is not None else store.path
-        self.evict_packed, self.scan_rows = evict_packed, scan_rows
+        self.evict_packed, self.scan_rows, self.pack_buffer_bytes = evict_packed, scan_rows, pack_buffer_bytes
         self.cache: Optional[HotNodeCache] = None
         self._cache_filled = False
         self.stats = LoaderStats(row_bytes=self.row_bytes)
@@ -275,6 +279,8 @@ class DiskGNNLoader:
                 hi = min(self.num_nodes, lo + self.scan_rows)
                 buffer = np.empty((hi - lo, *self.row_shape), dtype=self.entry.storage)
                 pread_into(fd, buffer, lo * self.row_bytes)
+                if hasattr(os, "posix_fadvise"):  # read once: leave no pages behind in the page cache
+                    os.posix_fadvise(fd, lo * self.row_bytes, buffer.nbytes, os.POSIX_FADV_DONTNEED)
                 self.stats.bytes_scanned += buffer.nbytes
                 yield lo, mf.from_numpy(buffer, self.dtype)
         finally:
@@ -282,10 +288,18 @@ class DiskGNNLoader:
 
     def _pack_epoch(self, n_ids: list[Tensor]) -> "_PackedEpoch":
         """Write every batch's uncached rows, batch after batch, into one file, reading the feature file once in
-        ascending order (and filling the cache on the way)."""
+        ascending order (and filling the cache on the way).
+
+        Within a batch the rows are packed in ascending node order (``positions[b]`` puts them back in ``n_id``
+        order), so each scan chunk writes one contiguous run per batch: the packed file's pages are written whole,
+        and flushed and dropped from the page cache every ``pack_buffer_bytes``, without being read back."""
         cache = self.cache
-        positions = [None if cache is None else (cache.slot[n] < 0).nonzero().view(-1) for n in n_ids]
-        missed = [n if p is None else n[p] for n, p in zip(n_ids, positions)]
+        positions, missed = [], []
+        for n in n_ids:
+            keep = torch.arange(n.numel()) if cache is None else (cache.slot[n] < 0).nonzero().view(-1)
+            nodes, order = torch.sort(n[keep], stable=True)
+            positions.append(keep[order])
+            missed.append(nodes)
         counts = [m.numel() for m in missed]
         offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]) if counts else np.zeros(1, np.int64)
         total = int(offsets[-1])
@@ -297,17 +311,22 @@ class DiskGNNLoader:
         need = torch.unique(torch.cat([occ_node, cache.ids]) if fill_cache else occ_node)
         try:
             packed = np.memmap(path, dtype=self.entry.storage, mode="w+", shape=(max(total, 1), *self.row_shape))
+            dirty = 0
             for lo, rows in self._scan(need):
                 start, end = torch.searchsorted(occ_node, torch.tensor([lo, lo + rows.shape[0]])).tolist()
                 if end > start:
                     packed[occ_row[start:end].numpy()] = mf.to_numpy(rows[occ_node[start:end] - lo])
+                    dirty += (end - start) * self.row_bytes
                 if fill_cache:
                     ids = cache.ids[(cache.ids >= lo) & (cache.ids < lo + rows.shape[0])]
                     cache.fill(ids, rows[ids - lo])
+                if dirty >= self.pack_buffer_bytes:  # bound the packed file's share of the page cache
+                    _flush_and_drop(packed, path)
+                    dirty = 0
             packed.flush()
-            del packed
             if self.evict_packed:
-                drop_file_cache(path)
+                _flush_and_drop(packed, path)
+            del packed
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -318,6 +337,13 @@ class DiskGNNLoader:
                             self.row_bytes)
 
 
+def _flush_and_drop(packed: np.memmap, path: Path) -> None:
+    """Write the packed map's dirty pages, unmap them and drop them from the page cache."""
+    packed.flush()
+    _madvise(packed, "dontneed")
+    drop_file_cache(path)
+
+
 @dataclass
 class _PackedEpoch:
     """The packed file of one epoch: batch ``b``'s uncached rows are rows ``offsets[b]:offsets[b+1]``."""
@@ -325,7 +351,7 @@ class _PackedEpoch:
     path: Path
     offsets: np.ndarray
     counts: list[int]
-    positions: list[Optional[Tensor]]
+    positions: list[Tensor]
     row_shape: tuple[int, ...]
     storage: np.dtype
     dtype: torch.dtype
@@ -341,12 +367,11 @@ class _PackedEpoch:
         buffer = np.empty((self.counts[b], *self.row_shape), dtype=self.storage)
         pread_into(self.fd, buffer, int(self.offsets[b]) * self.row_bytes)
         rows = mf.from_numpy(buffer, self.dtype)
-        if self.positions[b] is None:
-            return rows
         x = torch.empty((n_id.numel(), *self.row_shape), dtype=self.dtype)
         x[self.positions[b]] = rows
-        hit, slot = cache.lookup(n_id)
-        x[hit] = cache.rows[slot]
+        if cache is not None:
+            hit, slot = cache.lookup(n_id)
+            x[hit] = cache.rows[slot]
         return x
 
     def close(self) -> None:

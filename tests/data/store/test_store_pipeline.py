@@ -41,7 +41,7 @@ def test_every_switch_combination_matches_plain_indexing(stores, offline, pack, 
     degree = graph.csr()[0].diff()
     loader = DiskGNNLoader(features, torch.arange(0, N, 3), 32, _sampler(graph), offline=offline, pack=pack,
                            cache_bytes=(100 * F * 4 if cache else 0), prefetch=2 if prefetch else 0, degree=degree,
-                           scan_rows=64, generator=torch.Generator().manual_seed(1))
+                           scan_rows=64, pack_buffer_bytes=1024, generator=torch.Generator().manual_seed(1))
     for epoch in range(2):
         seen = []
         for batch in loader:
