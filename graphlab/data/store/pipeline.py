@@ -311,6 +311,7 @@ class DiskGNNLoader:
         need = torch.unique(torch.cat([occ_node, cache.ids]) if fill_cache else occ_node)
         try:
             packed = np.memmap(path, dtype=self.entry.storage, mode="w+", shape=(max(total, 1), *self.row_shape))
+            _madvise(packed, "random")  # no readahead around write faults: flushed pages are not read back
             dirty = 0
             for lo, rows in self._scan(need):
                 start, end = torch.searchsorted(occ_node, torch.tensor([lo, lo + rows.shape[0]])).tolist()
