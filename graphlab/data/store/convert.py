@@ -73,8 +73,9 @@ def write_rows(store: DiskFeatureStore, attr: str, chunks: Iterable[np.ndarray |
     try:
         with store.writer(None, attr, shape, dtype) as writer:
             for chunk in chunks:
-                chunk = torch.from_numpy(np.ascontiguousarray(chunk)) if isinstance(chunk, np.ndarray) else chunk
-                writer.append(chunk.to(dtype))
+                if isinstance(chunk, Tensor):
+                    chunk = chunk.to(dtype)
+                writer.append(chunk)
                 bar.update(chunk.shape[0])
     finally:
         bar.close()

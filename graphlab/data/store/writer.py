@@ -63,25 +63,29 @@ class TensorWriter:
         if self._fh is None:
             raise ValueError(f"{self.path}: the writer is finalised or aborted; open a new one")
         if isinstance(chunk, np.ndarray):
-            chunk = torch.from_numpy(np.ascontiguousarray(chunk))
-        if not isinstance(chunk, torch.Tensor):
+            array = np.ascontiguousarray(chunk)  # may be read-only (a np.load mmap): only its bytes are used
+            dtype = torch.from_numpy(np.empty(0, dtype=array.dtype)).dtype
+        elif isinstance(chunk, torch.Tensor):
+            array, dtype = None, chunk.dtype
+        else:
             raise TypeError(f"append expects a torch.Tensor or numpy array, got {type(chunk).__name__}")
-        if chunk.dtype != self.dtype:
-            raise TypeError(f"{self.path}: chunk dtype {chunk.dtype} differs from the writer's {self.dtype}; "
+        if dtype != self.dtype:
+            raise TypeError(f"{self.path}: chunk dtype {dtype} differs from the writer's {self.dtype}; "
                             f"cast it first (chunk.to({self.dtype}))")
+        shape = tuple(chunk.shape)
         if self.scalar:
-            if chunk.dim() != 0 or self.rows_written:
+            if shape != () or self.rows_written:
                 raise ValueError(f"{self.path}: a 0-dimensional tensor takes exactly one 0-dimensional chunk")
             rows = 1
         else:
-            if chunk.dim() != len(self.row_shape) + 1 or tuple(chunk.shape[1:]) != self.row_shape:
-                raise ValueError(f"{self.path}: chunk shape {list(chunk.shape)} does not fit rows of shape "
+            if len(shape) != len(self.row_shape) + 1 or shape[1:] != self.row_shape:
+                raise ValueError(f"{self.path}: chunk shape {list(shape)} does not fit rows of shape "
                                  f"{list(self.row_shape)}; chunks are [rows, {', '.join(map(str, self.row_shape))}]")
-            rows = chunk.shape[0]
+            rows = shape[0]
         if self.rows_expected is not None and self.rows_written + rows > self.rows_expected:
             raise ValueError(f"{self.path}: {self.rows_written + rows} rows appended, the shape says "
                              f"{self.rows_expected}")
-        data = memoryview(to_numpy(chunk).reshape(-1).view(np.uint8))
+        data = memoryview((to_numpy(chunk) if array is None else array).reshape(-1).view(np.uint8))
         self._fh.write(data)
         self._hasher.update(data)
         self.rows_written += rows
