@@ -23,7 +23,9 @@ Columns:
 * ``x naive``, ``x in-mem``: throughput ratios (targets: >= 3 for our best row, >= 0.5);
 * ``cache/packed``: rows served from the hot cache / the packed file, in % of needed rows;
 * ``peak RSS``: the process's peak resident set during the epoch (``VmHWM`` after ``clear_refs``; memory-mapped
-  file pages count as resident while mapped).
+  file pages count as resident while mapped);
+* ``load``: the machine's 1-minute load average at the end of the epoch (on a shared machine, wall times of rows
+  run at different loads are not comparable; run the methods in both orders, ``--methods``, to see the spread).
 
 Methods: ``in-memory`` (features in a torch tensor, read whole before the clock starts); ``naive memmap``
 (``torch.from_numpy(np.memmap(...)[n_id])`` in batch order, kernel defaults); ``store`` rows use
@@ -141,6 +143,7 @@ class Row:
     cache_pct: float
     packed_pct: float
     peak_mib: float
+    load: float
 
 
 class Runner:
@@ -190,7 +193,8 @@ class Runner:
                 last_drop = now
         seconds = time.perf_counter() - start
         cache_pct, packed_pct = stats() if stats is not None else (0.0, 0.0)
-        row = Row(method, seconds, seeds, read_bytes() - start_read, needed, cache_pct, packed_pct, peak_rss_mib())
+        row = Row(method, seconds, seeds, read_bytes() - start_read, needed, cache_pct, packed_pct, peak_rss_mib(),
+                  os.getloadavg()[0])
         self.evict = lambda: None
         self.drop_all()
         return row
@@ -264,15 +268,17 @@ def table(rows: list[Row], args: argparse.Namespace, setup: str) -> str:
     memory = by_name.get("in-memory")
     lines = [setup, "",
              f"{'method':<22} {'s/epoch':>8} {'seeds/s':>8} {'read MiB':>9} {'needed MiB':>10} {'ampl.':>6} "
-             f"{'x naive':>7} {'x in-mem':>8} {'cache%':>6} {'packed%':>7} {'peak RSS':>9}"]
+             f"{'x naive':>7} {'x in-mem':>8} {'cache%':>6} {'packed%':>7} {'peak RSS':>9} {'load':>5}"]
     for r in rows:
         tput = r.seeds / r.seconds
         x_naive = tput / (naive.seeds / naive.seconds) if naive else float("nan")
         x_mem = tput / (memory.seeds / memory.seconds) if memory else float("nan")
         lines.append(f"{r.method:<22} {r.seconds:>8.1f} {tput:>8.0f} {r.read / 2**20:>9.0f} {r.needed / 2**20:>10.0f} "
                      f"{r.read / max(1, r.needed):>6.2f} {x_naive:>7.2f} {x_mem:>8.2f} {r.cache_pct:>6.1f} "
-                     f"{r.packed_pct:>7.1f} {r.peak_mib:>8.0f}M")
-    lines += ["", "flags: a = offline sampling of the epoch, b = per-epoch packed file, c = hot-node cache (budget = cap),"
+                     f"{r.packed_pct:>7.1f} {r.peak_mib:>8.0f}M {r.load:>5.1f}")
+    lines += ["", f"CPUs: {os.cpu_count()}; rows run one after another in the order shown, each starting with the feature "
+              "file out of the page cache.",
+              "flags: a = offline sampling of the epoch, b = per-epoch packed file, c = hot-node cache (budget = cap),"
               " d = prefetch thread (2 batches);", "'-' = the store's sorted, deduplicated memmap gather alone."]
     return "\n".join(lines)
 
