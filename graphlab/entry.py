@@ -1,5 +1,5 @@
 """The ``graphlab`` console script: routes ``graphlab leaderboard ...`` to the multi-seed runner, ``graphlab plot ...`` to
-:func:`graphlab.eval.figures.main`, and every other
+:func:`graphlab.eval.figures.main`, ``graphlab store ...`` to :func:`graphlab.data.store.convert.main`, and every other
 subcommand (``fit``, ``validate``, ``test``, ``predict``) to the Lightning CLI.
 
 It sits above both, so neither imports the other's caller: entry → runner → cli, and entry → cli.
@@ -20,12 +20,14 @@ from typing import Any, Callable, Optional, Union
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from graphlab import cli, runner
+from graphlab.data.store import convert as store
 from graphlab.eval import figures
 from graphlab.eval.leaderboard import RecordConflict
 
 ROUTES: dict[str, Callable[[list[str]], Any]] = {
     "leaderboard": lambda argv: runner.main(argv),
     "plot": lambda argv: figures.main(argv),
+    "store": lambda argv: store.main(argv),
 }
 """Subcommands that are not Lightning's: ``graphlab <name> ARGS`` calls ``ROUTES[name](ARGS)``."""
 

@@ -1,4 +1,5 @@
-"""graphlab DataModules: OGB, PyG benchmark datasets and built-in synthetic benchmarks, and the neighbour sampler."""
+"""graphlab DataModules: OGB, PyG benchmark datasets and built-in synthetic benchmarks, the neighbour sampler and the
+out-of-core disk store."""
 
 from graphlab.data.base import DatasetInfo, GraphDataModule, resolve_root
 from graphlab.data.ogb import OGBGraphData, OGBLinkData, OGBNodeData
@@ -8,12 +9,15 @@ from graphlab.data.multiset import SecondMinimumData, SecondMinimumGraphData
 from graphlab.data.pyg import PyGData
 from graphlab.data.sampled import SampledNodeData
 from graphlab.data.sampler import GraphlabNeighborSampler, SamplingGraph, neighbor_loader, sample_neighbors
+from graphlab.data.store import DiskFeatureStore, DiskGraphStore, StoreCorruptedError, open_store, write_store
 from graphlab.data.synthetic import CSBMData, CSLData, RandomLinkData
 
 __all__ = [
     "CSBMData",
     "CSLData",
     "DatasetInfo",
+    "DiskFeatureStore",
+    "DiskGraphStore",
     "GraphDataModule",
     "GraphlabNeighborSampler",
     "MovieLens100K",
@@ -27,7 +31,10 @@ __all__ = [
     "SamplingGraph",
     "SecondMinimumData",
     "SecondMinimumGraphData",
+    "StoreCorruptedError",
     "neighbor_loader",
+    "open_store",
     "resolve_root",
     "sample_neighbors",
+    "write_store",
 ]
