@@ -9,7 +9,14 @@ from graphlab.data.multiset import SecondMinimumData, SecondMinimumGraphData
 from graphlab.data.pyg import PyGData
 from graphlab.data.sampled import SampledNodeData
 from graphlab.data.sampler import GraphlabNeighborSampler, SamplingGraph, neighbor_loader, sample_neighbors
-from graphlab.data.store import DiskFeatureStore, DiskGraphStore, StoreCorruptedError, open_store, write_store
+from graphlab.data.store import (
+    DiskFeatureStore,
+    DiskGraphStore,
+    DiskStoreData,
+    StoreCorruptedError,
+    open_store,
+    write_store,
+)
 from graphlab.data.synthetic import CSBMData, CSLData, RandomLinkData
 
 __all__ = [
@@ -18,6 +25,7 @@ __all__ = [
     "DatasetInfo",
     "DiskFeatureStore",
     "DiskGraphStore",
+    "DiskStoreData",
     "GraphDataModule",
     "GraphlabNeighborSampler",
     "MovieLens100K",

@@ -26,6 +26,8 @@ from torch import Tensor
 from torch_geometric.data import Data, FeatureStore, GraphStore
 
 from graphlab.data.base import DatasetInfo, GraphDataModule
+from graphlab.data.store.datamodule import DiskStoreData
+from graphlab.distributed import EpochShardSampler
 from graphlab.data.sampler import (
     Backend,
     GraphlabNeighborSampler,
@@ -62,9 +64,10 @@ class SampledNodeData(GraphDataModule):
 
     Args:
         data: a graphlab node DataModule with a full ``graph`` (:class:`~graphlab.data.PyGData` on a node dataset,
-            :class:`~graphlab.data.OGBNodeData`, :class:`~graphlab.data.CSBMData`), or a PyG
-            ``(FeatureStore, GraphStore)`` pair (then ``info`` and ``seeds`` are required; the feature store must
-            hold ``x`` and ``y``).
+            :class:`~graphlab.data.OGBNodeData`, :class:`~graphlab.data.CSBMData`), a
+            :class:`~graphlab.data.DiskStoreData` (features and topology stay in its memory-mapped store; batches
+            gather their rows from it), or a PyG ``(FeatureStore, GraphStore)`` pair (then ``info`` and ``seeds``
+            are required; the feature store must hold ``x`` and ``y``).
         num_neighbors: training fan-out per hop, e.g. ``[15, 10]`` (``-1``: every neighbour).
         batch_size: seed nodes per batch.
         eval_num_neighbors: validation/test/predict fan-outs; ``None`` takes every neighbour for as many hops as
@@ -157,6 +160,8 @@ class SampledNodeData(GraphDataModule):
         if self._graph is None:
             if self.is_store:
                 self._graph, self._seeds = tuple(self.data), _seed_ids(self._given_seeds)
+            elif isinstance(self.data, DiskStoreData):
+                self._graph, self._seeds = self.data.stores, self.data.seeds
             else:
                 full = getattr(self.data, "graph", None)
                 if not isinstance(full, Data):
@@ -191,10 +196,14 @@ class SampledNodeData(GraphDataModule):
             raise ValueError(f"the data has no {stage} split (no `{stage}_mask`), so there is no {stage} loader")
         train = stage == "train" and shuffle
         fanouts = self.num_neighbors if train else self.eval_num_neighbors
+        seeds = self.seeds[stage]
+        # Training order: one permutation per epoch seeded by the run's seed, the same in every process, each DDP
+        # rank taking its own shard of it (EpochShardSampler), so 2 ranks at batch b follow 1 process at batch 2b.
+        sampler = EpochShardSampler(seeds, shuffle=True, seed=torch.initial_seed() % 2**31) if shuffle else None
         return neighbor_loader(
             self.graph, fanouts, backend=self.backend, replace=self.replace,
-            neighbor_sampler=self._graphlab_sampler(fanouts), input_nodes=self.seeds[stage],
-            batch_size=self.batch_size if train else self.eval_batch_size, shuffle=shuffle,
+            neighbor_sampler=self._graphlab_sampler(fanouts), input_nodes=seeds,
+            batch_size=self.batch_size if train else self.eval_batch_size, sampler=sampler,
             num_workers=self.num_workers, persistent_workers=self.num_workers > 0, transform=SeedMask(stage),
         )
 

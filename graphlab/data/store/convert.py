@@ -14,6 +14,7 @@ through ``np.load(mmap_mode="r")`` chunk by chunk) or ``csv:PATH`` (one node per
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
@@ -24,6 +25,7 @@ from torch import Tensor
 from torch_geometric.data import Data, EdgeAttr
 
 from graphlab.data.store import manifest as mf
+from graphlab.info import DatasetInfo
 from graphlab.data.store.feature_store import DiskFeatureStore
 from graphlab.data.store.graph_store import DiskGraphStore
 
@@ -108,7 +110,7 @@ def write_edges(graph_store: DiskGraphStore, edge_index: Tensor, num_nodes: int,
 
 def write_store(path: str | os.PathLike[str], data: Data, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                 overwrite: bool = False, layouts: Sequence[str] = ("csr", "csc"),
-                progress: bool = False) -> tuple[DiskFeatureStore, DiskGraphStore]:
+                progress: bool = False, info: Optional[DatasetInfo] = None) -> tuple[DiskFeatureStore, DiskGraphStore]:
     """Write a homogeneous PyG ``Data`` to a store: every node-level tensor (``x``, ``y``, masks, ...) in the
     feature store (``group_name=None``), the topology as CSR and CSC with edge ids (and ``edge_weight`` /
     ``edge_time`` if present) in the graph store. Returns both, opened read-only.
@@ -120,6 +122,7 @@ def write_store(path: str | os.PathLike[str], data: Data, chunk_rows: int = DEFA
         overwrite: replace an existing store.
         layouts: topology layouts to store.
         progress: show a progress bar per tensor.
+        info: the dataset description, kept in the manifest's ``meta`` (``graphlab.data.DiskStoreData`` reads it).
     """
     if not isinstance(data, Data):
         raise TypeError(f"write_store takes a torch_geometric.data.Data, got {type(data).__name__}")
@@ -139,7 +142,10 @@ def write_store(path: str | os.PathLike[str], data: Data, chunk_rows: int = DEFA
     if data.edge_index is not None:
         write_edges(graph, data.edge_index, num_nodes, layouts, weight=data.get("edge_weight"),
                     time=data.get("edge_time"))
-    features.folder.commit(lambda manifest: manifest.__setitem__("meta", {"num_nodes": num_nodes}))
+    meta: dict[str, Any] = {"num_nodes": num_nodes}
+    if info is not None:
+        meta["info"] = dataclasses.asdict(info)
+    features.folder.commit(lambda manifest: manifest.__setitem__("meta", meta))
     return open_store(path)
 
 
@@ -209,18 +215,20 @@ def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray
     yield from rest
 
 
-def load_dataset(source: str, root: Optional[str]) -> Data:
-    """A graphlab node dataset's full graph (OGB ``ogbn-*`` or a :class:`~graphlab.data.PyGData` name)."""
+def load_dataset(source: str, root: Optional[str]) -> tuple[Data, DatasetInfo]:
+    """A graphlab node dataset's full graph and description (OGB ``ogbn-*`` or a :class:`~graphlab.data.PyGData`
+    name)."""
     if source.lower().replace("_", "-").startswith("ogbn-"):
         from graphlab.data.ogb import OGBNodeData
 
-        return OGBNodeData(source, root=root, download=False).graph
+        module: Any = OGBNodeData(source, root=root, download=False)
+        return module.graph, module.info
     from graphlab.data.pyg import PyGData
 
     module = PyGData(source, root=root)
     if module.spec.level != "node":
         raise ValueError(f"{source} is a graph-level dataset; graphlab store holds one node-level graph")
-    return module.graph
+    return module.graph, module.info
 
 
 def convert(source: str, out: str | os.PathLike[str], edges: Optional[str] = None, labels: Optional[str] = None,
@@ -237,7 +245,8 @@ def convert(source: str, out: str | os.PathLike[str], edges: Optional[str] = Non
         convert_raw(source, out, Path(edges) if edges else None, Path(labels) if labels else None, chunk_rows,
                     header, progress)
     else:
-        write_store(out, load_dataset(source, root), chunk_rows, overwrite=True, progress=progress)
+        graph, info = load_dataset(source, root)
+        write_store(out, graph, chunk_rows, overwrite=True, progress=progress, info=info)
     return out
 
 
