@@ -44,6 +44,10 @@ WARNING_FILTERS = (
     ("ignore", r"Starting from v1.9.0, `tensorboardX` has been removed", "UserWarning"),
     # Full-batch graphs are one batch per epoch, so Lightning's "few workers" advice does not apply.
     ("ignore", r"The '.*_dataloader' does not have many workers", "UserWarning"),
+    # graphlab's tasks gather every rank's predictions and drop DistributedSampler's padding duplicates before the
+    # metric (graphlab.distributed), so evaluating on several devices counts each sample once, as Lightning wants.
+    ("ignore", r"Using `DistributedSampler` with the dataloaders. During `trainer\.(validate|test)\(\)`",
+     "lightning.fabric.utilities.warnings.PossibleUserWarning"),
 )
 
 LOG_FILTERS = (
