@@ -222,7 +222,7 @@ def class_path_hint(message: str) -> Optional[str]:
         if word in known:
             continue
         same_depth = [k for k in known if k.count(".") == word.count(".")]  # models.GCN, not models.gcn.GCN
-        best = difflib.get_close_matches(word, same_depth, n=3, cutoff=0.6)
+        best = difflib.get_close_matches(word, same_depth, n=5, cutoff=0.6)
         if best:
             return f"{word} is not a graphlab class; did you mean {' or '.join(best)}?"
     return None

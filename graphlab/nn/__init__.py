@@ -11,7 +11,7 @@ Graph-Mamba and GMN layers.
 from graphlab.nn.aggr import LCMAggregation, RecurrentAggregation
 from graphlab.nn.conv import GCNConv, GINConv, GINEConv, SAGEConv
 from graphlab.nn.dropout import UniformDropout
-from graphlab.nn.mamba import BiMamba, Mamba, flip_valid
+from graphlab.nn.mamba import BiMamba, Mamba
 from graphlab.nn.mamba_graph import GatedGCNConv, GMNLayer, GraphMambaLayer
 from graphlab.nn.ncn import NCNCPredictor, NCNPredictor
 from graphlab.nn.sheaf import (
@@ -49,6 +49,5 @@ __all__ = [
     "SAGEConv",
     "SheafConv",
     "UniformDropout",
-    "flip_valid",
     "SheafLaplacianLearner",
 ]

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from graphlab import ops
-from graphlab.nn import BiMamba, Mamba, flip_valid
+from graphlab.nn import BiMamba, Mamba
+from graphlab.nn.mamba import flip_valid
 from graphlab.ops import reference
 
 pytestmark = pytest.mark.usefixtures("one_thread")
