@@ -1,0 +1,116 @@
+/* Native CPU kernel of graphlab.ops.selective_scan (issue 15): Mamba's selective scan, sequential in time,
+ * parallel over (batch, channel) pairs.
+ *
+ * Per pair (b, d), state h in R^N, h_{-1} = 0 (u, dt already biased / softplus-ed / masked by the caller):
+ *
+ *   a_t = exp(dt_t A_d),   h_t = a_t * h_{t-1} + dt_t u_t B_t,   y_t = <C_t, h_t>
+ *
+ * ss_fwd   y [Bt, D, L], the last state [Bt, D, N], and (when ckpt != NULL) the state entering every chunk of K
+ *          positions, ckpt [Bt, D, ceil(L / K), N], for the backward.
+ * ss_bwd   the adjoint lambda_t = dL/dh_t runs backwards, lambda_t = a_{t+1} lambda_{t+1} + C_t g_t (+ the last
+ *          state's gradient at t = L - 1); per chunk the states are recomputed from its checkpoint into a K x N
+ *          buffer. With q_t = lambda_t * a_t * h_{t-1}, s_t = <lambda_t, B_t>:
+ *            du_t = dt_t s_t,  ddt_t = u_t s_t + <A_d, q_t>,  dA_d += sum_t dt_t q_t,
+ *            dB_t += dt_t u_t lambda_t,  dC_t += g_t h_t.
+ *          dA, dB, dC are shared between pairs (B/C by the channels of a group, A by the batch): every thread
+ *          accumulates into its own zeroed partial buffers, summed after the join (no atomics, no races).
+ *
+ * B and C come in one of two layouts, chosen by `groups`:
+ *   groups == 0: constant [D, N] (one row per channel, the same at every t);
+ *   groups >= 1: input-dependent, position-major [Bt, G, L, N] (the caller transposes mamba-ssm's [Bt, G, N, L]
+ *                so that B_t is one contiguous row of N), channel d in group d / (D / G).
+ *
+ * float32 uses a vectorisable exp (Cody-Waite reduction + degree-6 polynomial, relative error < 2e-7); float64
+ * uses libm's exp. Compiled into graphlab's native library by graphlab/ops/_native.py; the bindings and checks
+ * of every pointer's dtype, device, contiguity and size are in graphlab/ops/_native_scan.py. */
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <pthread.h>
+
+#define SS_MAX_THREADS 64
+#define SS_UNITS_PER_CLAIM 1
+
+static inline float ss_expf(float x) {
+    /* exp(x) = 2^k exp(r), k = round(x / ln 2), r = x - k ln 2 in [-ln2/2, ln2/2] */
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to the nearest integer */
+    float kf = x * 1.44269504088896341f + shifter;
+    kf -= shifter;
+    float r = x - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)kf + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline double ss_exp(double x) { return exp(x); }
+
+typedef void (*ss_unit_fn)(const void *args, int tid, int64_t unit);
+
+typedef struct {
+    const void *args; ss_unit_fn fn; int64_t units; int64_t next;
+} ss_pool_t;
+
+typedef struct { ss_pool_t *pool; int tid; } ss_worker_t;
+
+static void *ss_worker(void *p) {
+    ss_worker_t *w = (ss_worker_t *)p;
+    ss_pool_t *pool = w->pool;
+    for (;;) {
+        const int64_t unit = __atomic_fetch_add(&pool->next, SS_UNITS_PER_CLAIM, __ATOMIC_RELAXED);
+        if (unit >= pool->units) break;
+        pool->fn(pool->args, w->tid, unit);
+    }
+    return 0;
+}
+
+/* fn(args, tid, unit) for every unit in [0, units), claimed one at a time by nthreads threads (tid in
+   [0, nthreads); the caller is thread 0). A thread that fails to start leaves its units to the others. */
+static void ss_parallel(int64_t units, int nthreads, const void *args, ss_unit_fn fn) {
+    ss_pool_t pool = {args, fn, units, 0};
+    pthread_t threads[SS_MAX_THREADS];
+    ss_worker_t workers[SS_MAX_THREADS];
+    int started[SS_MAX_THREADS];
+    for (int t = 0; t < nthreads; ++t) { workers[t].pool = &pool; workers[t].tid = t; }
+    for (int t = 1; t < nthreads; ++t) started[t] = pthread_create(&threads[t], 0, ss_worker, &workers[t]) == 0;
+    ss_worker(&workers[0]);
+    for (int t = 1; t < nthreads; ++t)
+        if (started[t]) pthread_join(threads[t], 0);
+}
+
+static int ss_clamp_threads(int nthreads, int64_t units) {
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > SS_MAX_THREADS) nthreads = SS_MAX_THREADS;
+    if (units < nthreads) nthreads = units > 0 ? (int)units : 1;
+    return nthreads;
+}
+
+#define SS_CAT_(a, b) a##_##b
+#define SS_CAT(a, b) SS_CAT_(a, b)
+
+#define REAL float
+#define REAL_SUFFIX f32
+#define REAL_EXP ss_expf
+#include "selective_scan_typed.inc"
+#undef REAL
+#undef REAL_SUFFIX
+#undef REAL_EXP
+
+#define REAL double
+#define REAL_SUFFIX f64
+#define REAL_EXP ss_exp
+#include "selective_scan_typed.inc"
+#undef REAL
+#undef REAL_SUFFIX
+#undef REAL_EXP
