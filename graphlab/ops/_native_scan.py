@@ -50,7 +50,7 @@ def _lib() -> ctypes.CDLL:
             fwd, bwd = getattr(lib, f"ss_fwd_{suffix}"), getattr(lib, f"ss_bwd_{suffix}")
             fwd.argtypes = [ptr] * 8 + [i64] * 7 + [cint]
             bwd.argtypes = [ptr] * 13 + [i64] * 9 + [cint]
-            fwd.restype = bwd.restype = None
+            fwd.restype = bwd.restype = ctypes.c_int  # nonzero: a thread could not allocate its scratch buffer
         _declared.add(id(lib))
     return lib
 
@@ -115,6 +115,11 @@ def _check_all(
     return dtype, tensors
 
 
+def _raise_if(failed: int, what: str) -> None:
+    if failed:
+        raise MemoryError(f"the native selective-scan {what} could not allocate its per-thread scratch buffers")
+
+
 def _threads(work: int) -> int:
     return torch.get_num_threads() if work >= _PARALLEL_MIN_WORK else 1
 
@@ -134,11 +139,12 @@ def scan_forward(
     if length == 0:
         last.zero_()
         return y, last, ckpt
-    getattr(_lib(), f"ss_fwd_{_SUFFIX[dtype]}")(
+    failed = getattr(_lib(), f"ss_fwd_{_SUFFIX[dtype]}")(
         u.data_ptr(), dt.data_ptr(), A.data_ptr(), B.data_ptr(), C.data_ptr(), y.data_ptr(), last.data_ptr(),
         None if ckpt is None else ckpt.data_ptr(), batch, channels, length, state, every, b_groups, c_groups,
         _threads(u.numel() * state),
     )
+    _raise_if(failed, "forward")
     return y, last, ckpt
 
 
@@ -161,11 +167,12 @@ def scan_backward(
     dB = u.new_zeros((threads, *B.shape))
     dC = u.new_zeros((threads, *C.shape))
     if length:
-        getattr(_lib(), f"ss_bwd_{_SUFFIX[dtype]}")(
+        failed = getattr(_lib(), f"ss_bwd_{_SUFFIX[dtype]}")(
             u.data_ptr(), dt.data_ptr(), A.data_ptr(), B.data_ptr(), C.data_ptr(), ckpt.data_ptr(),
             grad_y.data_ptr(), grad_last.data_ptr(), du.data_ptr(), ddt.data_ptr(), dA.data_ptr(), dB.data_ptr(),
             dC.data_ptr(), batch, channels, length, state, every, b_groups, c_groups, B.numel(), C.numel(), threads,
         )
+        _raise_if(failed, "backward")
     else:
         du, ddt = torch.zeros_like(u), torch.zeros_like(u)
     return du, ddt, dA.sum(0), dB.sum(0), dC.sum(0)

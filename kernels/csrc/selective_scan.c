@@ -31,7 +31,6 @@
 #include <pthread.h>
 
 #define SS_MAX_THREADS 64
-#define SS_UNITS_PER_CLAIM 1
 
 static inline float ss_expf(float x) {
     /* exp(x) = 2^k exp(r), k = round(x / ln 2), r = x - k ln 2 in [-ln2/2, ln2/2] */
@@ -56,37 +55,47 @@ static inline float ss_expf(float x) {
 
 static inline double ss_exp(double x) { return exp(x); }
 
-typedef void (*ss_unit_fn)(const void *args, int tid, int64_t unit);
+typedef void (*ss_unit_fn)(const void *args, int tid, int64_t unit, void *scratch);
 
 typedef struct {
-    const void *args; ss_unit_fn fn; int64_t units; int64_t next;
+    const void *args; ss_unit_fn fn; int64_t units; int64_t per_claim; size_t scratch_bytes; int64_t next;
 } ss_pool_t;
 
-typedef struct { ss_pool_t *pool; int tid; } ss_worker_t;
+typedef struct { ss_pool_t *pool; int tid; int failed; } ss_worker_t;
 
+/* Claims blocks of units from the pool's atomic counter, with one scratch buffer for all its units. */
 static void *ss_worker(void *p) {
     ss_worker_t *w = (ss_worker_t *)p;
     ss_pool_t *pool = w->pool;
+    void *scratch = malloc(pool->scratch_bytes ? pool->scratch_bytes : 1);
+    if (!scratch) { w->failed = 1; return 0; }
     for (;;) {
-        const int64_t unit = __atomic_fetch_add(&pool->next, SS_UNITS_PER_CLAIM, __ATOMIC_RELAXED);
-        if (unit >= pool->units) break;
-        pool->fn(pool->args, w->tid, unit);
+        const int64_t begin = __atomic_fetch_add(&pool->next, pool->per_claim, __ATOMIC_RELAXED);
+        if (begin >= pool->units) break;
+        const int64_t end = begin + pool->per_claim < pool->units ? begin + pool->per_claim : pool->units;
+        for (int64_t unit = begin; unit < end; ++unit) pool->fn(pool->args, w->tid, unit, scratch);
     }
+    free(scratch);
     return 0;
 }
 
-/* fn(args, tid, unit) for every unit in [0, units), claimed one at a time by nthreads threads (tid in
-   [0, nthreads); the caller is thread 0). A thread that fails to start leaves its units to the others. */
-static void ss_parallel(int64_t units, int nthreads, const void *args, ss_unit_fn fn) {
-    ss_pool_t pool = {args, fn, units, 0};
+/* fn(args, tid, unit, scratch) for every unit in [0, units), in blocks claimed by nthreads threads (tid in
+   [0, nthreads); the caller is thread 0), each with its own scratch_bytes buffer. A thread that fails to start
+   leaves its units to the others. Returns nonzero when a thread could not allocate its scratch buffer and its
+   units may be missing (the output buffers then keep the NaN the caller filled them with). */
+static int ss_parallel(int64_t units, int nthreads, size_t scratch_bytes, const void *args, ss_unit_fn fn) {
+    int64_t per_claim = units / ((int64_t)nthreads * 64);
+    ss_pool_t pool = {args, fn, units, per_claim > 0 ? per_claim : 1, scratch_bytes, 0};
     pthread_t threads[SS_MAX_THREADS];
     ss_worker_t workers[SS_MAX_THREADS];
     int started[SS_MAX_THREADS];
-    for (int t = 0; t < nthreads; ++t) { workers[t].pool = &pool; workers[t].tid = t; }
+    for (int t = 0; t < nthreads; ++t) { workers[t].pool = &pool; workers[t].tid = t; workers[t].failed = 0; }
     for (int t = 1; t < nthreads; ++t) started[t] = pthread_create(&threads[t], 0, ss_worker, &workers[t]) == 0;
     ss_worker(&workers[0]);
+    int failed = workers[0].failed;
     for (int t = 1; t < nthreads; ++t)
-        if (started[t]) pthread_join(threads[t], 0);
+        if (started[t]) { pthread_join(threads[t], 0); failed |= workers[t].failed; }
+    return failed;
 }
 
 static int ss_clamp_threads(int nthreads, int64_t units) {
