@@ -24,6 +24,10 @@
  * uses libm's exp. Compiled into graphlab's native library by graphlab/ops/_native.py; the bindings and checks
  * of every pointer's dtype, device, contiguity and size are in graphlab/ops/_native_scan.py. */
 
+/* -std=c99 (graphlab's flags) turns off the contraction of a * b + c into one fused multiply-add; this file's
+   arithmetic is multiply-add chains (the recurrence, the exp polynomial, the dots), so allow it here. */
+#pragma GCC optimize("fp-contract=fast")
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
