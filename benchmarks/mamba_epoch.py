@@ -5,7 +5,8 @@ message-passing row of Platonov et al. on tolokers) in the same run, with the pe
     OMP_NUM_THREADS=1 GRAPHLAB_DATA=<copy of shared/data> python benchmarks/mamba_epoch.py [--hidden 64] [--repeats 3]
 
 The one-sequence Graph-Mamba runs a single Mamba scan over all 11,758 nodes; ``--buckets`` adds the bucketed
-variant. Everything runs on the CPU (no mamba-ssm): the scan is :func:`graphlab.ops.selective_scan`'s chunked path.
+variant. Everything runs on the CPU (no mamba-ssm): the scan is :func:`graphlab.ops.selective_scan`'s CPU path,
+the native C kernel when graphlab's native library builds (the header says which), else the chunked torch scan.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     helpers = _helpers()
     data = PyGData(args.dataset, split=0, download=False).graph
     mask, y = data.train_mask, data.y
+    from graphlab.ops import _native, _native_scan
+
+    scan = "native C kernel" if _native_scan.available() else f"chunked torch ({_native.unavailable_reason()})"
+    print(f"# selective_scan CPU path: {scan}")
     print(f"# {args.dataset}: {data.num_nodes} nodes, {data.edge_index.size(1)} edges, hidden {args.hidden}, "
           f"torch threads {torch.get_num_threads()}, median of {args.repeats}")
     rows = []

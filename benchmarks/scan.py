@@ -2,7 +2,10 @@
 
 Methods, same inputs (input-dependent ``B``/``C`` shared by the channels, ``D``, no gate, ``delta`` positive):
 
-* ``graphlab``: :func:`graphlab.ops.selective_scan` on the CPU path (chunked scan, recomputing backward);
+* ``graphlab``: :func:`graphlab.ops.selective_scan` on the CPU path: the native C kernel
+  (``kernels/csrc/selective_scan.c``, sequential per (batch, channel) on ``torch.get_num_threads()`` pthreads,
+  checkpointed backward), or the chunked torch scan when the native library cannot be built (the header says which);
+* ``chunked``: the same op with the native kernels switched off (``use_native(False)``): the chunked torch scan;
 * ``reference``: :func:`graphlab.ops.reference.selective_scan`, the Python loop over positions (autograd backward);
 * ``mambapy``: mambapy's pure-PyTorch ``MambaBlock.selective_scan`` (Blelloch parallel scan over ``[B, L, E, N]``,
   its own layout, prepared outside the timing), when ``pip install --no-deps mambapy`` is installed.
@@ -30,7 +33,7 @@ import torch
 from torch import Tensor
 
 from graphlab import ops
-from graphlab.ops import reference
+from graphlab.ops import _native, _native_scan, reference
 
 
 def _load_aggregate_helpers():
@@ -47,7 +50,7 @@ def _load_aggregate_helpers():
 _helpers = _load_aggregate_helpers()
 peak_extra_mib, median_ms = _helpers.peak_extra_mib, _helpers.median_ms
 
-METHODS = ("graphlab", "reference", "mambapy")
+METHODS = ("graphlab", "chunked", "reference", "mambapy")
 Run = Callable[[], object]
 
 
@@ -85,6 +88,11 @@ def method_runs(name: str, x: dict[str, Tensor]) -> tuple[Run, Run] | None:
             with ops.set_backend("cpu"):
                 return ops.selective_scan(u, delta, A, B, C, D)
         return _runs(ours, args)
+    if name == "chunked":
+        def chunked(u, delta, A, B, C, D):
+            with ops.set_backend("cpu"), _native.use_native(False):
+                return ops.selective_scan(u, delta, A, B, C, D)
+        return _runs(chunked, args)
     if name == "reference":
         return _runs(lambda u, delta, A, B, C, D: reference.selective_scan(u, delta, A, B, C, D), args)
     if importlib.util.find_spec("mambapy") is None:
@@ -114,6 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# python {' '.join(sys.argv)}  (commit {commit}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s), batch {args.batch}, d_state {args.d_state}, float32)")
     methods = list(args.methods)
+    if "graphlab" in methods:
+        impl = "native C kernel" if _native_scan.available() else f"chunked torch ({_native.unavailable_reason()})"
+        print(f"# graphlab row: {impl}")
     if "mambapy" in methods and importlib.util.find_spec("mambapy") is None:
         print("# mambapy is not installed (pip install --no-deps mambapy): its column is left out")
         methods.remove("mambapy")

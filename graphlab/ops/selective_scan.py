@@ -9,7 +9,13 @@ Per batch element and channel :math:`d` (state :math:`h_t \in \mathbb{R}^N`, :ma
 
 Paths (:mod:`graphlab.ops._backend`): the reference loop (:func:`graphlab.ops.reference.selective_scan`); on
 CUDA mamba-ssm's fused kernel when it is importable (recorded as ``"mamba-ssm"``), else the Triton kernels of
-:mod:`graphlab.kernels.selective_scan`; on the CPU the chunked scan below.
+:mod:`graphlab.kernels.selective_scan`; on the CPU (``"cpu"``) the native C kernel of
+:mod:`graphlab.ops._native_scan` (``kernels/csrc/selective_scan.c``: one sequential scan per (batch, channel) pair
+on ``torch.get_num_threads()`` pthreads, the state :math:`h \in \mathbb{R}^N` in a local buffer, no padding;
+the backward recomputes the states of each chunk of ``K`` positions from a checkpoint kept by the forward), or,
+when graphlab's native library cannot be built or is switched off (``GRAPHLAB_NATIVE=0``,
+:class:`graphlab.ops._native.use_native`), the chunked torch scan below. ``last_path("selective_scan.cpu_impl")``
+says which ran (``"native"`` or ``"torch"``).
 
 **The chunked CPU scan.** Positions are cut into chunks of ``T`` (``chunk_size``). Within every chunk, all chunks at
 once, a loop of ``T - 1`` fused multiply-adds gives the chunk-local states :math:`\tilde h` (zero state entering the
@@ -51,10 +57,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from graphlab.ops import reference
+from graphlab.ops import _native_scan, reference
 from graphlab.ops._backend import record_path, resolve_backend
 
 OP_NAME = "selective_scan"
+IMPL_LOG = "selective_scan.cpu_impl"  # last_path(IMPL_LOG) says "native" (the C kernel) or "torch" (chunked scan)
 # Chunk length T of the CPU path. Measured (1 thread, batch 4, d_state 16, d_inner 64/256, L 1024/4096; T in
 # 8..64): 16 was the fastest at every shape, up to 2x faster than 32 or 8.
 DEFAULT_CHUNK = 16
@@ -212,7 +219,12 @@ def selective_scan(
     if path == "cpu":
         _require_cpu(u)
         record_path(OP_NAME, "cpu")
-        y, last = ChunkedScan.apply(uc, dt, Ac, Bc, Cc, chunk_size or DEFAULT_CHUNK)
+        if _native_scan.available():
+            record_path(IMPL_LOG, "native")
+            y, last = NativeScan.apply(uc, dt, Ac, Bc, Cc)
+        else:
+            record_path(IMPL_LOG, "torch")
+            y, last = ChunkedScan.apply(uc, dt, Ac, Bc, Cc, chunk_size or DEFAULT_CHUNK)
     elif mamba_ssm_available() and u.is_cuda:
         record_path(OP_NAME, "mamba-ssm")
         y, last = _mamba_ssm_scan(uc, dt, Ac, Bc, Cc)
@@ -482,6 +494,36 @@ def _states(dt: Tensor, du: Tensor, A: Tensor, Bb: Tensor, ws: _Workspace) -> Te
     h = torch.mul(du[..., None], Bb, out=ws.get("h", shape))
     _scan_forward_(a, h, dt, A, ws.get("work", shape).view(-1))
     return h
+
+
+# --------------------------------------------------------------------------------------------- native (C)
+class NativeScan(torch.autograd.Function):
+    """The CPU path when graphlab's native library builds (:mod:`graphlab.ops._native_scan`): a sequential scan
+    per (batch, channel) pair in C, on pthreads; same contract as :class:`ChunkedScan` (no padding to a chunk).
+    The forward keeps the state entering every ``K`` positions; the backward recomputes each chunk's states from
+    it and runs the adjoint backwards."""
+
+    @staticmethod
+    def forward(ctx: Any, u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor]:
+        Bk, b_groups = _native_scan.kernel_layout(B)
+        Ck, c_groups = _native_scan.kernel_layout(C)
+        wants_grad = any(ctx.needs_input_grad[:5])
+        y, last, ckpt = _native_scan.scan_forward(u, dt.contiguous(), A, Bk, Ck, b_groups, c_groups, wants_grad)
+        if wants_grad:
+            ctx.groups = (b_groups, c_groups)
+            ctx.shapes = (B.shape, C.shape)
+            ctx.save_for_backward(u, dt, A, Bk, Ck, ckpt)
+        return y, last
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_y: Tensor, grad_last: Tensor) -> tuple[Tensor | None, ...]:
+        u, dt, A, Bk, Ck, ckpt = ctx.saved_tensors
+        B, C = ctx.shapes
+        gy = torch.zeros_like(u) if grad_y is None else grad_y.to(u.dtype)
+        gl = u.new_zeros((u.shape[0], u.shape[1], A.shape[1])) if grad_last is None else grad_last.to(u.dtype)
+        du, ddt, dA, dBk, dCk = _native_scan.scan_backward(u, dt, A, Bk, Ck, *ctx.groups, ckpt, gy, gl)
+        return du, ddt, dA, _native_scan.input_layout(dBk, B), _native_scan.input_layout(dCk, C)
 
 
 # --------------------------------------------------------------------------------------------- Triton

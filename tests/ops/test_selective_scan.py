@@ -10,13 +10,23 @@ import pytest
 import torch
 
 from graphlab import ops
-from graphlab.ops import reference
+from graphlab.ops import _native_scan, reference
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 scan_module = importlib.import_module("graphlab.ops.selective_scan")  # the package exports the function
 
-PATHS = ["cpu", pytest.param("triton", marks=pytest.mark.triton)]
+# "cpu-native": the C kernel (graphlab/ops/_native_scan.py); "cpu-torch": the chunked torch scan (its fallback).
+CPU_PATHS = ["cpu-native", "cpu-torch"]
+PATHS = [*CPU_PATHS, pytest.param("triton", marks=pytest.mark.triton)]
+IMPL = {"cpu-native": "native", "cpu-torch": "torch"}
+
+
+def assert_ran(path: str) -> None:
+    """The op recorded the CPU path and, for "cpu-native"/"cpu-torch", the implementation that ran."""
+    if path in IMPL:
+        assert ops.last_path("selective_scan") == "cpu"
+        assert ops.last_path(scan_module.IMPL_LOG) == IMPL[path]
 PARAM_KINDS = {"const": 2, "shared": 3, "grouped": 4}
 
 
@@ -49,7 +59,7 @@ def leaves(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone().requires_grad_() for k, v in inputs.items()}
 
 
-def run_both(path_env, inputs, keys, softplus, lengths=None, chunk_size=None):
+def run_both(path_env, path, inputs, keys, softplus, lengths=None, chunk_size=None):
     """Output, last state and gradients of the reference and of ``path`` (same random cotangents)."""
     results = []
     for which in ("reference", "fast"):
@@ -60,10 +70,11 @@ def run_both(path_env, inputs, keys, softplus, lengths=None, chunk_size=None):
             out, last = reference.selective_scan(*args, **kwargs, delta_softplus=softplus, return_last_state=True,
                                                  lengths=lengths)
         else:
-            with path_env as expected:
+            with path_env(path) as expected:
                 out, last = ops.selective_scan(*args, **kwargs, delta_softplus=softplus, return_last_state=True,
                                                lengths=lengths, chunk_size=chunk_size)
                 assert ops.last_path("selective_scan") == expected
+                assert_ran(path)
         gen = torch.Generator().manual_seed(1)
         g_out = torch.randn(out.shape, generator=gen, dtype=out.dtype)
         g_last = torch.randn(last.shape, generator=gen, dtype=last.dtype)
@@ -90,43 +101,49 @@ OPTIONAL_SETS = [(), ("D",), ("z",), ("delta_bias",), ("D", "z", "delta_bias")]
 def test_matches_reference_for_every_b_c_layout(path, path_env, b_kind, c_kind):
     inputs = make_inputs(b_kind=b_kind, c_kind=c_kind, groups=3)
     lengths = torch.tensor([11, 6])
-    assert_match(run_both(path_env(path), inputs, ("D", "z", "delta_bias"), True, lengths=lengths, chunk_size=4))
+    assert_match(run_both(path_env, path, inputs, ("D", "z", "delta_bias"), True, lengths=lengths, chunk_size=4))
 
 
 # D, z, delta_bias, softplus and the lengths are applied in torch around the kernels, the same code for every path:
 # the CPU path covers them; the Triton kernel sees every B/C layout above (the interpreter is slow).
-@pytest.mark.parametrize("path", ["cpu"])
+@pytest.mark.parametrize("path", CPU_PATHS)
 @pytest.mark.parametrize("keys", OPTIONAL_SETS, ids=lambda k: "+".join(k) or "none")
 @pytest.mark.parametrize("softplus", [False, True])
 @pytest.mark.parametrize("with_lengths", [False, True])
 def test_matches_reference_for_every_option(path, path_env, keys, softplus, with_lengths):
     inputs = make_inputs(b_kind="grouped", c_kind="shared")
     lengths = torch.tensor([3, 11]) if with_lengths else None
-    assert_match(run_both(path_env(path), inputs, keys, softplus, lengths=lengths, chunk_size=5))
+    assert_match(run_both(path_env, path, inputs, keys, softplus, lengths=lengths, chunk_size=5))
 
 
+@pytest.mark.parametrize("path", CPU_PATHS)
 @pytest.mark.parametrize("chunk_size", [1, 2, 4, 5, 16, 23, 64])
-def test_chunk_sizes_that_do_and_do_not_divide_l(path_env, chunk_size):
+def test_chunk_sizes_that_do_and_do_not_divide_l(path, path_env, chunk_size, monkeypatch):
+    """The torch path's chunk (``chunk_size``) and the native path's checkpoint interval ``K``."""
     inputs = make_inputs(length=23, channels=4)  # 23 is prime: only 1 and 23 divide it; 64 > L
-    assert_match(run_both(path_env("cpu"), inputs, ("D", "z"), True, lengths=torch.tensor([23, 17]),
+    monkeypatch.setattr(_native_scan, "_CHUNK_VALUES", chunk_size * 3)  # K = chunk_size at N = 3
+    assert _native_scan.checkpoint_every(3) == chunk_size
+    assert_match(run_both(path_env, path, inputs, ("D", "z"), True, lengths=torch.tensor([23, 17]),
                           chunk_size=chunk_size))
 
 
 def test_default_chunk_with_many_chunks_and_channel_blocks(path_env, monkeypatch):
     monkeypatch.setattr(scan_module, "BLOCK_ELEMENTS", 2 * 100 * 3)  # one channel per block
     inputs = make_inputs(length=100, channels=4, b_kind="grouped", c_kind="const", groups=2)
-    assert_match(run_both(path_env("cpu"), inputs, ("D", "delta_bias"), True, lengths=torch.tensor([100, 57])))
+    assert_match(run_both(path_env, "cpu-torch", inputs, ("D", "delta_bias"), True, lengths=torch.tensor([100, 57])))
 
 
-def test_gradcheck_cpu_every_argument():
+@pytest.mark.parametrize("path", CPU_PATHS)
+def test_gradcheck_cpu_every_argument(path, path_env):
     x = leaves(make_inputs(batch=2, channels=4, length=7, state=2, b_kind="grouped", c_kind="shared"))
     lengths = torch.tensor([7, 4])
 
     def fn(u, delta, A, B, C, D, z, delta_bias):
         return ops.selective_scan(u, delta, A, B, C, D, z, delta_bias, True, True, lengths=lengths, chunk_size=3)
 
-    with ops.set_backend("cpu"):
+    with path_env(path):
         assert torch.autograd.gradcheck(fn, tuple(x.values()), eps=1e-6, atol=1e-7)
+        assert_ran(path)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -141,10 +158,11 @@ def test_gradcheck_scan_inputs(path, path_env, b_kind):
 
     with path_env(path):
         assert torch.autograd.gradcheck(fn, tuple(x.values()), eps=1e-6, atol=1e-7)
+        assert_ran(path)
 
 
 # ---------------------------------------------------------------------------------------------- semantics
-def test_reference_is_the_recurrence_by_hand():
+def test_reference_is_the_recurrence_by_hand(path_env):
     """One channel, one state, constant B and C: h_t = exp(d A) h_{t-1} + d u_t, y_t = h_t + D u_t."""
     u = torch.tensor([[[1.0, 2.0, -1.0]]], dtype=torch.float64)
     delta = torch.full_like(u, 0.5)
@@ -155,9 +173,10 @@ def test_reference_is_the_recurrence_by_hand():
     h2 = decay * h1 + 1.0
     h3 = decay * h2 - 0.5
     expected = torch.tensor([[[h1, h2, h3]]], dtype=torch.float64) + 3.0 * u
-    for path in ("reference", "cpu"):
-        with ops.set_backend(path):
+    for path in ("reference", *CPU_PATHS):
+        with path_env(path):
             out = ops.selective_scan(u, delta, A, one, one, D=torch.tensor([3.0], dtype=torch.float64))
+            assert_ran(path)
         torch.testing.assert_close(out, expected)
 
 
@@ -175,6 +194,7 @@ def test_causality(path, path_env):
             changed[key] = inputs[key].clone()
             changed[key][..., t] += 5.0
         out2 = ops.selective_scan(**changed, delta_softplus=True, chunk_size=4)
+        assert_ran(path)
     assert torch.equal(out[:, :, :t], out2[:, :, :t])
     assert not torch.allclose(out[:, :, t:], out2[:, :, t:])
 
@@ -192,17 +212,19 @@ def test_variable_length_batch_equals_per_sequence_runs(path, path_env):
             out_b, last_b = ops.selective_scan(**one, delta_softplus=True, return_last_state=True, chunk_size=4)
             torch.testing.assert_close(out[b:b + 1, :, :n], out_b)
             torch.testing.assert_close(last[b:b + 1], last_b)
+        assert_ran(path)
     assert torch.all(out[1, :, 5:] == 0) and torch.all(out[2] == 0)
     for key in ("u", "delta", "z"):  # padding gets no gradient
         assert torch.all(inputs[key].grad[1, :, 5:] == 0) and torch.all(inputs[key].grad[2] == 0)
     assert torch.all(inputs["B"].grad[1, ..., 5:] == 0) and torch.all(inputs["C"].grad[2] == 0)
 
 
-def test_mask_equals_lengths_and_skips_invalid_positions():
+@pytest.mark.parametrize("path", CPU_PATHS)
+def test_mask_equals_lengths_and_skips_invalid_positions(path, path_env):
     inputs = make_inputs(batch=2, length=10)
     lengths = torch.tensor([10, 4])
     mask = torch.arange(10)[None, :] < lengths[:, None]
-    with ops.set_backend("cpu"):
+    with path_env(path):
         by_len = ops.selective_scan(**inputs, lengths=lengths)
         by_mask = ops.selective_scan(**inputs, mask=mask)
         holes = mask.clone()
@@ -214,10 +236,11 @@ def test_mask_equals_lengths_and_skips_invalid_positions():
     assert torch.all(with_hole[0, :, 3] == 0)
 
 
+@pytest.mark.parametrize("path", CPU_PATHS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_low_precision_inputs_run_in_float32(dtype):
+def test_low_precision_inputs_run_in_float32(path, path_env, dtype):
     inputs = {k: v.to(dtype) for k, v in make_inputs(length=40).items()}
-    with ops.set_backend("cpu"):
+    with path_env(path):
         out, last = ops.selective_scan(**inputs, delta_softplus=True, return_last_state=True)
     assert out.dtype == dtype and last.dtype == torch.float32
     expected = reference.selective_scan(**{k: v.double() for k, v in inputs.items()}, delta_softplus=True)
@@ -225,15 +248,17 @@ def test_low_precision_inputs_run_in_float32(dtype):
     torch.testing.assert_close(out.double(), expected, atol=tol, rtol=tol)
 
 
-def test_empty_sequence():
+@pytest.mark.parametrize("path", CPU_PATHS)
+def test_empty_sequence(path, path_env):
     inputs = make_inputs(length=0)
-    with ops.set_backend("cpu"):
+    with path_env(path):
         out, last = ops.selective_scan(**inputs, return_last_state=True)
     assert out.shape == (2, 6, 0) and torch.all(last == 0)
 
 
+@pytest.mark.parametrize("path", CPU_PATHS)
 @pytest.mark.parametrize("regime", ["strongly_decaying", "tiny_delta"])
-def test_long_sequence_stays_finite_and_accurate(regime):
+def test_long_sequence_stays_finite_and_accurate(path, path_env, regime):
     """L = 4096 in float32: Delta*A down to -800 per step (a cumulative sum of it would reach -3e6) and Delta = 1e-6
     (states that barely move); the values and the gradients match the float64 reference."""
     length = 4096
@@ -244,9 +269,10 @@ def test_long_sequence_stays_finite_and_accurate(regime):
     else:
         inputs["delta"] = torch.full((1, 2, length), 1e-6)
     x = leaves({k: inputs[k] for k in ("u", "delta", "A", "B", "C")})
-    with ops.set_backend("cpu"):
+    with path_env(path):
         out, last = ops.selective_scan(**x, return_last_state=True)
-    (out.sum() + last.sum()).backward()
+        (out.sum() + last.sum()).backward()
+        assert_ran(path)
     x64 = leaves({k: v.double() for k, v in x.items()})
     out64, last64 = reference.selective_scan(**x64, return_last_state=True)
     (out64.sum() + last64.sum()).backward()
@@ -265,6 +291,7 @@ def test_the_forced_reference_path_is_recorded():
     assert ops.last_path("selective_scan") == "reference"
     ops.selective_scan(**inputs)  # auto on CPU tensors
     assert ops.last_path("selective_scan") == "cpu"
+    assert ops.last_path(scan_module.IMPL_LOG) == ("native" if _native_scan.available() else "torch")
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -300,3 +327,37 @@ def test_bad_input_is_named(change, error, match):
     inputs.update(change)
     with pytest.raises(error, match=match):
         ops.selective_scan(**inputs)
+
+
+# ---------------------------------------------------------------------------------------------- native kernel
+@pytest.mark.parametrize("b_kind,c_kind", [("const", "grouped"), ("shared", "const"), ("grouped", "shared")])
+def test_native_threads_match_one_thread(path_env, b_kind, c_kind, monkeypatch):
+    """Several pthreads (per-thread partial gradients of A, B, C, summed afterwards) give the one-thread result."""
+    monkeypatch.setattr(_native_scan, "_PARALLEL_MIN_WORK", 0)
+    inputs = make_inputs(batch=3, channels=6, length=29, state=5, b_kind=b_kind, c_kind=c_kind, groups=3)
+    results = []
+    for threads in (1, 3):
+        torch.set_num_threads(threads)
+        try:
+            results.append(run_both(path_env, "cpu-native", inputs, ("D",), True, lengths=torch.tensor([29, 8, 20]))[1])
+        finally:
+            torch.set_num_threads(1)
+    (out1, last1, grads1), (out3, last3, grads3) = results
+    torch.testing.assert_close(out3, out1, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(last3, last1, atol=1e-12, rtol=1e-12)
+    for name in grads1:
+        torch.testing.assert_close(grads3[name], grads1[name], atol=1e-12, rtol=1e-12, msg=name)
+
+
+def test_native_boundary_names_the_bad_argument():
+    if not _native_scan.available():
+        pytest.skip("native kernels unavailable")
+    u = torch.randn(1, 2, 5)
+    A = -torch.rand(2, 3)
+    B = torch.randn(1, 1, 5, 3)
+    with pytest.raises(TypeError, match="argument dt has dtype torch.float64"):
+        _native_scan.scan_forward(u, u.double(), A, B, B, 1, 1, False)
+    with pytest.raises(ValueError, match=r"argument C has shape \(1, 1, 4, 3\)"):
+        _native_scan.scan_forward(u, u, A, B, B[:, :, :4], 1, 1, False)
+    with pytest.raises(ValueError, match="3 groups, which must divide D = 2"):
+        _native_scan.scan_forward(u, u, A, B, B, 3, 1, False)
