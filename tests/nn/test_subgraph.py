@@ -27,7 +27,7 @@ TOL = {torch.float64: dict(atol=1e-10, rtol=1e-9), torch.float32: dict(atol=1e-5
 
 def random_graph(n: int, p: float, seed: int) -> Data:
     g = nx.gnp_random_graph(n, p, seed=seed)
-    ei = torch.tensor(list(g.edges), dtype=torch.long).T.reshape(2, -1)
+    ei = torch.tensor(list(g.edges), dtype=torch.long).reshape(-1, 2).T
     return Data(edge_index=to_undirected(ei, num_nodes=n), num_nodes=n)
 
 
@@ -173,3 +173,171 @@ def test_bad_input() -> None:
         pair_index_from_batch(cross, batch.ptr)
     with pytest.raises(ValueError, match="edge_index"):
         pair_index_from_batch(torch.tensor([[0], [99]]), batch.ptr)
+
+
+# ------------------------------------------------------------------------------------------------------ layers
+
+
+def dense_graphs(batch: Batch, h: Tensor, edge_attr: Tensor | None):
+    """Per graph: (dense h [n, n, F], adjacency, dense edge vectors or None, mask or None, row slice)."""
+    off = 0
+    for g in range(batch.num_graphs):
+        data = batch.get_example(g)
+        n = data.num_nodes
+        adj = torch.zeros(n, n, dtype=h.dtype)
+        adj[data.edge_index[1], data.edge_index[0]] = 1.0
+        e_dense = None
+        if edge_attr is not None:
+            first = int(batch.ptr[g])
+            sel = (batch.edge_index[1] >= first) & (batch.edge_index[1] < first + n)
+            e_dense = h.new_zeros(n, n, edge_attr.size(1))
+            e_dense[data.edge_index[1], data.edge_index[0]] = edge_attr[sel]
+        mask = data.pair_mask.view(n, n) if "pair_mask" in data else None
+        yield h[off:off + n * n].view(n, n, -1), adj, e_dense, mask, slice(off, off + n * n)
+        off += n * n
+
+
+def sswl_dense(conv: SSWLPlusConv, batch: Batch, h: Tensor, edge_attr: Tensor | None) -> Tensor:
+    r"""ReLU(BN(Σ_a MLP_a((1+ε_a) h + AGG_a(h)))) with dense atoms, graph by graph (eval-mode BN)."""
+    outs = []
+    for hg, adj, e_dense, mask, _ in dense_graphs(batch, h, edge_attr):
+        n = hg.size(0)
+        total = 0
+        for i, a in enumerate(conv.atoms):
+            e = None if e_dense is None or a not in ("uL", "vL") else conv.edge_lins[a](e_dense)
+            agg = pair_atom_dense(hg, adj, a, mask, e).reshape(n * n, -1)
+            total = total + conv.mlps[a]((1 + conv.eps[i]) * hg.reshape(n * n, -1) + agg)
+        outs.append(torch.relu(conv.norm(total)))
+    return torch.cat(outs)
+
+
+def dss_dense(conv: DSSConv, batch: Batch, h: Tensor, edge_attr: Tensor | None) -> Tensor:
+    """DSS-GNN from its equation, graph by graph: GIN in every subgraph + GIN of the node means on the graph."""
+    outs = []
+    for hg, adj, e_dense, mask, _ in dense_graphs(batch, h, edge_attr):
+        n = hg.size(0)
+        e_sub = None if e_dense is None else conv.edge_sub(e_dense)
+        sub = conv.mlp_sub((1 + conv.eps[0]) * hg.reshape(n * n, -1)
+                           + pair_atom_dense(hg, adj, "uL", mask, e_sub).reshape(n * n, -1))
+        mean = hg.mean(0)  # [n, F]: mean over the subgraphs u of h(u, v)
+        agg = adj @ mean
+        if e_dense is not None:
+            agg = agg + (adj[:, :, None] * conv.edge_graph(e_dense)).sum(1)
+        graph = conv.mlp_graph((1 + conv.eps[1]) * mean + agg)
+        out = conv.norm_sub(sub).view(n, n, -1) + conv.norm_graph(graph)[None, :, :]
+        outs.append(torch.relu(out).reshape(n * n, -1))
+    return torch.cat(outs)
+
+
+def randomise(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Random parameters and BN statistics (so eval-mode BN and ε are not identities), float64, eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    module = module.double().eval()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.5)
+        for name, b in module.named_buffers():
+            if name.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=gen, dtype=b.dtype) + 0.5)
+            elif name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=gen, dtype=b.dtype))
+    return module
+
+
+LAYERS = [
+    ("sswl+", lambda e: SSWLPlusConv(3, 4, ("uL", "vL", "vv"), edge_dim=e), sswl_dense),
+    ("sswl", lambda e: SSWLPlusConv(3, 4, ("uL", "vL"), edge_dim=e), sswl_dense),
+    ("all-atoms", lambda e: SSWLPlusConv(3, 4, ("vu", "uu", "vv", "uL", "vL", "uG", "vG"), edge_dim=e), sswl_dense),
+    ("ds", lambda e: DSConv(3, 4, edge_dim=e), sswl_dense),
+    ("dss", lambda e: DSSConv(3, 4, edge_dim=e), dss_dense),
+]
+
+
+@pytest.mark.parametrize("with_edges", [False, True])
+@pytest.mark.parametrize("policy", ["ego", "node_deletion", "node_marking"])
+@pytest.mark.parametrize("name,build,dense", LAYERS, ids=[x[0] for x in LAYERS])
+def test_layer_matches_dense_reference(name: str, build, dense, policy: str, with_edges: bool) -> None:
+    batch = make_batch(policy)
+    index = pair_index_from_batch(batch.edge_index, batch.ptr, batch.get("pair_mask"))
+    conv = randomise(build(2 if with_edges else None), 0)
+    gen = torch.Generator().manual_seed(1)
+    h = torch.randn(index.num_pairs, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    e = torch.randn(batch.edge_index.size(1), 2, generator=gen, dtype=torch.float64) if with_edges else None
+    out, want = conv(h, index, e), dense(conv, batch, h, e)
+    torch.testing.assert_close(out, want, **TOL[torch.float64])
+    g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    params = [h, *conv.parameters()]
+    for a, b in zip(torch.autograd.grad((out * g).sum(), params, allow_unused=True),
+                    torch.autograd.grad((want * g).sum(), params, allow_unused=True)):
+        if a is None or b is None:
+            assert a is None and b is None or (a if a is not None else b).abs().max() == 0
+        else:
+            torch.testing.assert_close(a, b, **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("name,build,dense", LAYERS, ids=[x[0] for x in LAYERS])
+def test_layer_gradcheck(name: str, build, dense) -> None:
+    batch = make_batch("ego", graph_list=[random_graph(3, 0.9, 4), random_graph(2, 1.0, 5)])
+    index = pair_index_from_batch(batch.edge_index, batch.ptr, batch.pair_mask)
+    conv = randomise(build(2), 2)
+    h = torch.randn(index.num_pairs, 3, dtype=torch.float64, requires_grad=True)
+    e = torch.randn(batch.edge_index.size(1), 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda h, e: conv(h, index, e), (h, e))
+
+
+class TinySubgraphGNN(torch.nn.Module):
+    """h0(u, v) = x_v W + DistEmb(d(u, v)); layers; readout over v then u."""
+
+    def __init__(self, build, num_layers: int = 2, max_dis: int = 3) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 3)
+        self.dist = torch.nn.Embedding(max_dis + 2, 3)
+        self.layers = torch.nn.ModuleList([build() for _ in range(num_layers)])
+
+    def forward(self, batch: Batch) -> Tensor:
+        index = pair_index_from_batch(batch.edge_index, batch.ptr, batch.get("pair_mask"))
+        h = self.lin(batch.x)[index.node] + self.dist(batch.pair_dis)
+        for layer in self.layers:
+            h = layer(h, index, batch.edge_attr)
+        return subgraph_readout(h, index)
+
+
+@pytest.mark.parametrize("policy", ["ego", "node_deletion", "node_marking"])
+@pytest.mark.parametrize("name,build", [("sswl+", lambda: SSWLPlusConv(3, 3, edge_dim=2)),
+                                        ("ds", lambda: DSConv(3, 3, edge_dim=2)),
+                                        ("dss", lambda: DSSConv(3, 3, edge_dim=2))])
+def test_readout_is_invariant_under_node_relabelling(name: str, build, policy: str) -> None:
+    torch.manual_seed(0)
+    model = randomise(TinySubgraphGNN(build), 3)
+    t = SubgraphPairs(max_dis=3, policy=policy, num_hops=1)
+    data_list, relabelled = [], []
+    for i, n in enumerate((7, 5, 1)):
+        d = random_graph(n, 0.5, 10 + i)
+        d.x = torch.randn(n, 2, dtype=torch.float64)
+        d.edge_attr = torch.randn(d.edge_index.size(1), 2, dtype=torch.float64)
+        perm = torch.randperm(n)
+        x = torch.empty_like(d.x)
+        x[perm] = d.x
+        data_list.append(t(d.clone()))
+        relabelled.append(t(Data(x=x, edge_index=perm[d.edge_index], edge_attr=d.edge_attr, num_nodes=n)))
+    out = model(Batch.from_data_list(data_list))
+    out_p = model(Batch.from_data_list(relabelled))
+    assert out.shape == (3, 3)
+    torch.testing.assert_close(out, out_p)
+    model.train()  # train-mode BN: still invariant, and the batch equals the graphs run ... as one batch
+    torch.testing.assert_close(model(Batch.from_data_list(data_list)), model(Batch.from_data_list(relabelled)))
+
+
+def test_layer_bad_input() -> None:
+    with pytest.raises(ValueError, match="atoms must be distinct names from vu, uu"):
+        SSWLPlusConv(3, 3, atoms=("uL", "uw"))
+    with pytest.raises(ValueError, match="atoms must be distinct"):
+        SSWLPlusConv(3, 3, atoms=())
+    batch = make_batch("ego")
+    index = pair_index_from_batch(batch.edge_index, batch.ptr, batch.pair_mask)
+    h = torch.zeros(index.num_pairs, 3)
+    for conv in (SSWLPlusConv(3, 3, edge_dim=2), DSSConv(3, 3, edge_dim=2)):
+        with pytest.raises(ValueError, match="built with edge_dim=2; pass edge_attr"):
+            conv(h, index)
+    assert repr(SSWLPlusConv(3, 4, ("uL", "vL"))) == "SSWLPlusConv(3, 4, atoms=('uL', 'vL'), edge_dim=None)"
+    assert repr(DSSConv(3, 4)) == "DSSConv(3, 4, edge_dim=None)"

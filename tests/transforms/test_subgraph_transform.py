@@ -13,7 +13,7 @@ from graphlab.transforms import SubgraphPairs
 
 def random_graph(n: int, p: float, seed: int) -> Data:
     g = nx.gnp_random_graph(n, p, seed=seed)
-    ei = torch.tensor(list(g.edges), dtype=torch.long).T.reshape(2, -1)
+    ei = torch.tensor(list(g.edges), dtype=torch.long).reshape(-1, 2).T
     return Data(edge_index=to_undirected(ei, num_nodes=n), num_nodes=n)
 
 
