@@ -22,12 +22,21 @@ Readout (:func:`subgraph_readout`): pool over :math:`v` inside each subgraph, th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from graphlab.ops import PairIndex, column_sum, gather_reduce, pair_atom, pair_index, pool_pairs, to_csr
+from graphlab.ops import (
+    PairIndex,
+    column_sum,
+    edge_deleted_index,
+    gather_reduce,
+    pair_atom,
+    pair_index,
+    pool_pairs,
+    to_csr,
+)
 
 ATOMS = ("uv", "vu", "uu", "vv", "uL", "vL", "uG", "vG")  # graphlab.ops.pair_atom's names
 
@@ -35,14 +44,34 @@ LOCAL_ATOMS = ("uL", "vL")
 
 
 def pair_index_from_batch(
-    edge_index: Tensor, ptr: Tensor, pair_mask: Tensor | None = None, *, validate: bool = True
+    edge_index: Tensor,
+    ptr: Tensor,
+    pair_mask: Tensor | None = None,
+    deleted_edge_index: Tensor | None = None,
+    *,
+    validate: bool = True,
 ) -> PairIndex:
     """The :class:`~graphlab.ops.pairs.PairIndex` of a batch: ``edge_index`` [2, E] (sources, targets) and
     ``ptr`` [B+1] of a PyG ``Batch`` (``Batch.ptr``), ``pair_mask`` from :class:`~graphlab.transforms.SubgraphPairs`
-    (``batch.pair_mask`` for the ego and deletion policies)."""
+    (``batch.pair_mask`` for the ego and node-deletion policies), or ``deleted_edge_index`` for edge deletion (one
+    subgraph per edge, :func:`graphlab.ops.edge_deleted_index`)."""
+    if pair_mask is not None and deleted_edge_index is not None:
+        raise ValueError("pass pair_mask (node-based policies) or deleted_edge_index (edge deletion), not both")
     num_nodes = int(ptr[-1])
     csr = to_csr(edge_index, num_nodes, validate=validate)
+    if deleted_edge_index is not None:
+        return edge_deleted_index(ptr, csr.rowptr, csr.col, csr.perm, deleted_edge_index, validate=validate)
     return pair_index(ptr, csr.rowptr, csr.col, csr.perm, pair_mask, validate=validate)
+
+
+def batch_pair_index(batch: Any, *, validate: bool = True) -> PairIndex:
+    """:func:`pair_index_from_batch` of a PyG ``Batch`` preprocessed by :class:`~graphlab.transforms.SubgraphPairs`
+    (reads ``edge_index``, ``ptr`` and ``pair_mask`` / ``deleted_edge_index`` when present)."""
+    ptr = getattr(batch, "ptr", None)
+    if ptr is None:
+        ptr = torch.tensor([0, int(batch.num_nodes)], device=batch.edge_index.device)
+    return pair_index_from_batch(batch.edge_index, ptr, getattr(batch, "pair_mask", None),
+                                 getattr(batch, "deleted_edge_index", None), validate=validate)
 
 
 def subgraph_readout(h: Tensor, index: PairIndex, reduce: Literal["sum", "mean"] = "mean") -> Tensor:
@@ -150,9 +179,9 @@ class DSSConv(nn.Module):
     .. math::
         h(u, v) \leftarrow \mathrm{ReLU}\Big(\mathrm{BN}_1\big(\mathrm{GIN}_1(h(u, \cdot), E_u)(v)\big) +
         \mathrm{BN}_2\big(\mathrm{GIN}_2(\bar h, E)(v)\big)\Big), \qquad
-        \bar h(v) = \frac{1}{n} \sum_{u'} h(u', v)
+        \bar h(v) = \frac{1}{|S|} \sum_{u'} h(u', v)
 
-    with :math:`\mathrm{GIN}(x, E)(v) = \mathrm{MLP}((1+\epsilon) x(v) + \sum_{w \in N_E(v)} x(w))`; the first
+    (the mean over the :math:`|S|` subgraphs: :math:`n` for node-based policies, :math:`m` for edge deletion), with :math:`\mathrm{GIN}(x, E)(v) = \mathrm{MLP}((1+\epsilon) x(v) + \sum_{w \in N_E(v)} x(w))`; the first
     acts on the pair rows with the uL atom (edges :math:`E_u` of subgraph :math:`u`), the second on the
     ``[N, F]`` node means with the graph's CSR, broadcast back to every subgraph.
 
@@ -187,8 +216,8 @@ class DSSConv(nn.Module):
             raise ValueError(f"DSSConv was built with edge_dim={self.edge_dim}; pass edge_attr")
         e_sub = None if self.edge_sub is None else self.edge_sub(edge_attr)
         sub = self.mlp_sub((1 + self.eps[0]) * h + pair_atom(h, index, "uL", e_sub))
-        n_of_node = torch.repeat_interleave(index.num_nodes, index.num_nodes).to(h.dtype)
-        mean = column_sum(h, index) / n_of_node[:, None]  # \bar h(v), [N, F]
+        subs_of_node = torch.repeat_interleave(index.num_subgraphs, index.num_nodes).to(h.dtype)
+        mean = column_sum(h, index) / subs_of_node[:, None]  # \bar h(v), [N, F]
         agg = gather_reduce(mean, index.rowptr, index.col, "sum", validate=False)
         if self.edge_graph is not None:
             agg = agg + gather_reduce(self.edge_graph(edge_attr).to(h.dtype), index.rowptr, index.edge_id,

@@ -19,6 +19,7 @@ Public API::
     common_neighbors(rowptr, col, src, dst, x=None, *, max_neighbors=None, generator=None) -> [B, F] or [B]
     pair_index(node_ptr, rowptr, col, perm=None, pair_mask=None) -> PairIndex   # subgraph GNN pair rows (Σ n_g²)
     pair_atom(h, index, "uv"|"vu"|"uu"|"vv"|"uL"|"vL"|"uG"|"vG", edge_attr=None) -> [R, F]
+    edge_deleted_index(node_ptr, rowptr, col, perm, deleted_edge_index) -> PairIndex  # one subgraph per edge
     column_sum(h, index) -> [N, F];  pool_pairs(h, index, reduce) -> ([N, F], [B, F])
     selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, *, lengths=None, mask=None, chunk_size=None) -> [B, D, L]  # Mamba S6
@@ -47,7 +48,15 @@ from graphlab.ops.csr import (
 )
 from graphlab.ops.gather_reduce import gather_reduce
 from graphlab.ops.common_neighbors import PairSets, common_neighbors, neighbor_sets, sorted_csr
-from graphlab.ops.pairs import PairCSR, PairIndex, column_sum, pair_atom, pair_index, pool_pairs
+from graphlab.ops.pairs import (
+    PairCSR,
+    PairIndex,
+    column_sum,
+    edge_deleted_index,
+    pair_atom,
+    pair_index,
+    pool_pairs,
+)
 from graphlab.ops.segment import segment_reduce, segment_softmax
 from graphlab.ops.selective_scan import selective_scan
 from graphlab.ops.sheaf import BlockIndex, block_spmm
@@ -66,6 +75,7 @@ __all__ = [
     "column_sum",
     "common_neighbors",
     "csr_transpose",
+    "edge_deleted_index",
     "block_spmm",
     "gather_reduce",
     "get_backend",

@@ -52,6 +52,7 @@ from graphlab.ops.segment import segment_reduce
 
 Atom = Literal["uv", "vu", "uu", "vv", "uL", "vL", "uG", "vG"]
 ATOMS: tuple[str, ...] = ("uv", "vu", "uu", "vv", "uL", "vL", "uG", "vG")
+ROOTED_ATOMS: tuple[str, ...] = ("vu", "uu", "vv", "vL")
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,13 @@ class PairIndex:
     * ``root_ptr`` [N+1]: the rows of root :math:`u` are ``root_ptr[u] : root_ptr[u+1]``;
     * ``uL``, ``vL``: :class:`PairCSR` of the local atoms (restricted by ``pair_mask`` when given);
     * ``rowptr``, ``col``, ``edge_id``: the node-level CSR of the batch (rows = targets) and the original edge id
-      of each entry, for layers that also pass messages on the original graph (DSS-GNN).
+      of each entry, for layers that also pass messages on the original graph (DSS-GNN);
+    * ``subgraph_ptr`` [B+1]: subgraph offsets per graph (``node_ptr`` here); ``by_node`` [R], ``by_node_ptr``
+      [N+1]: the rows sorted by node :math:`v` and their segments (``transpose`` and ``root_ptr`` here).
+
+    :func:`edge_deleted_index` builds the same structure with one subgraph per edge instead of per node
+    (``R = Σ m_g n_g``); then ``transpose``, ``root_diag``, ``node_diag`` and ``vL`` are ``None`` and the atoms that
+    need a root node (``vu, uu, vv, vL``) raise.
     """
 
     num_nodes: Tensor
@@ -85,16 +92,29 @@ class PairIndex:
     pair_ptr: Tensor
     root: Tensor
     node: Tensor
-    transpose: Tensor
-    root_diag: Tensor
-    node_diag: Tensor
+    transpose: Tensor | None
+    root_diag: Tensor | None
+    node_diag: Tensor | None
     root_ptr: Tensor
     uL: PairCSR
-    vL: PairCSR
+    vL: PairCSR | None
     pair_mask: Tensor | None
     rowptr: Tensor
     col: Tensor
     edge_id: Tensor
+    subgraph_ptr: Tensor
+    by_node: Tensor
+    by_node_ptr: Tensor
+
+    @property
+    def node_rooted(self) -> bool:
+        """One subgraph per node (every atom defined); False for edge-deleted subgraphs."""
+        return self.transpose is not None
+
+    @property
+    def num_subgraphs(self) -> Tensor:
+        """``[B]`` subgraphs per graph (:math:`n_g` for node-based policies)."""
+        return self.subgraph_ptr[1:] - self.subgraph_ptr[:-1]
 
     @property
     def num_pairs(self) -> int:
@@ -130,10 +150,12 @@ def _check_pair_inputs(node_ptr: Tensor, rowptr: Tensor, col: Tensor, perm: Tens
 
 
 def _local_csr(entry_row: Tensor, entry_col: Tensor, edge_id: Tensor, num_pairs: int,
-               pair_mask: Tensor | None) -> PairCSR:
-    """Sort the entries by target row (stable), drop those with a pair outside the mask, build the CSR."""
+               pair_mask: Tensor | None, keep: Tensor | None = None) -> PairCSR:
+    """Sort the entries by target row (stable), drop those with a pair outside the mask (or not in ``keep``),
+    build the CSR."""
     if pair_mask is not None:
         keep = pair_mask[entry_row] & pair_mask[entry_col]
+    if keep is not None:
         entry_row, entry_col, edge_id = entry_row[keep], entry_col[keep], edge_id[keep]
     order = torch.sort(entry_row, stable=True).indices
     entry_row, entry_col, edge_id = entry_row[order], entry_col[order], edge_id[order]
@@ -186,15 +208,9 @@ def pair_index(
     node_diag = off_row + v_local * n_row + v_local
 
     edge_id = torch.arange(col.numel(), device=device) if perm is None else perm.long()
-    deg = rowptr[1:] - rowptr[:-1]
 
     def expand(anchor: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One entry per (row r, edge w -> anchor[r]): (r, w, CSR position)."""
-        counts = deg[anchor]
-        entry_row = torch.repeat_interleave(torch.arange(num_pairs, device=device), counts)
-        starts = torch.cumsum(counts, 0) - counts
-        pos = rowptr[anchor[entry_row]] + torch.arange(entry_row.numel(), device=device) - starts[entry_row]
-        return entry_row, col[pos], pos
+        return _expand(rowptr, col, anchor)
 
     # uL: (u, v) <- (u, w) for w -> v; row (u, w) = r - v + w (same graph, same root).
     r_u, w_u, pos_u = expand(node)
@@ -203,7 +219,90 @@ def pair_index(
     r_v, w_v, pos_v = expand(root)
     vL = _local_csr(r_v, r_v + (w_v - root[r_v]) * n_row[r_v], edge_id[pos_v], num_pairs, pair_mask)
     return PairIndex(n, node_ptr, pair_ptr, root, node, transpose, root_diag, node_diag, root_ptr, uL, vL, pair_mask,
-                     rowptr, col, edge_id)
+                     rowptr, col, edge_id, node_ptr, transpose, root_ptr)
+
+
+def _expand(rowptr: Tensor, col: Tensor, anchor: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One entry per (row r, edge w -> anchor[r]): (r, w, CSR position), sorted by r."""
+    device = anchor.device
+    counts = (rowptr[1:] - rowptr[:-1])[anchor]
+    entry_row = torch.repeat_interleave(torch.arange(anchor.numel(), device=device), counts)
+    starts = torch.cumsum(counts, 0) - counts
+    pos = rowptr[anchor[entry_row]] + torch.arange(entry_row.numel(), device=device) - starts[entry_row]
+    return entry_row, col[pos], pos
+
+
+def edge_deleted_index(
+    node_ptr: Tensor,
+    rowptr: Tensor,
+    col: Tensor,
+    perm: Tensor | None,
+    deleted_edge_index: Tensor,
+    *,
+    validate: bool = True,
+) -> PairIndex:
+    r"""The :class:`PairIndex` of the edge-deletion policy (ESAN's ED): one subgraph per undirected edge
+    :math:`\{a_s, b_s\}`, the graph without that edge (both directions), all :math:`n` nodes kept.
+
+    Rows: pair :math:`(s, v)` of graph :math:`g` is :math:`\mathrm{off}_g + s\,n_g + v` with
+    :math:`\mathrm{off}_g = \sum_{g'<g} m_{g'} n_{g'}` (:math:`s` local to the graph). Atoms: ``uv``, ``uL``
+    (inside subgraph :math:`s`), ``uG``, ``vG`` (over the subgraphs).
+
+    Args:
+        node_ptr, rowptr, col, perm: as :func:`pair_index`.
+        deleted_edge_index: ``[2, S]`` batch node numbers of the deleted edge of each subgraph, grouped by graph
+            (``batch.deleted_edge_index`` from :class:`graphlab.transforms.SubgraphPairs` with
+            ``policy="edge_deletion"``; a graph without edges has one subgraph, the graph itself, marked by a
+            self-loop pair that deletes nothing).
+    """
+    if validate:
+        _check_pair_inputs(node_ptr, rowptr, col, perm, None)
+        _check_deleted(node_ptr, deleted_edge_index)
+    device = node_ptr.device
+    node_ptr, rowptr, col = node_ptr.long(), rowptr.long(), col.long()
+    deleted = deleted_edge_index.long().contiguous()
+    n = node_ptr[1:] - node_ptr[:-1]
+    num_graphs, num_nodes = n.numel(), int(node_ptr[-1])
+    graph_of_sub = torch.bucketize(deleted[0].contiguous(), node_ptr[1:].contiguous(), right=True)
+    subs = torch.bincount(graph_of_sub, minlength=num_graphs)
+    subgraph_ptr = torch.zeros_like(node_ptr)
+    torch.cumsum(subs, 0, out=subgraph_ptr[1:])
+    pair_ptr = torch.zeros_like(node_ptr)
+    torch.cumsum(subs * n, 0, out=pair_ptr[1:])
+    num_pairs = int(pair_ptr[-1])
+    n_of_sub = n[graph_of_sub]
+    s_local = torch.arange(graph_of_sub.numel(), device=device) - subgraph_ptr[graph_of_sub]
+    root_start = pair_ptr[graph_of_sub] + s_local * n_of_sub
+    root_ptr = torch.cat([root_start, pair_ptr[-1:]])
+    root = torch.repeat_interleave(torch.arange(s_local.numel(), device=device), n_of_sub, output_size=num_pairs)
+    node = node_ptr[graph_of_sub[root]] + torch.arange(num_pairs, device=device) - root_start[root]
+    by_node = torch.sort(node, stable=True).indices
+    by_node_ptr = rowptr_from_sorted(node[by_node], num_nodes)
+    edge_id = torch.arange(col.numel(), device=device) if perm is None else perm.long()
+    r, w, pos = _expand(rowptr, col, node)
+    v, a, b = node[r], deleted[0, root[r]], deleted[1, root[r]]
+    keep = ~(((w == a) & (v == b)) | ((w == b) & (v == a)))
+    uL = _local_csr(r, r - v + w, edge_id[pos], num_pairs, None, keep)
+    return PairIndex(n, node_ptr, pair_ptr, root, node, None, None, None, root_ptr, uL, None, None,
+                     rowptr, col, edge_id, subgraph_ptr, by_node, by_node_ptr)
+
+
+def _check_deleted(node_ptr: Tensor, deleted: Tensor) -> None:
+    _check_index_tensor("deleted_edge_index", deleted, 2)
+    num_nodes = int(node_ptr[-1])
+    if deleted.size(0) != 2:
+        raise ValueError(f"deleted_edge_index must be [2, S], got {tuple(deleted.shape)}")
+    if deleted.numel() and (int(deleted.min()) < 0 or int(deleted.max()) >= num_nodes):
+        raise ValueError(f"deleted_edge_index points outside the batch's {num_nodes} nodes")
+    graph = torch.bucketize(deleted.long().contiguous(), node_ptr[1:].long().contiguous(), right=True)
+    if bool((graph[0] != graph[1]).any()) or bool((graph[0][1:] < graph[0][:-1]).any()):
+        raise ValueError("deleted_edge_index must list each graph's subgraphs together, in graph order, with both "
+                         "ends in the same graph (as a PyG Batch of SubgraphPairs(policy='edge_deletion') has it)")
+    has_nodes = (node_ptr[1:] > node_ptr[:-1])
+    subs = torch.bincount(graph[0], minlength=has_nodes.numel())
+    if bool((has_nodes & (subs == 0)).any()):
+        raise ValueError("a graph with nodes has no subgraph in deleted_edge_index; apply "
+                         "SubgraphPairs(policy='edge_deletion') to every graph")
 
 
 def _check_h(h: Tensor, index: PairIndex) -> None:
@@ -247,6 +346,9 @@ def pair_atom(h: Tensor, index: PairIndex, atom: Atom, edge_attr: Tensor | None 
     if edge_attr is not None and (edge_attr.dim() != 2 or edge_attr.size(1) != h.size(1)):
         raise ValueError(f"edge_attr must be [E, F] with F = {h.size(1)} (embed the edge features first), "
                          f"got {tuple(edge_attr.shape)}")
+    if atom in ROOTED_ATOMS and not index.node_rooted:
+        raise ValueError(f"atom {atom!r} needs one subgraph per node (a root); edge-deleted subgraphs support "
+                         f"uv, uL, uG, vG")
     if atom == "uv":
         return h
     if atom == "vu":
@@ -266,13 +368,14 @@ def column_sum(h: Tensor, index: PairIndex) -> Tensor:
     r"""``[N, F]``: :math:`\sum_{u} h(u, v)` for every node :math:`v` of the batch (the vG atom before its
     broadcast)."""
     _check_h(h, index)
-    return segment_reduce(h.index_select(0, index.transpose), index.root_ptr, "sum", validate=False)
+    return segment_reduce(h.index_select(0, index.by_node), index.by_node_ptr, "sum", validate=False)
 
 
 def pool_pairs(h: Tensor, index: PairIndex, reduce: Literal["sum", "mean"] = "mean") -> tuple[Tensor, Tensor]:
-    r"""Pool over :math:`v` then over :math:`u`: per-root ``[N, F]`` (:math:`\bigoplus_v h(u, v)`) and per-graph
-    ``[B, F]`` (:math:`\bigoplus_u \bigoplus_v h(u, v)`); ``mean`` divides by :math:`n_g` at each level."""
+    r"""Pool over :math:`v` then over :math:`u`: per-subgraph ``[S, F]`` (:math:`\bigoplus_v h(u, v)`) and
+    per-graph ``[B, F]`` (:math:`\bigoplus_u \bigoplus_v h(u, v)`); ``mean`` divides by :math:`n_g` and by the
+    number of subgraphs."""
     _check_h(h, index)
     per_root = segment_reduce(h, index.root_ptr, reduce, validate=False)
-    per_graph = segment_reduce(per_root, index.node_ptr, reduce, validate=False)
+    per_graph = segment_reduce(per_root, index.subgraph_ptr, reduce, validate=False)
     return per_root, per_graph

@@ -9,6 +9,12 @@ For a graph with :math:`n` nodes it stores flat, row-major pair attributes of le
   ``ego`` (:math:`d(u, v) \le k`), ``ego_plus`` and ``node_deletion`` (:math:`v \ne u`); ``pair_label`` (long, 1 at
   :math:`(u, u)`, else 0) for ``node_marking`` and ``ego_plus`` (the root mark of ESAN's EGO+).
 
+``edge_deletion`` (ESAN's ED) has one subgraph per undirected edge instead of per node: it stores
+``deleted_edge_index`` [2, m] (each undirected edge once, ``src <= dst``; PyG increments it like ``edge_index``),
+and a graph without edges gets the single subgraph "the graph itself", written ``[[0], [0]]`` (a self-loop that is
+not an edge, so nothing is deleted). Its states have :math:`m n` rows (:func:`graphlab.ops.edge_deleted_index`);
+``pair_dis`` is still stored for distance features.
+
 No per-subgraph edge list is stored: the subgraph's edges are those of the graph whose two ends are in the mask
 (ESAN keeps every node in every subgraph), and :mod:`graphlab.ops.pairs` restricts the local atoms with the mask.
 
@@ -32,9 +38,9 @@ from scipy.sparse.csgraph import shortest_path
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
-Policy = Literal["node_marking", "node_deletion", "ego", "ego_plus"]
-POLICIES: tuple[str, ...] = ("node_marking", "node_deletion", "ego", "ego_plus")
-PAIR_KEYS: tuple[str, ...] = ("pair_dis", "pair_mask", "pair_label")
+Policy = Literal["node_marking", "node_deletion", "edge_deletion", "ego", "ego_plus"]
+POLICIES: tuple[str, ...] = ("node_marking", "node_deletion", "edge_deletion", "ego", "ego_plus")
+PAIR_KEYS: tuple[str, ...] = ("pair_dis", "pair_mask", "pair_label", "deleted_edge_index")
 
 
 def shortest_path_distances(edge_index: torch.Tensor, num_nodes: int, max_dis: int) -> torch.Tensor:
@@ -47,16 +53,26 @@ def shortest_path_distances(edge_index: torch.Tensor, num_nodes: int, max_dis: i
     return torch.from_numpy(out.astype(np.int64))
 
 
+def _undirected_edges(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """``[2, m]``: each undirected edge once as ``(min, max)``, sorted; ``[[0], [0]]`` for a graph without edges."""
+    lo, hi = edge_index.min(0).values, edge_index.max(0).values
+    pairs = torch.unique(lo * max(num_nodes, 1) + hi, sorted=True)
+    if pairs.numel() == 0:
+        return torch.zeros(2, 1 if num_nodes else 0, dtype=torch.long)
+    return torch.stack([pairs // max(num_nodes, 1), pairs % max(num_nodes, 1)])
+
+
 class SubgraphPairs(BaseTransform):
     r"""Shortest-path distances and a subgraph policy over all node pairs, run once as a ``pre_transform``.
 
     Args:
         max_dis: cap of the stored distance (SWL uses 5 on ZINC); ``max_dis + 1`` marks unreachable pairs, so a
             distance embedding needs ``max_dis + 2`` entries.
-        policy: ``"node_marking"`` | ``"node_deletion"`` | ``"ego"`` | ``"ego_plus"``.
+        policy: ``"node_marking"`` | ``"node_deletion"`` | ``"edge_deletion"`` | ``"ego"`` | ``"ego_plus"``.
         num_hops: radius :math:`k` of the ego nets (``ego``, ``ego_plus``).
 
-    Stores ``pair_dis`` [n²] and, by policy, ``pair_mask`` [n²] / ``pair_label`` [n²] (module docstring).
+    Stores ``pair_dis`` [n²] and, by policy, ``pair_mask`` [n²] / ``pair_label`` [n²] / ``deleted_edge_index``
+    [2, m] (module docstring).
     """
 
     def __init__(self, max_dis: int = 5, policy: Policy = "node_marking", num_hops: int = 3) -> None:
@@ -88,6 +104,8 @@ class SubgraphPairs(BaseTransform):
             data.pair_mask = ~root
         if self.policy in ("node_marking", "ego_plus"):
             data.pair_label = root.long()
+        if self.policy == "edge_deletion":
+            data.deleted_edge_index = _undirected_edges(edge_index, n)
         return data
 
     def __repr__(self) -> str:

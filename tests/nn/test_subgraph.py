@@ -15,6 +15,7 @@ from graphlab.nn.subgraph import (
     DSConv,
     DSSConv,
     SSWLPlusConv,
+    batch_pair_index,
     pair_index_from_batch,
     subgraph_readout,
 )
@@ -369,3 +370,109 @@ def test_gine_local_atom_matches_dense_reference(atom: str) -> None:
     g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
     for a, b in zip(torch.autograd.grad((out * g).sum(), [h, e]), torch.autograd.grad((want * g).sum(), [h, e])):
         torch.testing.assert_close(a, b)
+
+
+# ------------------------------------------------------------------------------------------- edge deletion
+
+
+def edge_deleted_reference(h: Tensor, batch: Batch, atom: str, edge_attr: Tensor | None) -> Tensor:
+    """Per graph, per deleted edge (networkx): the graph minus that edge, atoms on [m, n, F] states."""
+    outs, off = [], 0
+    for g in range(batch.num_graphs):
+        data = batch.get_example(g)
+        n, dels = data.num_nodes, data.deleted_edge_index.T.tolist()
+        hg = h[off:off + len(dels) * n].view(len(dels), n, -1)
+        first = int(batch.ptr[g])
+        sel = (batch.edge_index[1] >= first) & (batch.edge_index[1] < first + n)
+        e_of = {}
+        if edge_attr is not None:
+            for (w, v), vec in zip(data.edge_index.T.tolist(), edge_attr[sel]):
+                e_of[(w, v)] = vec
+        for s, (a, b) in enumerate(dels):
+            graph = nx.DiGraph()
+            graph.add_nodes_from(range(n))
+            graph.add_edges_from(data.edge_index.T.tolist())
+            if a != b:
+                graph.remove_edges_from([(a, b), (b, a)])
+            rows = []
+            for v in range(n):
+                if atom == "uv":
+                    rows.append(hg[s, v])
+                elif atom == "uL":
+                    rows.append(sum((hg[s, w] + (e_of[(w, v)] if e_of else 0) for w in graph.predecessors(v)),
+                                    torch.zeros_like(hg[s, v])))
+                elif atom == "uG":
+                    rows.append(hg[s].sum(0))
+                else:  # vG
+                    rows.append(hg[:, v].sum(0))
+            outs.append(torch.stack(rows))
+        off += len(dels) * n
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("with_edges", [False, True])
+@pytest.mark.parametrize("atom", ["uv", "uL", "uG", "vG"])
+def test_edge_deleted_atoms_match_networkx(atom: str, with_edges: bool) -> None:
+    batch = make_batch("edge_deletion")
+    index = pair_index_from_batch(batch.edge_index, batch.ptr, deleted_edge_index=batch.deleted_edge_index)
+    assert index.num_pairs == sum(batch.get_example(g).deleted_edge_index.size(1) * batch.get_example(g).num_nodes
+                                  for g in range(batch.num_graphs))
+    gen = torch.Generator().manual_seed(4)
+    h = torch.randn(index.num_pairs, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    e = torch.randn(batch.edge_index.size(1), 3, generator=gen, dtype=torch.float64) if with_edges else None
+    out = pair_atom(h, index, atom, e)
+    want = edge_deleted_reference(h, batch, atom, e)
+    torch.testing.assert_close(out, want)
+    g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad((out * g).sum(), h)[0],
+                               torch.autograd.grad((want * g).sum(), h)[0])
+
+
+def test_edge_deleted_index_rejects_rooted_atoms_and_bad_input() -> None:
+    batch = make_batch("edge_deletion")
+    index = pair_index_from_batch(batch.edge_index, batch.ptr, deleted_edge_index=batch.deleted_edge_index)
+    for atom in ("vu", "uu", "vv", "vL"):
+        with pytest.raises(ValueError, match=f"atom '{atom}' needs one subgraph per node"):
+            pair_atom(torch.zeros(index.num_pairs, 2), index, atom)
+    with pytest.raises(ValueError, match="has no subgraph in deleted_edge_index"):
+        pair_index_from_batch(batch.edge_index, batch.ptr, deleted_edge_index=batch.deleted_edge_index[:, :3])
+    with pytest.raises(ValueError, match="not both"):
+        pair_index_from_batch(batch.edge_index, batch.ptr, torch.ones(5, dtype=torch.bool),
+                              batch.deleted_edge_index)
+
+
+@pytest.mark.parametrize("name,build", [("ds", lambda: DSConv(3, 3, edge_dim=2)),
+                                        ("dss", lambda: DSSConv(3, 3, edge_dim=2))])
+def test_edge_deleted_readout_is_invariant_under_node_relabelling(name: str, build) -> None:
+    model = randomise(TinyEdgeDeletedGNN(build), 5)
+    t = SubgraphPairs(policy="edge_deletion")
+    data_list, relabelled = [], []
+    for i, n in enumerate((6, 4, 1)):
+        d = random_graph(n, 0.5, 20 + i)
+        d.x = torch.randn(n, 2, dtype=torch.float64)
+        d.edge_attr = torch.randn(d.edge_index.size(1), 2, dtype=torch.float64)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(i))
+        x = torch.empty_like(d.x)
+        x[perm] = d.x
+        data_list.append(t(d.clone()))
+        relabelled.append(t(Data(x=x, edge_index=perm[d.edge_index], edge_attr=d.edge_attr, num_nodes=n)))
+    out = model(Batch.from_data_list(data_list))
+    torch.testing.assert_close(out, model(Batch.from_data_list(relabelled)))
+    # DSS's cross-subgraph mean divides by the number of subgraphs m, not n: compare graph 0 with its own run
+    torch.testing.assert_close(out[:1], model(Batch.from_data_list(data_list[:1])))
+
+
+class TinyEdgeDeletedGNN(torch.nn.Module):
+    """h0(s, v) = x_v W; layers; readout over v then over the subgraphs."""
+
+    def __init__(self, build, num_layers: int = 2) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 3)
+        self.layers = torch.nn.ModuleList([build() for _ in range(num_layers)])
+
+    def forward(self, batch: Batch) -> Tensor:
+        index = batch_pair_index(batch)
+        h = self.lin(batch.x)[index.node]
+        for layer in self.layers:
+            h = layer(h, index, batch.edge_attr)
+        return subgraph_readout(h, index)

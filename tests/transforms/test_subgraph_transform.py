@@ -92,7 +92,7 @@ def test_batch_concatenates_pair_attributes_without_increment() -> None:
 
 
 def test_bad_input() -> None:
-    with pytest.raises(ValueError, match="unknown subgraph policy 'ego_net'.*node_marking, node_deletion, ego"):
+    with pytest.raises(ValueError, match="unknown subgraph policy 'ego_net'.*node_marking, node_deletion, edge_deletion, ego, ego_plus"):
         SubgraphPairs(policy="ego_net")
     with pytest.raises(ValueError, match="max_dis must be an int >= 1"):
         SubgraphPairs(max_dis=0)
@@ -104,3 +104,21 @@ def test_bad_input() -> None:
     with pytest.raises(ValueError, match="edge_index has values in \\[0, 5\\] but the graph has 3 nodes"):
         SubgraphPairs()(bad)
     assert repr(SubgraphPairs(policy="ego", num_hops=2)) == "SubgraphPairs(max_dis=5, policy='ego', num_hops=2)"
+
+
+@pytest.mark.parametrize("data", GRAPHS)
+def test_edge_deletion_lists_each_undirected_edge_once(data: Data) -> None:
+    out = SubgraphPairs(policy="edge_deletion")(data.clone())
+    want = sorted(tuple(sorted(e)) for e in to_nx(data).edges)
+    got = [tuple(e) for e in out.deleted_edge_index.T.tolist()]
+    assert got == (want or [(0, 0)])  # a graph without edges: one subgraph, nothing deleted
+    assert out.pair_dis.numel() == data.num_nodes ** 2 and "pair_mask" not in out
+
+
+def test_edge_deletion_batches_with_node_increments() -> None:
+    t = SubgraphPairs(policy="edge_deletion")
+    graphs = [t(g.clone()) for g in GRAPHS]
+    batch = Batch.from_data_list(graphs)
+    offsets = torch.cumsum(torch.tensor([0] + [g.num_nodes for g in graphs[:-1]]), 0)
+    want = torch.cat([g.deleted_edge_index + o for g, o in zip(graphs, offsets)], dim=1)
+    assert torch.equal(batch.deleted_edge_index, want)
