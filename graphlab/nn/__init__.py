@@ -26,7 +26,7 @@ from graphlab.nn.sheaf import (
     SheafLaplacianLearner,
 )
 from graphlab.nn.sparse_input import DropoutLinear
-from graphlab.nn.subgraph import DSConv, DSSConv, SSWLPlusConv
+from graphlab.nn.subgraph import DSConv, DSSConv, PairEmbedding, SSWLPlusConv
 
 __all__ = [
     "BiMamba",
@@ -49,6 +49,7 @@ __all__ = [
     "NCNPredictor",
     "LocalConcatSheafLearnerVariant",
     "Orthogonal",
+    "PairEmbedding",
     "RecurrentAggregation",
     "SAGEConv",
     "SheafConv",

@@ -85,6 +85,16 @@ def mlp(in_channels: int, out_channels: int) -> nn.Sequential:
                          nn.Linear(out_channels, out_channels))
 
 
+def _check_layer_input(layer: nn.Module, h: Tensor, edge_attr: Tensor | None) -> None:
+    name = layer.__class__.__name__
+    if h.dim() != 2 or h.size(1) != layer.in_channels:
+        raise ValueError(f"{name} expects h of shape [R, {layer.in_channels}], got {tuple(h.shape)}")
+    if layer.edge_dim is not None and edge_attr is None:
+        raise ValueError(f"{name} was built with edge_dim={layer.edge_dim}; pass edge_attr")
+    if layer.edge_dim is not None and (edge_attr.dim() != 2 or edge_attr.size(1) != layer.edge_dim):
+        raise ValueError(f"{name} expects edge_attr of shape [E, {layer.edge_dim}], got {tuple(edge_attr.shape)}")
+
+
 def _reset(module: nn.Module) -> None:
     for child in module.modules():
         if child is not module and hasattr(child, "reset_parameters"):
@@ -100,7 +110,8 @@ class SSWLPlusConv(nn.Module):
         \, h + \mathrm{AGG}_a(h)\big)\Big)\Big)
 
     with :math:`\mathrm{AGG}_a` an atom of :func:`graphlab.ops.pairs.pair_atom`; for a local atom with edge
-    features, :math:`\mathrm{AGG}_a(h)(u, v) = \sum_{w} (h(u, w) + W_a e_{wv})`.
+    features, :math:`\mathrm{AGG}_a(h)(u, v) = \sum_{w} (h(u, w) + W_a e_{wv})` (``edge_mode="add"``, fused) or
+    :math:`\sum_{w} \mathrm{ReLU}(h(u, w) + W_a e_{wv})` (``edge_mode="gine"``, the official code's form).
 
     Args:
         in_channels: input features :math:`F_{in}`.
@@ -109,20 +120,24 @@ class SSWLPlusConv(nn.Module):
             SSWL, ``("uL",)`` SWL(VS/SV), ``("uL", "vv")`` PSWL.
         edge_dim: features of ``edge_attr``; ``None`` for no edge features.
         train_eps: learn :math:`\epsilon_a` (initialised at 0), else fixed at 0.
+        edge_mode: ``"add"`` or ``"gine"`` (above).
 
     Shapes: ``h`` [R, F_in], ``edge_attr`` [E, edge_dim] in the batch's edge order → [R, F_out].
     """
 
     def __init__(self, in_channels: int, out_channels: int, atoms: Sequence[str] = ("uL", "vL", "vv"),
-                 edge_dim: int | None = None, train_eps: bool = True) -> None:
+                 edge_dim: int | None = None, train_eps: bool = True,
+                 edge_mode: Literal["add", "gine"] = "add") -> None:
         super().__init__()
         atoms = tuple(atoms)
         bad = [a for a in atoms if a not in ATOMS or a == "uv"]
         if not atoms or bad or len(set(atoms)) != len(atoms):
             raise ValueError(f"atoms must be distinct names from {', '.join(a for a in ATOMS if a != 'uv')}, "
                              f"got {atoms}")
+        if edge_mode not in ("add", "gine"):
+            raise ValueError(f"edge_mode must be 'add' or 'gine', got {edge_mode!r}")
         self.in_channels, self.out_channels, self.atoms = in_channels, out_channels, atoms
-        self.edge_dim, self.train_eps = edge_dim, train_eps
+        self.edge_dim, self.train_eps, self.edge_mode = edge_dim, train_eps, edge_mode
         self.mlps = nn.ModuleDict({a: mlp(in_channels, out_channels) for a in atoms})
         self.edge_lins = nn.ModuleDict({a: nn.Linear(edge_dim, in_channels) for a in atoms
                                         if a in LOCAL_ATOMS and edge_dim is not None})
@@ -139,11 +154,10 @@ class SSWLPlusConv(nn.Module):
 
     def aggregate(self, h: Tensor, index: PairIndex, atom: str, edge_attr: Tensor | None) -> Tensor:
         edge = self.edge_lins[atom](edge_attr) if atom in self.edge_lins and edge_attr is not None else None
-        return pair_atom(h, index, atom, edge)
+        return pair_atom(h, index, atom, edge, self.edge_mode)
 
     def forward(self, h: Tensor, index: PairIndex, edge_attr: Tensor | None = None) -> Tensor:
-        if self.edge_dim is not None and edge_attr is None:
-            raise ValueError(f"{self.__class__.__name__} was built with edge_dim={self.edge_dim}; pass edge_attr")
+        _check_layer_input(self, h, edge_attr)
         out = sum(self.mlps[a]((1 + self.eps[i]) * h + self.aggregate(h, index, a, edge_attr))
                   for i, a in enumerate(self.atoms))
         return torch.relu(self.norm(out))
@@ -165,8 +179,8 @@ class DSConv(SSWLPlusConv):
     """
 
     def __init__(self, in_channels: int, out_channels: int, edge_dim: int | None = None,
-                 train_eps: bool = True) -> None:
-        super().__init__(in_channels, out_channels, ("uL",), edge_dim, train_eps)
+                 train_eps: bool = True, edge_mode: Literal["add", "gine"] = "add") -> None:
+        super().__init__(in_channels, out_channels, ("uL",), edge_dim, train_eps, edge_mode)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, edge_dim={self.edge_dim})"
@@ -212,8 +226,7 @@ class DSSConv(nn.Module):
             self.eps.zero_()
 
     def forward(self, h: Tensor, index: PairIndex, edge_attr: Tensor | None = None) -> Tensor:
-        if self.edge_dim is not None and edge_attr is None:
-            raise ValueError(f"DSSConv was built with edge_dim={self.edge_dim}; pass edge_attr")
+        _check_layer_input(self, h, edge_attr)
         e_sub = None if self.edge_sub is None else self.edge_sub(edge_attr)
         sub = self.mlp_sub((1 + self.eps[0]) * h + pair_atom(h, index, "uL", e_sub))
         subs_of_node = torch.repeat_interleave(index.num_subgraphs, index.num_nodes).to(h.dtype)
@@ -227,3 +240,56 @@ class DSSConv(nn.Module):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, edge_dim={self.edge_dim})"
+
+
+class PairEmbedding(nn.Module):
+    r"""Initial pair states of SWL / GNN-SSWL+ (Zhang et al., 2023) and of node marking:
+
+    .. math::
+        h^{(0)}(u, v) = x_v + \mathrm{DistEmb}\big(\min(d(u, v), D)\big)
+        \;[+\, \mathrm{LabelEmb}(\ell(u, v))]
+
+    with :math:`D` = ``max_dis`` and index :math:`D + 1` for unreachable pairs (``pair_dis`` of
+    :class:`graphlab.transforms.SubgraphPairs`); distance 0 marks the root, so this subsumes node marking.
+
+    Args:
+        channels: :math:`F`, the width of the (already encoded) node features ``x``.
+        max_dis: :math:`D`, the ``max_dis`` the transform used (``max_dis + 2`` embeddings).
+        num_labels: size of the label embedding for ``pair_label`` (2 for node marking / EGO+), 0 for none.
+
+    Shapes: ``x`` [N, F], ``pair_dis`` [R] long (``None`` for edge-deleted subgraphs: then :math:`h^{(0)} = x_v`),
+    ``pair_label`` [R] → [R, F].
+    """
+
+    def __init__(self, channels: int, max_dis: int = 5, num_labels: int = 0) -> None:
+        super().__init__()
+        if max_dis < 1:
+            raise ValueError(f"max_dis must be >= 1 (as in SubgraphPairs), got {max_dis}")
+        self.channels, self.max_dis, self.num_labels = channels, max_dis, num_labels
+        self.dist = nn.Embedding(max_dis + 2, channels)
+        self.label = nn.Embedding(num_labels, channels) if num_labels else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.dist.reset_parameters()
+        if self.label is not None:
+            self.label.reset_parameters()
+
+    def forward(self, x: Tensor, index: PairIndex, pair_dis: Tensor | None = None,
+                pair_label: Tensor | None = None) -> Tensor:
+        h = x.index_select(0, index.node)
+        if pair_dis is not None:
+            if pair_dis.shape != (index.num_pairs,):
+                raise ValueError(f"pair_dis must be [R] = [{index.num_pairs}], got {tuple(pair_dis.shape)}")
+            if pair_dis.numel() and int(pair_dis.max()) > self.max_dis + 1:
+                raise ValueError(f"pair_dis has value {int(pair_dis.max())} but PairEmbedding(max_dis="
+                                 f"{self.max_dis}) embeds 0..{self.max_dis + 1}; use the max_dis of SubgraphPairs")
+            h = h + self.dist(pair_dis)
+        if pair_label is not None:
+            if self.label is None:
+                raise ValueError("pair_label given but PairEmbedding was built with num_labels=0; set num_labels=2")
+            h = h + self.label(pair_label)
+        return h
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.channels}, max_dis={self.max_dis}, num_labels={self.num_labels})"

@@ -53,6 +53,8 @@ from graphlab.ops.segment import segment_reduce
 Atom = Literal["uv", "vu", "uu", "vv", "uL", "vL", "uG", "vG"]
 ATOMS: tuple[str, ...] = ("uv", "vu", "uu", "vv", "uL", "vL", "uG", "vG")
 ROOTED_ATOMS: tuple[str, ...] = ("vu", "uu", "vv", "vL")
+EdgeMode = Literal["add", "gine"]
+EDGE_MODES: tuple[str, ...] = ("add", "gine")
 
 
 @dataclass(frozen=True)
@@ -328,7 +330,8 @@ def local_atom_gine(h: Tensor, csr: PairCSR, edge_attr: Tensor) -> Tensor:
     return segment_reduce(msg, csr.rowptr, "sum", validate=False)
 
 
-def pair_atom(h: Tensor, index: PairIndex, atom: Atom, edge_attr: Tensor | None = None) -> Tensor:
+def pair_atom(h: Tensor, index: PairIndex, atom: Atom, edge_attr: Tensor | None = None,
+              edge_mode: EdgeMode = "add") -> Tensor:
     r"""One aggregation atom of Zhang et al. (2023) on the pair states ``h`` ``[R, F]`` (module docstring).
 
     Args:
@@ -336,12 +339,17 @@ def pair_atom(h: Tensor, index: PairIndex, atom: Atom, edge_attr: Tensor | None 
         index: the batch's :class:`PairIndex`.
         atom: one of ``uv, vu, uu, vv, uL, vL, uG, vG``.
         edge_attr: optional ``[E, F]`` edge vectors (original edge order) added to the messages of ``uL``/``vL``.
+        edge_mode: ``"add"`` sums :math:`h + e` (two fused gather-reduces, :func:`local_atom`); ``"gine"`` sums
+            :math:`\mathrm{ReLU}(h + e)` as the official SWL code does (materialised messages,
+            :func:`local_atom_gine`). Without ``edge_attr`` both are the plain sum.
 
     Returns:
         ``[R, F]``.
     """
     if atom not in ATOMS:
         raise ValueError(f"unknown atom {atom!r}; valid atoms are {', '.join(ATOMS)}")
+    if edge_mode not in EDGE_MODES:
+        raise ValueError(f"edge_mode must be one of {', '.join(EDGE_MODES)}, got {edge_mode!r}")
     _check_h(h, index)
     if edge_attr is not None and (edge_attr.dim() != 2 or edge_attr.size(1) != h.size(1)):
         raise ValueError(f"edge_attr must be [E, F] with F = {h.size(1)} (embed the edge features first), "
@@ -361,7 +369,10 @@ def pair_atom(h: Tensor, index: PairIndex, atom: Atom, edge_attr: Tensor | None 
         return segment_reduce(h, index.root_ptr, "sum", validate=False).index_select(0, index.root)
     if atom == "vG":
         return column_sum(h, index).index_select(0, index.node)
-    return local_atom(h, index.uL if atom == "uL" else index.vL, edge_attr)
+    csr = index.uL if atom == "uL" else index.vL
+    if edge_mode == "gine" and edge_attr is not None:
+        return local_atom_gine(h, csr, edge_attr)
+    return local_atom(h, csr, edge_attr)
 
 
 def column_sum(h: Tensor, index: PairIndex) -> Tensor:

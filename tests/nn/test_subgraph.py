@@ -14,6 +14,7 @@ import graphlab.ops as ops
 from graphlab.nn.subgraph import (
     DSConv,
     DSSConv,
+    PairEmbedding,
     SSWLPlusConv,
     batch_pair_index,
     pair_index_from_batch,
@@ -198,6 +199,19 @@ def dense_graphs(batch: Batch, h: Tensor, edge_attr: Tensor | None):
         off += n * n
 
 
+def gine_dense(hg: Tensor, adj: Tensor, atom: str, mask: Tensor | None, e_dense: Tensor) -> Tensor:
+    r"""GINE-form local atom on one graph: \sum_w gate(u, v, w) ReLU(message), as [n, n, F]."""
+    n = hg.size(0)
+    m = torch.ones(n, n, dtype=hg.dtype) if mask is None else mask.to(hg.dtype)
+    if atom == "uL":  # messages h[u, w] + e[v, w] into (u, v), gate A[v, w] m[u, v] m[u, w]
+        gate = adj[None, :, :] * m[:, :, None] * m[:, None, :]
+        msg = torch.relu(hg[:, None, :, :] + e_dense[None, :, :, :])  # [u, v, w, F]
+    else:  # messages h[w, v] + e[u, w] into (u, v), gate A[u, w] m[w, v] m[u, v]
+        gate = adj[:, None, :] * m.T[None, :, :] * m[:, :, None]
+        msg = torch.relu(hg.permute(1, 0, 2)[None, :, :, :] + e_dense[:, None, :, :])
+    return (gate[..., None] * msg).sum(2)
+
+
 def sswl_dense(conv: SSWLPlusConv, batch: Batch, h: Tensor, edge_attr: Tensor | None) -> Tensor:
     r"""ReLU(BN(Σ_a MLP_a((1+ε_a) h + AGG_a(h)))) with dense atoms, graph by graph (eval-mode BN)."""
     outs = []
@@ -206,7 +220,10 @@ def sswl_dense(conv: SSWLPlusConv, batch: Batch, h: Tensor, edge_attr: Tensor | 
         total = 0
         for i, a in enumerate(conv.atoms):
             e = None if e_dense is None or a not in ("uL", "vL") else conv.edge_lins[a](e_dense)
-            agg = pair_atom_dense(hg, adj, a, mask, e).reshape(n * n, -1)
+            if e is not None and conv.edge_mode == "gine":
+                agg = gine_dense(hg, adj, a, mask, e).reshape(n * n, -1)
+            else:
+                agg = pair_atom_dense(hg, adj, a, mask, e).reshape(n * n, -1)
             total = total + conv.mlps[a]((1 + conv.eps[i]) * hg.reshape(n * n, -1) + agg)
         outs.append(torch.relu(conv.norm(total)))
     return torch.cat(outs)
@@ -249,7 +266,9 @@ LAYERS = [
     ("sswl+", lambda e: SSWLPlusConv(3, 4, ("uL", "vL", "vv"), edge_dim=e), sswl_dense),
     ("sswl", lambda e: SSWLPlusConv(3, 4, ("uL", "vL"), edge_dim=e), sswl_dense),
     ("all-atoms", lambda e: SSWLPlusConv(3, 4, ("vu", "uu", "vv", "uL", "vL", "uG", "vG"), edge_dim=e), sswl_dense),
+    ("sswl+gine", lambda e: SSWLPlusConv(3, 4, ("uL", "vL", "vv"), edge_dim=e, edge_mode="gine"), sswl_dense),
     ("ds", lambda e: DSConv(3, 4, edge_dim=e), sswl_dense),
+    ("ds-gine", lambda e: DSConv(3, 4, edge_dim=e, edge_mode="gine"), sswl_dense),
     ("dss", lambda e: DSSConv(3, 4, edge_dim=e), dss_dense),
 ]
 
@@ -287,24 +306,25 @@ def test_layer_gradcheck(name: str, build, dense) -> None:
 
 
 class TinySubgraphGNN(torch.nn.Module):
-    """h0(u, v) = x_v W + DistEmb(d(u, v)); layers; readout over v then u."""
+    """h0(u, v) = x_v W + DistEmb(d(u, v)) [+ LabelEmb]; layers; readout over v then u."""
 
     def __init__(self, build, num_layers: int = 2, max_dis: int = 3) -> None:
         super().__init__()
         self.lin = torch.nn.Linear(2, 3)
-        self.dist = torch.nn.Embedding(max_dis + 2, 3)
+        self.embed = PairEmbedding(3, max_dis, num_labels=2)
         self.layers = torch.nn.ModuleList([build() for _ in range(num_layers)])
 
     def forward(self, batch: Batch) -> Tensor:
         index = pair_index_from_batch(batch.edge_index, batch.ptr, batch.get("pair_mask"))
-        h = self.lin(batch.x)[index.node] + self.dist(batch.pair_dis)
+        h = self.embed(self.lin(batch.x), index, batch.pair_dis, batch.get("pair_label"))
         for layer in self.layers:
             h = layer(h, index, batch.edge_attr)
         return subgraph_readout(h, index)
 
 
-@pytest.mark.parametrize("policy", ["ego", "node_deletion", "node_marking"])
+@pytest.mark.parametrize("policy", ["ego", "ego_plus", "node_deletion", "node_marking"])
 @pytest.mark.parametrize("name,build", [("sswl+", lambda: SSWLPlusConv(3, 3, edge_dim=2)),
+                                        ("sswl+gine", lambda: SSWLPlusConv(3, 3, edge_dim=2, edge_mode="gine")),
                                         ("ds", lambda: DSConv(3, 3, edge_dim=2)),
                                         ("dss", lambda: DSSConv(3, 3, edge_dim=2))])
 def test_readout_is_invariant_under_node_relabelling(name: str, build, policy: str) -> None:
@@ -340,7 +360,24 @@ def test_layer_bad_input() -> None:
     for conv in (SSWLPlusConv(3, 3, edge_dim=2), DSSConv(3, 3, edge_dim=2)):
         with pytest.raises(ValueError, match="built with edge_dim=2; pass edge_attr"):
             conv(h, index)
+    with pytest.raises(ValueError, match="edge_mode must be 'add' or 'gine'"):
+        SSWLPlusConv(3, 3, edge_mode="relu")
+    with pytest.raises(ValueError, match="edge_mode must be one of add, gine"):
+        pair_atom(h, index, "uL", None, "relu")
+    with pytest.raises(ValueError, match="expects h of shape \\[R, 3\\], got \\(.*, 5\\)"):
+        SSWLPlusConv(3, 3)(torch.zeros(index.num_pairs, 5), index)
+    with pytest.raises(ValueError, match="expects edge_attr of shape \\[E, 2\\]"):
+        DSSConv(3, 3, edge_dim=2)(h, index, torch.zeros(batch.edge_index.size(1), 4))
+    embed = PairEmbedding(3, max_dis=2)
+    x = torch.zeros(int(batch.ptr[-1]), 3)
+    with pytest.raises(ValueError, match="pair_dis has value 4 but PairEmbedding\\(max_dis=2\\) embeds 0..3"):
+        embed(x, index, batch.pair_dis)  # the batch was made with max_dis=3
+    with pytest.raises(ValueError, match="pair_dis must be \\[R\\]"):
+        embed(x, index, batch.pair_dis[:-1])
+    with pytest.raises(ValueError, match="built with num_labels=0"):
+        PairEmbedding(3, max_dis=3)(x, index, batch.pair_dis, batch.pair_dis.clamp(max=1))
     assert repr(SSWLPlusConv(3, 4, ("uL", "vL"))) == "SSWLPlusConv(3, 4, atoms=('uL', 'vL'), edge_dim=None)"
+    assert repr(PairEmbedding(3, max_dis=4, num_labels=2)) == "PairEmbedding(3, max_dis=4, num_labels=2)"
     assert repr(DSSConv(3, 4)) == "DSSConv(3, 4, edge_dim=None)"
 
 
@@ -357,15 +394,9 @@ def test_gine_local_atom_matches_dense_reference(atom: str) -> None:
     out = local_atom_gine(h, getattr(index, atom), e)
     outs = []
     for hg, adj, e_dense, mask, _ in dense_graphs(batch, h, e):
-        m = mask.to(h.dtype)
-        if atom == "uL":  # messages h[u, w] + e[v, w] into (u, v), gate A[v, w] m[u, v] m[u, w]
-            gate = adj[None, :, :] * m[:, :, None] * m[:, None, :]
-            msg = torch.relu(hg[:, None, :, :] + e_dense[None, :, :, :])  # [u, v, w, F]
-        else:  # messages h[w, v] + e[u, w] into (u, v), gate A[u, w] m[w, v] m[u, v]
-            gate = adj[:, None, :] * m.T[None, :, :] * m[:, :, None]
-            msg = torch.relu(hg.permute(1, 0, 2)[None, :, :, :] + e_dense[:, None, :, :])
-        outs.append((gate[..., None] * msg).sum(2).reshape(-1, h.size(1)))
+        outs.append(gine_dense(hg, adj, atom, mask, e_dense).reshape(-1, h.size(1)))
     want = torch.cat(outs)
+    torch.testing.assert_close(pair_atom(h, index, atom, e, "gine"), want)
     torch.testing.assert_close(out, want)
     g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
     for a, b in zip(torch.autograd.grad((out * g).sum(), [h, e]), torch.autograd.grad((want * g).sum(), [h, e])):
