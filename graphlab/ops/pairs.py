@@ -153,14 +153,12 @@ def _check_pair_inputs(node_ptr: Tensor, rowptr: Tensor, col: Tensor, perm: Tens
 
 def _local_csr(entry_row: Tensor, entry_col: Tensor, edge_id: Tensor, num_pairs: int,
                pair_mask: Tensor | None, keep: Tensor | None = None) -> PairCSR:
-    """Sort the entries by target row (stable), drop those with a pair outside the mask (or not in ``keep``),
-    build the CSR."""
+    """Drop the entries with a pair outside the mask (or not in ``keep``) and build the CSR; the entries come
+    from :func:`_expand`, already sorted by target row, and filtering keeps that order."""
     if pair_mask is not None:
         keep = pair_mask[entry_row] & pair_mask[entry_col]
     if keep is not None:
         entry_row, entry_col, edge_id = entry_row[keep], entry_col[keep], edge_id[keep]
-    order = torch.sort(entry_row, stable=True).indices
-    entry_row, entry_col, edge_id = entry_row[order], entry_col[order], edge_id[order]
     return PairCSR(rowptr_from_sorted(entry_row, num_pairs), entry_col, edge_id)
 
 

@@ -507,3 +507,20 @@ class TinyEdgeDeletedGNN(torch.nn.Module):
         for layer in self.layers:
             h = layer(h, index, batch.edge_attr)
         return subgraph_readout(h, index)
+
+
+def test_int32_indices_and_a_batch_without_edges() -> None:
+    batch = make_batch("ego")
+    index = index_of(batch, True)
+    index32 = pair_index_from_batch(batch.edge_index.int(), batch.ptr.int(), batch.pair_mask)
+    h = torch.randn(index.num_pairs, 2, dtype=torch.float64)
+    for atom in ATOMS:
+        torch.testing.assert_close(pair_atom(h, index32, atom), pair_atom(h, index, atom))
+    lonely = make_batch("node_marking", graph_list=[Data(edge_index=torch.empty(2, 0, dtype=torch.long), num_nodes=1),
+                                                    Data(edge_index=torch.empty(2, 0, dtype=torch.long), num_nodes=2)])
+    index = index_of(lonely, False)
+    h = torch.randn(5, 3, dtype=torch.float64)
+    for atom in ATOMS:
+        torch.testing.assert_close(pair_atom(h, index, atom), dense_atom_per_graph(h, lonely, atom, None, False))
+    conv = randomise(SSWLPlusConv(3, 3, ("uL", "vL", "vv", "uG")), 1)
+    torch.testing.assert_close(conv(h, index), sswl_dense(conv, lonely, h, None))
