@@ -91,6 +91,9 @@ def _check_layer_input(layer: nn.Module, h: Tensor, edge_attr: Tensor | None) ->
         raise ValueError(f"{name} expects h of shape [R, {layer.in_channels}], got {tuple(h.shape)}")
     if layer.edge_dim is not None and edge_attr is None:
         raise ValueError(f"{name} was built with edge_dim={layer.edge_dim}; pass edge_attr")
+    if layer.edge_dim is None and edge_attr is not None:
+        raise ValueError(f"{name} was built without edge features (edge_dim=None) but got edge_attr; set edge_dim "
+                         f"to use them or do not pass edge_attr")
     if layer.edge_dim is not None and (edge_attr.dim() != 2 or edge_attr.size(1) != layer.edge_dim):
         raise ValueError(f"{name} expects edge_attr of shape [E, {layer.edge_dim}], got {tuple(edge_attr.shape)}")
 
@@ -111,7 +114,9 @@ class SSWLPlusConv(nn.Module):
 
     with :math:`\mathrm{AGG}_a` an atom of :func:`graphlab.ops.pairs.pair_atom`; for a local atom with edge
     features, :math:`\mathrm{AGG}_a(h)(u, v) = \sum_{w} (h(u, w) + W_a e_{wv})` (``edge_mode="add"``, fused) or
-    :math:`\sum_{w} \mathrm{ReLU}(h(u, w) + W_a e_{wv})` (``edge_mode="gine"``, the official code's form).
+    :math:`\sum_{w} \mathrm{ReLU}(h(u, w) + W_a e_{wv})` (``edge_mode="gine"``, the official code's form, which
+    applies the ReLU also without edge features). With ``gin=False`` the :math:`(1 + \epsilon_a) h` term is dropped
+    (the official code's last, pooling layer: e.g. SWL(VS) ends with ``atoms=("uG",)``, SWL(SV) with ``("vG",)``).
 
     Args:
         in_channels: input features :math:`F_{in}`.
@@ -121,13 +126,14 @@ class SSWLPlusConv(nn.Module):
         edge_dim: features of ``edge_attr``; ``None`` for no edge features.
         train_eps: learn :math:`\epsilon_a` (initialised at 0), else fixed at 0.
         edge_mode: ``"add"`` or ``"gine"`` (above).
+        gin: keep the :math:`(1 + \epsilon_a) h` term (default); ``False`` for a pure aggregation layer.
 
     Shapes: ``h`` [R, F_in], ``edge_attr`` [E, edge_dim] in the batch's edge order → [R, F_out].
     """
 
     def __init__(self, in_channels: int, out_channels: int, atoms: Sequence[str] = ("uL", "vL", "vv"),
                  edge_dim: int | None = None, train_eps: bool = True,
-                 edge_mode: Literal["add", "gine"] = "add") -> None:
+                 edge_mode: Literal["add", "gine"] = "add", gin: bool = True) -> None:
         super().__init__()
         atoms = tuple(atoms)
         bad = [a for a in atoms if a not in ATOMS or a == "uv"]
@@ -137,11 +143,11 @@ class SSWLPlusConv(nn.Module):
         if edge_mode not in ("add", "gine"):
             raise ValueError(f"edge_mode must be 'add' or 'gine', got {edge_mode!r}")
         self.in_channels, self.out_channels, self.atoms = in_channels, out_channels, atoms
-        self.edge_dim, self.train_eps, self.edge_mode = edge_dim, train_eps, edge_mode
+        self.edge_dim, self.train_eps, self.edge_mode, self.gin = edge_dim, train_eps, edge_mode, gin
         self.mlps = nn.ModuleDict({a: mlp(in_channels, out_channels) for a in atoms})
         self.edge_lins = nn.ModuleDict({a: nn.Linear(edge_dim, in_channels) for a in atoms
                                         if a in LOCAL_ATOMS and edge_dim is not None})
-        self.eps = nn.Parameter(torch.zeros(len(atoms)), requires_grad=train_eps)
+        self.eps = nn.Parameter(torch.zeros(len(atoms)), requires_grad=train_eps and gin)
         self.norm = nn.BatchNorm1d(out_channels)
         self.reset_parameters()
 
@@ -158,7 +164,7 @@ class SSWLPlusConv(nn.Module):
 
     def forward(self, h: Tensor, index: PairIndex, edge_attr: Tensor | None = None) -> Tensor:
         _check_layer_input(self, h, edge_attr)
-        out = sum(self.mlps[a]((1 + self.eps[i]) * h + self.aggregate(h, index, a, edge_attr))
+        out = sum(self.mlps[a](((1 + self.eps[i]) * h if self.gin else 0) + self.aggregate(h, index, a, edge_attr))
                   for i, a in enumerate(self.atoms))
         return torch.relu(self.norm(out))
 

@@ -33,8 +33,12 @@ subgraph and are pooled, as in ESAN).
 **Edge features.** With ``edge_attr`` ``[E, F]`` the local atoms add the edge's vector to each message,
 :math:`\sum_{w} (h(u, w) + e_{wv})`. The sum is linear, so it is computed as a second gather-reduce whose source
 table is ``edge_attr`` itself, indexed by the edge id of each pair-CSR entry: still no per-entry message rows.
-(The GINE form :math:`\sum_w \mathrm{ReLU}(h(u,w) + e_{wv})` is not linear and would need them;
-:func:`local_atom_gine` does that with a segment sum over materialised messages.)
+(The GINE form :math:`\sum_w \mathrm{ReLU}(h(u,w) + e_{wv})` of the official SWL code is not linear and needs
+them: :func:`local_atom_gine` does that with a segment sum over materialised messages; without edge features it is
+:math:`\sum_w \mathrm{ReLU}(h(u,w))`, one fused gather-reduce of :math:`\mathrm{ReLU}(h)`.)
+
+**Edge direction.** Messages follow PyG's convention, source ``edge_index[0]`` to target ``edge_index[1]``; the
+official SWL code reads ``edge_index`` the other way round. Both agree on undirected graphs (every benchmark).
 """
 
 from __future__ import annotations
@@ -321,9 +325,12 @@ def local_atom(h: Tensor, csr: PairCSR, edge_attr: Tensor | None = None) -> Tens
     return out
 
 
-def local_atom_gine(h: Tensor, csr: PairCSR, edge_attr: Tensor) -> Tensor:
+def local_atom_gine(h: Tensor, csr: PairCSR, edge_attr: Tensor | None) -> Tensor:
     r"""GINE-form local atom :math:`\sum (\mathrm{ReLU}(h_{\mathrm{col}} + e_{\mathrm{edge\_id}}))`: a segment sum
-    over materialised ``[entries, F]`` messages (the nonlinearity needs them)."""
+    over materialised ``[entries, F]`` messages (the nonlinearity needs them); without ``edge_attr``,
+    :math:`\sum \mathrm{ReLU}(h_{\mathrm{col}})` as one gather-reduce of :math:`\mathrm{ReLU}(h)`."""
+    if edge_attr is None:
+        return gather_reduce(torch.relu(h), csr.rowptr, csr.col, "sum", validate=False)
     msg = torch.relu(h.index_select(0, csr.col) + edge_attr.to(h.dtype).index_select(0, csr.edge_id))
     return segment_reduce(msg, csr.rowptr, "sum", validate=False)
 
@@ -338,8 +345,8 @@ def pair_atom(h: Tensor, index: PairIndex, atom: Atom, edge_attr: Tensor | None 
         atom: one of ``uv, vu, uu, vv, uL, vL, uG, vG``.
         edge_attr: optional ``[E, F]`` edge vectors (original edge order) added to the messages of ``uL``/``vL``.
         edge_mode: ``"add"`` sums :math:`h + e` (two fused gather-reduces, :func:`local_atom`); ``"gine"`` sums
-            :math:`\mathrm{ReLU}(h + e)` as the official SWL code does (materialised messages,
-            :func:`local_atom_gine`). Without ``edge_attr`` both are the plain sum.
+            :math:`\mathrm{ReLU}(h + e)`, or :math:`\mathrm{ReLU}(h)` without ``edge_attr``, as the official SWL
+            code does (:func:`local_atom_gine`). Only the local atoms read it.
 
     Returns:
         ``[R, F]``.
@@ -368,7 +375,7 @@ def pair_atom(h: Tensor, index: PairIndex, atom: Atom, edge_attr: Tensor | None 
     if atom == "vG":
         return column_sum(h, index).index_select(0, index.node)
     csr = index.uL if atom == "uL" else index.vL
-    if edge_mode == "gine" and edge_attr is not None:
+    if edge_mode == "gine":
         return local_atom_gine(h, csr, edge_attr)
     return local_atom(h, csr, edge_attr)
 

@@ -199,9 +199,10 @@ def dense_graphs(batch: Batch, h: Tensor, edge_attr: Tensor | None):
         off += n * n
 
 
-def gine_dense(hg: Tensor, adj: Tensor, atom: str, mask: Tensor | None, e_dense: Tensor) -> Tensor:
+def gine_dense(hg: Tensor, adj: Tensor, atom: str, mask: Tensor | None, e_dense: Tensor | None) -> Tensor:
     r"""GINE-form local atom on one graph: \sum_w gate(u, v, w) ReLU(message), as [n, n, F]."""
     n = hg.size(0)
+    e_dense = torch.zeros_like(hg) if e_dense is None else e_dense
     m = torch.ones(n, n, dtype=hg.dtype) if mask is None else mask.to(hg.dtype)
     if atom == "uL":  # messages h[u, w] + e[v, w] into (u, v), gate A[v, w] m[u, v] m[u, w]
         gate = adj[None, :, :] * m[:, :, None] * m[:, None, :]
@@ -220,11 +221,12 @@ def sswl_dense(conv: SSWLPlusConv, batch: Batch, h: Tensor, edge_attr: Tensor | 
         total = 0
         for i, a in enumerate(conv.atoms):
             e = None if e_dense is None or a not in ("uL", "vL") else conv.edge_lins[a](e_dense)
-            if e is not None and conv.edge_mode == "gine":
+            if a in ("uL", "vL") and conv.edge_mode == "gine":
                 agg = gine_dense(hg, adj, a, mask, e).reshape(n * n, -1)
             else:
                 agg = pair_atom_dense(hg, adj, a, mask, e).reshape(n * n, -1)
-            total = total + conv.mlps[a]((1 + conv.eps[i]) * hg.reshape(n * n, -1) + agg)
+            own = (1 + conv.eps[i]) * hg.reshape(n * n, -1) if conv.gin else 0
+            total = total + conv.mlps[a](own + agg)
         outs.append(torch.relu(conv.norm(total)))
     return torch.cat(outs)
 
@@ -267,6 +269,8 @@ LAYERS = [
     ("sswl", lambda e: SSWLPlusConv(3, 4, ("uL", "vL"), edge_dim=e), sswl_dense),
     ("all-atoms", lambda e: SSWLPlusConv(3, 4, ("vu", "uu", "vv", "uL", "vL", "uG", "vG"), edge_dim=e), sswl_dense),
     ("sswl+gine", lambda e: SSWLPlusConv(3, 4, ("uL", "vL", "vv"), edge_dim=e, edge_mode="gine"), sswl_dense),
+    ("pool-uG", lambda e: SSWLPlusConv(3, 4, ("uG",), gin=False), sswl_dense),
+    ("pool-vG", lambda e: SSWLPlusConv(3, 4, ("vG", "uL"), edge_dim=e, gin=False), sswl_dense),
     ("ds", lambda e: DSConv(3, 4, edge_dim=e), sswl_dense),
     ("ds-gine", lambda e: DSConv(3, 4, edge_dim=e, edge_mode="gine"), sswl_dense),
     ("dss", lambda e: DSSConv(3, 4, edge_dim=e), dss_dense),
@@ -283,10 +287,12 @@ def test_layer_matches_dense_reference(name: str, build, dense, policy: str, wit
     gen = torch.Generator().manual_seed(1)
     h = torch.randn(index.num_pairs, 3, generator=gen, dtype=torch.float64, requires_grad=True)
     e = torch.randn(batch.edge_index.size(1), 2, generator=gen, dtype=torch.float64) if with_edges else None
+    if name == "pool-uG":
+        e = None  # a layer without local atoms takes no edge features
     out, want = conv(h, index, e), dense(conv, batch, h, e)
     torch.testing.assert_close(out, want, **TOL[torch.float64])
     g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
-    params = [h, *conv.parameters()]
+    params = [h, *(p for p in conv.parameters() if p.requires_grad)]
     for a, b in zip(torch.autograd.grad((out * g).sum(), params, allow_unused=True),
                     torch.autograd.grad((want * g).sum(), params, allow_unused=True)):
         if a is None or b is None:
@@ -302,7 +308,10 @@ def test_layer_gradcheck(name: str, build, dense) -> None:
     conv = randomise(build(2), 2)
     h = torch.randn(index.num_pairs, 3, dtype=torch.float64, requires_grad=True)
     e = torch.randn(batch.edge_index.size(1), 2, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda h, e: conv(h, index, e), (h, e))
+    if name == "pool-uG":
+        assert torch.autograd.gradcheck(lambda h: conv(h, index), (h,))
+    else:
+        assert torch.autograd.gradcheck(lambda h, e: conv(h, index, e), (h, e))
 
 
 class TinySubgraphGNN(torch.nn.Module):
@@ -360,6 +369,8 @@ def test_layer_bad_input() -> None:
     for conv in (SSWLPlusConv(3, 3, edge_dim=2), DSSConv(3, 3, edge_dim=2)):
         with pytest.raises(ValueError, match="built with edge_dim=2; pass edge_attr"):
             conv(h, index)
+    with pytest.raises(ValueError, match="built without edge features \\(edge_dim=None\\) but got edge_attr"):
+        SSWLPlusConv(3, 3)(h, index, torch.zeros(batch.edge_index.size(1), 3))
     with pytest.raises(ValueError, match="edge_mode must be 'add' or 'gine'"):
         SSWLPlusConv(3, 3, edge_mode="relu")
     with pytest.raises(ValueError, match="edge_mode must be one of add, gine"):
@@ -397,6 +408,9 @@ def test_gine_local_atom_matches_dense_reference(atom: str) -> None:
         outs.append(gine_dense(hg, adj, atom, mask, e_dense).reshape(-1, h.size(1)))
     want = torch.cat(outs)
     torch.testing.assert_close(pair_atom(h, index, atom, e, "gine"), want)
+    no_edges = torch.cat([gine_dense(hg, adj, atom, mask, None).reshape(-1, h.size(1))
+                          for hg, adj, _, mask, _ in dense_graphs(batch, h, None)])
+    torch.testing.assert_close(pair_atom(h, index, atom, None, "gine"), no_edges)  # sum of ReLU(h), as SWL's code
     torch.testing.assert_close(out, want)
     g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
     for a, b in zip(torch.autograd.grad((out * g).sum(), [h, e]), torch.autograd.grad((want * g).sum(), [h, e])):
