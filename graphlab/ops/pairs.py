@@ -212,15 +212,11 @@ def pair_index(
     node_diag = off_row + v_local * n_row + v_local
 
     edge_id = torch.arange(col.numel(), device=device) if perm is None else perm.long()
-
-    def expand(anchor: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return _expand(rowptr, col, anchor)
-
     # uL: (u, v) <- (u, w) for w -> v; row (u, w) = r - v + w (same graph, same root).
-    r_u, w_u, pos_u = expand(node)
+    r_u, w_u, pos_u = _expand(rowptr, col, node)
     uL = _local_csr(r_u, r_u - node[r_u] + w_u, edge_id[pos_u], num_pairs, pair_mask)
     # vL: (u, v) <- (w, v) for w -> u; row (w, v) = r + (w - u) * n.
-    r_v, w_v, pos_v = expand(root)
+    r_v, w_v, pos_v = _expand(rowptr, col, root)
     vL = _local_csr(r_v, r_v + (w_v - root[r_v]) * n_row[r_v], edge_id[pos_v], num_pairs, pair_mask)
     return PairIndex(n, node_ptr, pair_ptr, root, node, transpose, root_diag, node_diag, root_ptr, uL, vL, pair_mask,
                      rowptr, col, edge_id, node_ptr, transpose, root_ptr)
