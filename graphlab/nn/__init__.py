@@ -5,7 +5,8 @@ Diffusion and sheaf convolutions (:mod:`graphlab.nn.sheaf`), and :class:`Dropout
 linear map computed from the non-zeros of sparse features (:mod:`graphlab.nn.sparse_input`),
 :mod:`graphlab.nn.aggr` holds the learnable aggregations (LCM, recurrent), and :mod:`graphlab.nn.mamba` the Mamba
 block and its bidirectional variant over padded sequences, :mod:`graphlab.nn.mamba_graph` the GatedGCN,
-Graph-Mamba and GMN layers.
+Graph-Mamba and GMN layers, :mod:`graphlab.nn.subgraph` the subgraph-GNN layers on pair tensors (SWL family /
+GNN-SSWL+, DS-GNN, DSS-GNN).
 """
 
 from graphlab.nn.aggr import LCMAggregation, RecurrentAggregation
@@ -25,11 +26,14 @@ from graphlab.nn.sheaf import (
     SheafLaplacianLearner,
 )
 from graphlab.nn.sparse_input import DropoutLinear
+from graphlab.nn.subgraph import DSConv, DSSConv, PairEmbedding, SSWLPlusConv
 
 __all__ = [
     "BiMamba",
     "DiscreteSheafDiffusionLayer",
     "DropoutLinear",
+    "DSConv",
+    "DSSConv",
     "EdgeWeightLearner",
     "FixedRestrictionMaps",
     "GCNConv",
@@ -45,9 +49,11 @@ __all__ = [
     "NCNPredictor",
     "LocalConcatSheafLearnerVariant",
     "Orthogonal",
+    "PairEmbedding",
     "RecurrentAggregation",
     "SAGEConv",
     "SheafConv",
+    "SSWLPlusConv",
     "UniformDropout",
     "SheafLaplacianLearner",
 ]

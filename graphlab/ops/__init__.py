@@ -17,6 +17,10 @@ Public API::
     neighbor_sets(rowptr, col, src, dst, *, sets=("cn",), max_neighbors=None, generator=None)
         -> {"cn" | "src_only" | "dst_only": PairSets(ptr, index, weight)}   # N(i) ∩ N(j), N(i) − N(j), N(j) − N(i)
     common_neighbors(rowptr, col, src, dst, x=None, *, max_neighbors=None, generator=None) -> [B, F] or [B]
+    pair_index(node_ptr, rowptr, col, perm=None, pair_mask=None) -> PairIndex   # subgraph GNN pair rows (Σ n_g²)
+    pair_atom(h, index, "uv"|"vu"|"uu"|"vv"|"uL"|"vL"|"uG"|"vG", edge_attr=None) -> [R, F]
+    edge_deleted_index(node_ptr, rowptr, col, perm, deleted_edge_index) -> PairIndex  # one subgraph per edge
+    column_sum(h, index) -> [N, F];  pool_pairs(h, index, reduce) -> ([N, F], [B, F])
     selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, *, lengths=None, mask=None, chunk_size=None) -> [B, D, L]  # Mamba S6
 
@@ -44,6 +48,15 @@ from graphlab.ops.csr import (
 )
 from graphlab.ops.gather_reduce import gather_reduce
 from graphlab.ops.common_neighbors import PairSets, common_neighbors, neighbor_sets, sorted_csr
+from graphlab.ops.pairs import (
+    PairCSR,
+    PairIndex,
+    column_sum,
+    edge_deleted_index,
+    pair_atom,
+    pair_index,
+    pool_pairs,
+)
 from graphlab.ops.segment import segment_reduce, segment_softmax
 from graphlab.ops.selective_scan import selective_scan
 from graphlab.ops.sheaf import BlockIndex, block_spmm
@@ -54,17 +67,24 @@ __all__ = [
     "BlockIndex",
     "CSR",
     "IdentityCache",
+    "PairCSR",
+    "PairIndex",
     "PairSets",
     "cached_csr",
     "cached_transpose",
+    "column_sum",
     "common_neighbors",
     "csr_transpose",
+    "edge_deleted_index",
     "block_spmm",
     "gather_reduce",
     "get_backend",
     "last_path",
     "neighbor_sets",
+    "pair_atom",
+    "pair_index",
     "path_count",
+    "pool_pairs",
     "reset_path_log",
     "rowptr_from_sorted",
     "resolve_backend",

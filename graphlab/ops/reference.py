@@ -390,3 +390,48 @@ def selective_scan(
         out = out * mask[:, None, :].to(compute)  # the D u term at invalid positions
     out = out.to(dtype_in)
     return (out, h) if return_last_state else out
+
+
+# ============================================================================================== subgraph pair atoms
+# Reference of graphlab.ops.pairs (issue 12): one graph, dense [n, n, F] states and einsums over the adjacency.
+
+PAIR_ATOMS: tuple[str, ...] = ("uv", "vu", "uu", "vv", "uL", "vL", "uG", "vG")
+
+
+def pair_atom_dense(
+    h: Tensor, adj: Tensor, atom: str, mask: Tensor | None = None, edge_dense: Tensor | None = None
+) -> Tensor:
+    r"""The aggregation atoms of Zhang et al. (2023) on one graph, from the equations.
+
+    Args:
+        h: ``[n, n, F]`` states, ``h[u, v]`` = :math:`h(u, v)`.
+        adj: ``[n, n]`` adjacency with ``adj[v, w] = 1`` iff there is an edge :math:`w \to v`.
+        atom: ``uv, vu, uu, vv, uL, vL, uG, vG``.
+        mask: ``[n, n]`` bool, node :math:`v` in subgraph :math:`u`; a local message is kept iff its source and
+            target pairs are both in the mask, :math:`A_u[v, w] = A[v, w] m[u, v] m[u, w]`.
+        edge_dense: ``[n, n, F]``, ``edge_dense[v, w]`` the vector of the edge :math:`w \to v`, added to each
+            local message.
+    """
+    n = h.size(0)
+    m = torch.ones((n, n), dtype=h.dtype) if mask is None else mask.to(h.dtype)
+    a = adj.to(h.dtype)
+    e = torch.zeros_like(h) if edge_dense is None else edge_dense.to(h.dtype)
+    if atom == "uv":
+        return h
+    if atom == "vu":
+        return h.transpose(0, 1)
+    if atom == "uu":
+        return torch.diagonal(h, dim1=0, dim2=1).T[:, None, :].expand(n, n, -1)
+    if atom == "vv":
+        return torch.diagonal(h, dim1=0, dim2=1).T[None, :, :].expand(n, n, -1)
+    if atom == "uG":
+        return h.sum(1, keepdim=True).expand(n, n, -1)
+    if atom == "vG":
+        return h.sum(0, keepdim=True).expand(n, n, -1)
+    if atom == "uL":  # sum_w A[v, w] m[u, v] m[u, w] (h[u, w] + e[v, w])
+        gate = a[None, :, :] * m[:, :, None] * m[:, None, :]  # [u, v, w]
+        return torch.einsum("uvw,uwf->uvf", gate, h) + torch.einsum("uvw,vwf->uvf", gate, e)
+    if atom == "vL":  # sum_w A[u, w] m[w, v] m[u, v] (h[w, v] + e[u, w])
+        gate = a[:, None, :] * m.T[None, :, :] * m[:, :, None]  # [u, v, w]: A[u,w] m[w,v] m[u,v]
+        return torch.einsum("uvw,wvf->uvf", gate, h) + torch.einsum("uvw,uwf->uvf", gate, e)
+    raise ValueError(f"unknown atom {atom!r}; valid atoms are {', '.join(PAIR_ATOMS)}")

@@ -13,6 +13,8 @@ stores it on the ``Data`` object (so it composes with ``Compose`` and runs in a 
 * :mod:`~graphlab.transforms.reorder`: :class:`ReorderNodes`, a locality ordering of the nodes (:func:`node_order`:
   reverse Cuthill-McKee, degree-sorted BFS, community order) applied to every node- and edge-indexed attribute,
   with :func:`restore_order` to bring outputs back to the user's numbering.
+* :mod:`~graphlab.transforms.subgraph`: :class:`SubgraphPairs`, shortest-path distances and subgraph policies
+  (node marking, node deletion, ego nets, ego nets with root marking) over all node pairs, for subgraph GNNs.
 * :mod:`~graphlab.transforms.tokens`: Mamba sequences on graphs, :func:`degree_sequences` (Graph-Mamba's
   degree-ordered node sequences) and :func:`neighbourhood_tokens` (GMN's random-walk neighbourhood tokens).
 
@@ -24,6 +26,7 @@ from graphlab.transforms.csr import ToCSR, register_csr
 from graphlab.transforms.positional import AddLaplacianPE, AddRandomWalkPE
 from graphlab.transforms.reorder import ReorderNodes, node_order, restore_order
 from graphlab.transforms.sheaf import SheafConnection
+from graphlab.transforms.subgraph import SubgraphPairs, shortest_path_distances
 from graphlab.transforms.tokens import (
     NeighbourhoodTokens,
     NodeSequences,
@@ -34,5 +37,5 @@ from graphlab.transforms.tokens import (
 )
 
 __all__ = ["AddLaplacianPE", "AddRandomWalkPE", "NeighbourhoodTokens", "NodeSequences", "ReorderNodes",
-           "SheafConnection", "ToCSR", "degree_sequences", "neighbourhood_tokens", "node_order", "out_degree",
-           "random_walks", "register_csr", "restore_order"]
+           "SheafConnection", "SubgraphPairs", "ToCSR", "degree_sequences", "neighbourhood_tokens", "node_order", "out_degree",
+           "random_walks", "register_csr", "restore_order", "shortest_path_distances"]
