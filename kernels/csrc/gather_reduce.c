@@ -14,9 +14,12 @@
 
 #include <stdint.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 #define MAX_THREADS 64
+#ifndef PREFETCH_DIST
 #define PREFETCH_DIST 16  /* edges ahead: best of 4/8/16/32 measured at E = 1e6, F in 16..256 */
+#endif
 #define CACHE_LINE 64
 #define ARG_PREFETCH_ROWS 2  /* rows ahead in the max/min backward scatter */
 
@@ -25,8 +28,19 @@ typedef void (*range_fn)(const void *args, int64_t begin, int64_t end);
 /* Work is cut into up to CHUNKS_PER_THREAD * nthreads ranges of similar cost that threads claim one at a time
    (an atomic counter), so a thread slowed down by other processes on a shared machine does not hold up the
    others as it would with one static range per thread. */
+#ifndef CHUNKS_PER_THREAD
 #define CHUNKS_PER_THREAD 16
+#endif
 #define MAX_CHUNKS (CHUNKS_PER_THREAD * MAX_THREADS)
+
+/* A unit of gr_fwd work: rows [r0, r1) written straight to out (piece < 0), or the edges [e0, e1) of the one hub
+   row r0 reduced into partial slot `piece` (see plan_items in gather_reduce_typed.inc). */
+typedef struct { int64_t r0, r1, e0, e1, piece; } work_item_t;
+
+/* Rows with more edges than this (or than one chunk's share of the work, if larger) are split across threads. */
+#ifndef HUB_MIN_EDGES
+#define HUB_MIN_EDGES 256
+#endif
 
 typedef struct {
     const void *args; range_fn fn; const int64_t *bounds; int64_t nchunks; int64_t next;
@@ -37,12 +51,14 @@ static void *run_worker(void *p) {
     for (;;) {
         const int64_t c = __atomic_fetch_add(&pool->next, 1, __ATOMIC_RELAXED);
         if (c >= pool->nchunks) break;
-        if (pool->bounds[c + 1] > pool->bounds[c]) pool->fn(pool->args, pool->bounds[c], pool->bounds[c + 1]);
+        if (!pool->bounds) pool->fn(pool->args, c, c + 1);
+        else if (pool->bounds[c + 1] > pool->bounds[c]) pool->fn(pool->args, pool->bounds[c], pool->bounds[c + 1]);
     }
     return 0;
 }
 
-/* Run fn over the ranges [bounds[c], bounds[c+1]) for c < nchunks on nthreads threads (the caller is one). */
+/* Run fn over the ranges [bounds[c], bounds[c+1]) for c < nchunks on nthreads threads (the caller is one);
+   bounds = NULL means the ranges [c, c+1). */
 static void run_parallel(const int64_t *bounds, int64_t nchunks, int nthreads, const void *args, range_fn fn) {
     pthread_t threads[MAX_THREADS];
     int started[MAX_THREADS];
