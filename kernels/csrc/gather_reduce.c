@@ -21,7 +21,9 @@
 #define PREFETCH_DIST 16  /* edges ahead: best of 4/8/16/32 measured at E = 1e6, F in 16..256 */
 #endif
 #define CACHE_LINE 64
+#ifndef ARG_PREFETCH_ROWS
 #define ARG_PREFETCH_ROWS 2  /* rows ahead in the max/min backward scatter */
+#endif
 
 typedef void (*range_fn)(const void *args, int64_t begin, int64_t end);
 
