@@ -87,6 +87,16 @@ static void even_bounds(int64_t n, int64_t nparts, int64_t *bounds) {
         for (int64_t b_ = 0; b_ < (F) * (int64_t)sizeof(T); b_ += CACHE_LINE) __builtin_prefetch(pf_ + b_); \
     } while (0)
 
+/* Marks a loop whose iterations touch distinct addresses the compiler cannot prove distinct, so that it may
+   vectorise it (gather / scatter); without OpenMP's `omp simd`. */
+#if defined(__clang__)
+#define IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define IVDEP _Pragma("GCC ivdep")
+#else
+#define IVDEP
+#endif
+
 /* ---------------------------------------------------------------- instantiations */
 
 #define GL_CAT2_(a, b) a##_##b
