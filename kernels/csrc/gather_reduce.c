@@ -10,6 +10,15 @@
  *   gr_arg_bwd_x  grad_x[col_a, f] += w_a g_{i,f}, a = arg_{i,f}    (max/min backward, threads own features)
  *   gr_arg_bwd_w  grad_w[a] += g_{i,f} x_{col_a, f}                 (max/min backward, chunks of rows)
  *
+ * Memory-level design (issue 18; the measurements are in benchmarks/results/aggregate-experiments.md):
+ *   - gr_fwd keeps a feature tile of up to 64 accumulators in registers while a row's edges stream by, and the
+ *     first tile prefetches whole source rows PREFETCH_DIST edges ahead for the other tiles;
+ *   - work is claimed in chunks of similar edge + row count; a hub row longer than one chunk's share is cut
+ *     into pieces with private partial rows, combined in edge order afterwards (plan_items, combine_pieces);
+ *     gr_sddmm is split by edges (its outputs are per edge, nothing to combine);
+ *   - gr_arg_bwd_x gives each thread whole cache lines of features and runs a row's features as one
+ *     conflict-free gather/scatter loop (IVDEP).
+ *
  * The caller (graphlab/ops/_native.py) checks every pointer's dtype, device, contiguity and size first. */
 
 #include <stdint.h>
