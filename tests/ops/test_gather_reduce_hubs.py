@@ -115,3 +115,21 @@ def test_gradcheck_float64_with_split_hub_row(reduce, threads):
     weight = (torch.rand(col.numel(), generator=gen, dtype=torch.float64) + 0.5).requires_grad_()
     with ops.set_backend("cpu"):
         assert torch.autograd.gradcheck(lambda x_, w_: ops.gather_reduce(x_, rowptr, col, reduce, w_), (x, weight))
+
+
+@pytest.mark.parametrize("reduce", REDUCES)
+@pytest.mark.parametrize("feat", [1, 64, 70, 130])  # one 64-lane tile; 64 + 6 (8-lane tile skipped, tail); 2 x 64 + 2
+def test_single_thread_tiles_match_the_reference(reduce, feat, threads):
+    """One thread: no hub split, so every row goes through the tile sequence 64 / 32 / 8 / tail directly."""
+    threads(1)
+    num_nodes = 31
+    rowptr, col, _ = ops.to_csr(hub_graph(num_nodes, 40, 300, seed=feat + 1), num_nodes)
+    gen = torch.Generator().manual_seed(feat)
+    x = torch.randn(num_nodes, feat, generator=gen, dtype=torch.float64)
+    weight = torch.rand(col.numel(), generator=gen, dtype=torch.float64) + 0.5
+    with ops.set_backend("reference"):
+        expected = run(x, rowptr, col, reduce, weight)
+    with ops.set_backend("cpu"):
+        got = run(x, rowptr, col, reduce, weight)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, **TOL[torch.float64])
