@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import importlib.util
 import os
 import statistics
@@ -268,7 +269,7 @@ def order_edges(edge_index: Tensor, num_nodes: int, order: str, gen: torch.Gener
     return edge_index[:, torch.randperm(edge_index.size(1), generator=gen)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class GraphSpec:
     """What graph a point is built on (see the module docstring)."""
 
@@ -284,6 +285,7 @@ class GraphSpec:
         return f"{base}/{self.order}" + ("" if self.reorder == "none" else f"+{self.reorder}")
 
 
+@functools.lru_cache(maxsize=1)  # one graph serves every (F, reduce) point; a reordering can take seconds
 def make_graph(num_edges: int, num_nodes: int, spec: GraphSpec, seed: int) -> tuple[Tensor, int]:
     """``(edge_index, N)`` of the point's graph, relabelled and ordered as ``spec`` says."""
     gen = torch.Generator().manual_seed(seed)
