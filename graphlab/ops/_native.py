@@ -437,7 +437,10 @@ def arg_backward_x(
     rowptr: Tensor, col: Tensor | None, weight: Tensor | None, arg: Tensor, grad: Tensor, num_src: int,
     num_edges: int,
 ) -> Tensor:
-    """``grad_x[col[a], f] += w[a] grad[i, f]`` for ``a = arg[i, f] < E`` (``col=None``: ``grad_x[a, f]``)."""
+    """``grad_x[col[a], f] += w[a] grad[i, f]`` for ``a = arg[i, f]`` (``col=None``: ``grad_x[a, f]``).
+
+    ``arg`` must be the one :func:`spmm` wrote for this graph: the kernel skips empty rows (sentinel ``E``) as a
+    whole and reads every entry of a non-empty row as one of that row's edges, without a per-entry test."""
     dtype = _matrix_dtype("grad", grad, "[N, F]")
     rowptr, col, edges = _csr(rowptr, col)
     if edges != num_edges:
