@@ -118,7 +118,7 @@ def test_gradcheck_float64_with_split_hub_row(reduce, threads):
 
 
 @pytest.mark.parametrize("reduce", REDUCES)
-@pytest.mark.parametrize("feat", [1, 64, 70, 130])  # one 64-lane tile; 64 + 6 (8-lane tile skipped, tail); 2 x 64 + 2
+@pytest.mark.parametrize("feat", [1, 24, 64, 70, 120, 130])  # 16+8; 64; 64+tail 6; 64+32+16+8; 2x64+2
 def test_single_thread_tiles_match_the_reference(reduce, feat, threads):
     """One thread: no hub split, so every row goes through the tile sequence 64 / 32 / 8 / tail directly."""
     threads(1)
