@@ -13,8 +13,8 @@ value type float/double and index type int32/int64) are plain C99 + pthreads:
 * ``gr_arg_bwd_x`` / ``gr_arg_bwd_w``: the max/min backward through the arg edges (no atomics).
 
 **Out of cache** (issue 18; each change measured on its own in ``benchmarks/results/aggregate-experiments.md``):
-the forward keeps up to 64 accumulators of a row in registers per feature tile and prefetches whole source rows
-16 edges ahead; threads claim chunks of similar edge count, and a hub row longer than a chunk's share (at least
+the forward keeps up to 64 accumulators of a row in registers per feature tile and prefetches the first 128
+bytes of source rows 16 edges ahead (the hardware streams the rest of a row); threads claim chunks of similar edge count, and a hub row longer than a chunk's share (at least
 256 edges) is split into pieces whose private partial rows are combined in edge order afterwards (so ``max``'s
 arg stays the first extremal edge); the SDDMM is split by edges; the ``max``/``min`` backward gives each
 thread whole cache lines of features and vectorises a row's features as one conflict-free gather/scatter. The

@@ -12,7 +12,7 @@
  *
  * Memory-level design (issue 18; the measurements are in benchmarks/results/aggregate-experiments.md):
  *   - gr_fwd keeps a feature tile of up to 64 accumulators in registers while a row's edges stream by, and the
- *     first tile prefetches whole source rows PREFETCH_DIST edges ahead for the other tiles;
+ *     first tile prefetches the head of source rows PREFETCH_DIST edges ahead (the L2 streamer brings the rest);
  *   - work is claimed in chunks of similar edge + row count; a hub row longer than one chunk's share is cut
  *     into pieces with private partial rows, combined in edge order afterwards (plan_items, combine_pieces);
  *     gr_sddmm is split by edges (its outputs are per edge, nothing to combine);
@@ -89,11 +89,19 @@ static void even_bounds(int64_t n, int64_t nparts, int64_t *bounds) {
     for (int64_t t = 0; t <= nparts; ++t) bounds[t] = n * t / nparts;
 }
 
-/* Prefetch every cache line of source row `e` (x row col[e], or row e when col is NULL). */
+/* Prefetch the first PREFETCH_ROW_BYTES of source row `e` (x row col[e], or row e when col is NULL): the
+   hardware's L2 streamer follows a row once its first lines are requested, and asking for every line of a wide
+   row at once fills the core's few line-fill buffers with one row (measured: prefetching 128 bytes instead of
+   the whole row is 15-33% faster at F = 16..256, benchmarks/results/aggregate-experiments.md #13). */
+#ifndef PREFETCH_ROW_BYTES
+#define PREFETCH_ROW_BYTES 128
+#endif
 #define PREFETCH_ROW(T, x, col, e, F)                                                                       \
     do {                                                                                                   \
         const char *pf_ = (const char *)((x) + ((col) ? (int64_t)(col)[e] : (int64_t)(e)) * (F));          \
-        for (int64_t b_ = 0; b_ < (F) * (int64_t)sizeof(T); b_ += CACHE_LINE) __builtin_prefetch(pf_ + b_); \
+        const int64_t n_ = (F) * (int64_t)sizeof(T) < PREFETCH_ROW_BYTES ? (F) * (int64_t)sizeof(T)         \
+                                                                         : PREFETCH_ROW_BYTES;             \
+        for (int64_t b_ = 0; b_ < n_; b_ += CACHE_LINE) __builtin_prefetch(pf_ + b_);                      \
     } while (0)
 
 /* Marks a loop whose iterations touch distinct addresses the compiler cannot prove distinct, so that it may
