@@ -221,6 +221,12 @@ def stream_read() -> Run:
     return _STREAM[0].sum
 
 
+def median_ms(run: Run, repeats: int, warmup: int) -> float:
+    """Median milliseconds of ``repeats`` calls after ``warmup`` calls (one method alone; the shared timing helper
+    of benchmarks/lcm.py and benchmarks/common_neighbors.py)."""
+    return interleaved_medians({"run": run}, repeats, warmup)["run"] * 1e3
+
+
 def interleaved_medians(runs: dict[str, Run], repeats: int, warmup: int) -> dict[str, float]:
     """Median seconds of each run, called in turn (round-robin) so that load changes hit all alike."""
     for _ in range(warmup):
