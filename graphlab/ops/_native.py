@@ -12,6 +12,14 @@ value type float/double and index type int32/int64) are plain C99 + pthreads:
 * ``gr_sddmm``: :math:`s_e = c_i \langle g_i, x_{\mathrm{col}_e} \rangle` (``c_i = 1`` or ``1/\max(\deg_i, 1)``).
 * ``gr_arg_bwd_x`` / ``gr_arg_bwd_w``: the max/min backward through the arg edges (no atomics).
 
+**Out of cache** (issue 18; each change measured on its own in ``benchmarks/results/aggregate-experiments.md``):
+the forward keeps up to 64 accumulators of a row in registers per feature tile and prefetches the first 128
+bytes of source rows 16 edges ahead (the hardware streams the rest of a row); threads claim chunks of similar edge count, and a hub row longer than a chunk's share (at least
+256 edges) is split into pieces whose private partial rows are combined in edge order afterwards (so ``max``'s
+arg stays the first extremal edge); the SDDMM is split by edges; the ``max``/``min`` backward gives each
+thread whole cache lines of features and vectorises a row's features as one conflict-free gather/scatter. The
+``sum``/``mean`` backward is the same forward kernel over the cached transpose, so it shares all of this.
+
 **The boundary.** Every function here that hands pointers to C (:func:`spmm`, :func:`sddmm`,
 :func:`arg_backward_x`, :func:`arg_backward_w`) checks, always (independently of
 :class:`graphlab.ops.set_validation`) and in O(1) per tensor: the device (CPU), the dtype of every tensor (values
@@ -430,7 +438,10 @@ def arg_backward_x(
     rowptr: Tensor, col: Tensor | None, weight: Tensor | None, arg: Tensor, grad: Tensor, num_src: int,
     num_edges: int,
 ) -> Tensor:
-    """``grad_x[col[a], f] += w[a] grad[i, f]`` for ``a = arg[i, f] < E`` (``col=None``: ``grad_x[a, f]``)."""
+    """``grad_x[col[a], f] += w[a] grad[i, f]`` for ``a = arg[i, f]`` (``col=None``: ``grad_x[a, f]``).
+
+    ``arg`` must be the one :func:`spmm` wrote for this graph: the kernel skips empty rows (sentinel ``E``) as a
+    whole and reads every entry of a non-empty row as one of that row's edges, without a per-entry test."""
     dtype = _matrix_dtype("grad", grad, "[N, F]")
     rowptr, col, edges = _csr(rowptr, col)
     if edges != num_edges:

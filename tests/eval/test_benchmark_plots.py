@@ -53,13 +53,13 @@ def test_aggregate_plot_draws_every_cell_of_the_table(tmp_path, capsys, drawn):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == f"wrote {out}"
     _assert_png(out)
-    rows = [line.split() for line in lines[2:-1]]  # E N F red mode ms(graphlab) ms(pyg) ratio MiB MiB
+    rows = [line.split() for line in lines[2:-1]]  # graph E N F red mode ms(graphlab) ms(pyg) ratio ... MiB MiB
     points = {(p.panel, p.method, p.size): p for p in drawn[0]}
     assert len(points) == len(drawn[0]) == 2 * 2 * 2  # sizes x modes x methods
     for row in rows:
-        panel = f"F=4, sum, {row[4]}"
-        for method, ms_text in (("graphlab", row[5]), ("pyg", row[6])):
-            assert f"{points[(panel, method, int(float(row[0])))].time:.1f}" == ms_text
+        panel = f"{row[0]}, N=E/10, F=4, sum, {row[5]}"
+        for method, ms_text in (("graphlab", row[6]), ("pyg", row[7])):
+            assert f"{points[(panel, method, int(float(row[1])))].time:.1f}" == ms_text
 
 
 def test_sheaf_plot_draws_every_implementation_against_edges(copy_shared, capsys, drawn, monkeypatch, tmp_path):
