@@ -12,22 +12,14 @@ the native C kernel when graphlab's native library builds (the header says which
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-
-def _helpers():
-    name = "graphlab_benchmark_aggregate"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "aggregate.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from aggregate import median_ms, peak_extra_mib  # noqa: E402 - one measuring method for every benchmark
 
 
 def models(in_channels: int, hidden: int, buckets: int) -> dict[str, torch.nn.Module]:
@@ -54,7 +46,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from graphlab.data import PyGData
 
-    helpers = _helpers()
     data = PyGData(args.dataset, split=0, download=False).graph
     mask, y = data.train_mask, data.y
     from graphlab.ops import _native, _native_scan
@@ -80,9 +71,9 @@ def main(argv: list[str] | None = None) -> None:
             with torch.no_grad():
                 return model(data.x, data.edge_index)
 
-        train_ms = helpers.median_ms(train_step, args.repeats, 1)
-        eval_ms = helpers.median_ms(evaluate, max(1, args.repeats // 2), 0)
-        peak = helpers.peak_extra_mib(train_step)
+        train_ms = median_ms(train_step, args.repeats, 1)
+        eval_ms = median_ms(evaluate, max(1, args.repeats // 2), 0)
+        peak = peak_extra_mib(train_step)
         rows.append((name, train_ms / 1e3, eval_ms / 1e3, peak))
         print(f"  measured {name}", file=sys.stderr, flush=True)
     base = rows[0][1]

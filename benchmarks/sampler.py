@@ -29,7 +29,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import platform
 import subprocess
 import sys
@@ -44,19 +43,8 @@ from graphlab.data.sampler import SamplingGraph, pyg_sampler_available
 from graphlab.data.sampler_reference import reference_sample_neighbors
 
 
-def _load_aggregate_helpers():
-    """``peak_extra_mib`` and ``median_ms`` from benchmarks/aggregate.py (one measuring method for all benches)."""
-    name = "graphlab_benchmark_aggregate"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "aggregate.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_helpers = _load_aggregate_helpers()
-peak_extra_mib, median_ms = _helpers.peak_extra_mib, _helpers.median_ms
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from aggregate import median_ms, peak_extra_mib  # noqa: E402 - one measuring method for every benchmark
 
 FANOUTS = ([15, 10, 5], [10, 10])
 METHODS = ("graphlab", "pyg", "loop")
