@@ -21,6 +21,9 @@ ROWS, COLS = 3000, 16
 def _writer(folder: str, commits) -> None:
     """Commit versions 1, 2, 3, ... of ``x`` (put whole) and ``z`` (streamed in chunks) forever, counting commits
     in the shared ``commits``."""
+    # A forked child must not enter the parent's OpenMP thread pool (GNU libgomp deadlocks there once the parent has
+    # run a parallel region): one thread, as torch's DataLoader workers do.
+    torch.set_num_threads(1)
     store = DiskFeatureStore(folder, mode="a")
     version = int(store.get_tensor(None, "x", index=torch.tensor([0]))[0, 0]) + 1
     while True:
