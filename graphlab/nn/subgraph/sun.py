@@ -59,7 +59,7 @@ class SUNConv(nn.Module):
         self.in_channels, self.out_channels, self.edge_dim = in_channels, out_channels, edge_dim
         self.use_readout, self.use_transpose, self.use_mlp = use_readout, use_transpose, use_mlp
         self.readout_pool, self.batch_norm = readout_pool, batch_norm
-        terms = [t for t in U_TERMS if (use_readout or "ro" not in t) and (use_transpose or t != "vk")]
+        terms = [t for t in U_TERMS if (use_readout or t not in ("ro", "ro_root")) and (use_transpose or t != "vk")]
         self.u = nn.ModuleDict({t: mlp(in_channels, out_channels) if use_mlp else nn.Linear(in_channels,
                                                                                           out_channels)
                                 for t in terms})
