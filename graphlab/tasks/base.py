@@ -110,9 +110,10 @@ class GraphTask(L.LightningModule):
 
     # ------------------------------------------------------------------ model calling
     def call_model(self, batch: Any, **extra: Any) -> Tensor:
-        """Call the model with the batch fields its ``forward`` accepts."""
+        """Call the model with the batch fields its ``forward`` accepts (``ptr`` and the pair attributes of
+        :class:`graphlab.transforms.SubgraphPairs` are read by the subgraph GNNs)."""
         kwargs = {}
-        for key in ("edge_weight", "edge_attr", "batch"):
+        for key in ("edge_weight", "edge_attr", "batch", "ptr", "pair_mask", "pair_dis", "pair_label"):
             if key in self._forward_params and getattr(batch, key, None) is not None:
                 kwargs[key] = getattr(batch, key)
         kwargs.update({k: v for k, v in extra.items() if k in self._forward_params})

@@ -2,7 +2,8 @@
 
 :mod:`graphlab.nn.subgraph.swl` holds the SWL family (Zhang et al. 2023: DS/DSS-GNN, SWL(VS/SV), PSWL, SSWL,
 GNN-SSWL+) on the aggregation atoms of :func:`graphlab.ops.pair_atom`; the pair index helpers and the pair
-embedding are shared by every model of the family.
+embedding are shared by every model of the family. :mod:`graphlab.nn.subgraph.ak` holds GNN-AK / GNN-AK+
+(:class:`GNNAKConv`), :mod:`graphlab.nn.subgraph.sun` holds SUN (:class:`SUNConv`).
 """
 from graphlab.nn.subgraph.swl import (
     DSConv,
@@ -13,8 +14,11 @@ from graphlab.nn.subgraph.swl import (
     pair_index_from_batch,
     subgraph_readout,
 )
+from graphlab.nn.subgraph.ak import GNNAKConv
+from graphlab.nn.subgraph.sun import SUNConv
 
 __all__ = [
     "DSConv", "DSSConv", "PairEmbedding", "SSWLPlusConv", "batch_pair_index", "pair_index_from_batch",
     "subgraph_readout",
+    "GNNAKConv", "SUNConv",
 ]
