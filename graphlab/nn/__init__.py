@@ -26,13 +26,15 @@ from graphlab.nn.sheaf import (
     SheafLaplacianLearner,
 )
 from graphlab.nn.sparse_input import DropoutLinear
-from graphlab.nn.subgraph import DSConv, DSSConv, PairEmbedding, SSWLPlusConv
+from graphlab.nn.subgraph import DSConv, DSSConv, GNNAKConv, PairEmbedding, SSWLPlusConv, SUNConv
 
 __all__ = [
     "BiMamba",
     "DiscreteSheafDiffusionLayer",
     "DropoutLinear",
     "DSConv",
+    "GNNAKConv",
+    "SUNConv",
     "DSSConv",
     "EdgeWeightLearner",
     "FixedRestrictionMaps",
