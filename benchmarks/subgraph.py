@@ -32,6 +32,10 @@ training itself, without the interpreter, torch and the data). The ``|Δ|`` colu
 difference of the two engines' graph outputs and parameter gradients on the same parameters, in float64, on two
 graphs of the size (``ok`` when ≤ 1e-6).
 
+``--atoms-only``: the same cells, but each step runs only the aggregations (every atom of the model once per layer
+on random ``[R, F]`` states, forward and backward; graphlab builds its ``PairIndex`` inside the step): the part of
+the epoch in which the engines differ (the MLPs, batch norms and the optimiser are the same dense code in both).
+
 ``--molesol``: one graphlab GNN-SSWL+ training epoch on ogbg-molesol (scaffold train split, batch 128, 6 layers,
 width 96, max_dis 5, atom and bond encoders; ``SubgraphPairs`` as a cached pre-transform) in a subprocess, next to
 the anchor figures measured for the official code in ``shared/reference/anchors-measured.md`` (not re-run here).
@@ -50,6 +54,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,7 +66,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from graphlab.nn.subgraph import DSConv, PairEmbedding, SSWLPlusConv, pair_index_from_batch, subgraph_readout
-from graphlab.ops import PairIndex, pool_pairs
+from graphlab.ops import pair_atom, pool_pairs
 from graphlab.transforms.subgraph import shortest_path_distances
 
 MAX_DIS = 5
@@ -209,13 +214,25 @@ def worker(args: argparse.Namespace) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     rss_before = _rss_mib()
 
+    states = [torch.randn(b.num_graphs * n * n, args.dim, requires_grad=True) for b in batches]
+
+    def step(batch: GraphBatch, index: dict | None, h: Tensor) -> None:
+        if args.atoms_only:  # the aggregations of one epoch alone: every atom of every layer, forward + backward
+            if engine == "graphlab":
+                pairs = pair_index_from_batch(batch.edge_index, batch.ptr, validate=False)
+                out = [pair_atom(h, pairs, a, None, "gine" if a in LOCAL else "add") for a in model.atoms()]
+            else:
+                out = [replicated_aggregate(h, index[a], a in LOCAL) for a in model.atoms()]
+            (sum(o.sum() for o in out) * args.layers).backward()
+            return
+        optimizer.zero_grad()
+        torch.nn.functional.l1_loss(model(batch, engine, index), batch.y).backward()
+        optimizer.step()
+
     def epoch() -> float:
         start = time.perf_counter()
-        for batch, index in zip(batches, lists):
-            optimizer.zero_grad()
-            loss = torch.nn.functional.l1_loss(model(batch, engine, index), batch.y)
-            loss.backward()
-            optimizer.step()
+        for batch, index, h in zip(batches, lists, states):
+            step(batch, index, h)
         return time.perf_counter() - start
 
     epoch()  # warm-up
@@ -245,7 +262,8 @@ def run_cell(args: argparse.Namespace, model: str, engine: str, n: int) -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--worker", "--models", model, "--engines", engine,
                "--sizes", str(n), "--graphs", str(args.graphs), "--batch-size", str(args.batch_size),
                "--dim", str(args.dim), "--layers", str(args.layers), "--epochs", str(args.epochs),
-               "--degree", str(args.degree), "--seed", str(args.seed), "--threads", str(args.threads)]
+               "--degree", str(args.degree), "--seed", str(args.seed), "--threads", str(args.threads),
+               *(["--atoms-only"] if args.atoms_only else [])]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"worker {model}/{engine}/n={n} failed:\n{done.stderr[-3000:]}")
@@ -268,8 +286,11 @@ def molesol_epoch(args: argparse.Namespace) -> dict:
         raise ValueError("--molesol needs GRAPHLAB_DATA pointing at a writable copy of shared/data")
     torch.manual_seed(args.seed)
     start = time.perf_counter()
-    dataset = PygGraphPropPredDataset("ogbg-molesol", root=os.path.join(root, "subgraph_bench"),
-                                      pre_transform=SubgraphPairs(max_dis=MAX_DIS))
+    bench_root = os.path.join(root, "subgraph_bench")  # its own processed/ (with the pre-transform)
+    if not os.path.isdir(os.path.join(bench_root, "ogbg_molesol")):
+        shutil.copytree(os.path.join(root, "ogbg_molesol"), os.path.join(bench_root, "ogbg_molesol"),
+                        ignore=shutil.ignore_patterns("processed"))
+    dataset = PygGraphPropPredDataset("ogbg-molesol", root=bench_root, pre_transform=SubgraphPairs(max_dis=MAX_DIS))
     prepare = time.perf_counter() - start
     loader = DataLoader(dataset[dataset.get_idx_split()["train"]], batch_size=128, shuffle=True)
     dim = args.dim
@@ -308,7 +329,8 @@ def molesol_epoch(args: argparse.Namespace) -> dict:
 
 # --------------------------------------------------------------------------------------------- table
 def print_grid(args: argparse.Namespace) -> None:
-    print(f"subgraph GNN training epoch: {args.graphs} ER graphs (mean degree {args.degree}) per epoch, "
+    what = "aggregation atoms only (fwd+bwd)" if args.atoms_only else "training epoch"
+    print(f"subgraph GNN {what}: {args.graphs} ER graphs (mean degree {args.degree}) per epoch, "
           f"{args.batch_size} per batch, width {args.dim}, {args.layers} layers, {torch.get_num_threads()} "
           f"threads, median of {args.epochs} epochs after 1 warm-up")
     header = (f"{'model':<6} {'n':>4} {'|Δ| f64':>12} {'graphlab s/ep':>14} {'repl. s/ep':>11} {'speed-up':>9} "
@@ -358,6 +380,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--molesol", action="store_true", help="also time one ogbg-molesol epoch")
+    parser.add_argument("--atoms-only", action="store_true",
+                        help="time only the aggregations (every atom once per layer, forward + backward) instead of "
+                             "training the full model: the part the two engines differ in")
     parser.add_argument("--no-grid", action="store_true", help="skip the random-graph grid")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--molesol-worker", action="store_true", help=argparse.SUPPRESS)
