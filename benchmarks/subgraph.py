@@ -238,7 +238,7 @@ def worker(args: argparse.Namespace) -> dict:
     epoch()  # warm-up
     times = [epoch() for _ in range(args.epochs)]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"s_per_epoch": statistics.median(times), "peak_mib": peak, "extra_mib": peak - rss_before}
+    return {"s_per_epoch": statistics.median(times), "peak_mib": peak, "extra_mib": max(0.0, peak - rss_before)}
 
 
 def max_output_difference(model_name: str, n: int, args: argparse.Namespace) -> float:
@@ -324,7 +324,7 @@ def molesol_epoch(args: argparse.Namespace) -> dict:
             optimizer.step()
         times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"prepare_s": prepare, "epochs_s": times, "peak_mib": peak, "extra_mib": peak - rss_before}
+    return {"prepare_s": prepare, "epochs_s": times, "peak_mib": peak, "extra_mib": max(0.0, peak - rss_before)}
 
 
 # --------------------------------------------------------------------------------------------- table
