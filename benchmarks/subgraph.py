@@ -27,7 +27,8 @@ Engines:
 Measurements: one fresh subprocess per (model, engine, n): it builds the batches (``--graphs`` Erdős–Rényi graphs of
 ``n`` nodes, mean degree ``--degree``, ``--batch-size`` graphs per batch), runs one warm-up epoch, then
 ``--epochs`` timed training epochs (forward, L1 loss, backward, Adam step); ``s/ep`` is the median. ``peak RSS``
-is the subprocess's ``ru_maxrss``; ``+MiB`` is that peak minus the RSS just before the first epoch (the memory of
+is the subprocess's peak RSS (``VmHWM``; ``ru_maxrss`` would include the parent's peak, which Linux carries
+over); ``+MiB`` is that peak minus the RSS just before the first epoch (the memory of
 training itself, without the interpreter, torch and the data). The ``|Δ|`` column is the largest absolute
 difference of the two engines' graph outputs and parameter gradients on the same parameters, in float64, on two
 graphs of the size (``ok`` when ≤ 1e-6).
@@ -198,6 +199,16 @@ def _batches(args: argparse.Namespace, n: int) -> list[GraphBatch]:
             for i in range(0, args.graphs, args.batch_size)]
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak RSS (``VmHWM``: per address space, so a fresh ``exec`` starts it anew, unlike
+    ``ru_maxrss``, which Linux carries over from the parent)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: the portable figure
+
+
 def _rss_mib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -237,7 +248,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     epoch()  # warm-up
     times = [epoch() for _ in range(args.epochs)]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mib()
     return {"s_per_epoch": statistics.median(times), "peak_mib": peak, "extra_mib": max(0.0, peak - rss_before)}
 
 
@@ -323,7 +334,7 @@ def molesol_epoch(args: argparse.Namespace) -> dict:
             torch.nn.functional.l1_loss(model(batch), batch.y.view(-1).float()).backward()
             optimizer.step()
         times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mib()
     return {"prepare_s": prepare, "epochs_s": times, "peak_mib": peak, "extra_mib": max(0.0, peak - rss_before)}
 
 
