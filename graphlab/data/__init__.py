@@ -2,6 +2,7 @@
 out-of-core disk store."""
 
 from graphlab.data.base import DatasetInfo, GraphDataModule, resolve_root
+from graphlab.data.counting import SubstructureCountData
 from graphlab.data.ogb import OGBGraphData, OGBLinkData, OGBNodeData
 from graphlab.data.movielens import MovieLens100K
 from graphlab.data.planetoid_link import PlanetoidLinkData
@@ -40,6 +41,7 @@ __all__ = [
     "SecondMinimumData",
     "SecondMinimumGraphData",
     "StoreCorruptedError",
+    "SubstructureCountData",
     "neighbor_loader",
     "open_store",
     "resolve_root",
