@@ -51,8 +51,29 @@ def _lib() -> ctypes.CDLL:
             fwd.argtypes = [ptr] * 8 + [i64] * 7 + [cint]
             bwd.argtypes = [ptr] * 13 + [i64] * 9 + [cint]
             fwd.restype = bwd.restype = ctypes.c_int  # nonzero: a thread could not allocate its scratch buffer
+        lib.ss_exp_f32.argtypes = [ptr, ptr, i64]
+        lib.ss_exp_f32.restype = None
+        lib.ss_vec16_forward.argtypes = []
+        lib.ss_vec16_forward.restype = cint
         _declared.add(id(lib))
     return lib
+
+
+def vectorised_forward() -> bool:
+    """Whether the float32 forward at ``N = 16`` (Mamba's ``d_state``) runs on 16-lane vectors (``ss_fwd_pair16``:
+    compiled where the build targets AVX-512) rather than the generic loop."""
+    return bool(_lib().ss_vec16_forward())
+
+
+def kernel_exp(x: Tensor) -> Tensor:
+    r"""The kernels' float32 :math:`\exp` on ``x`` (any shape, float32, CPU), for testing its accuracy:
+    :math:`e^x = 2^k e^r`, :math:`k = \mathrm{round}(x / \ln 2)`, :math:`r = x - k \ln 2` (Cody-Waite, two parts),
+    :math:`e^r \approx 1 + r + r^2 P_5(r)` (Cephes's coefficients); ``x`` is clamped to ``[-87, 88]`` first, so
+    ``x < -87`` gives :math:`e^{-87} \approx 1.6 \cdot 10^{-38}` instead of a subnormal or 0."""
+    x = _checked("x", x, torch.float32, tuple(x.shape))
+    out = torch.empty_like(x)
+    _lib().ss_exp_f32(x.data_ptr(), out.data_ptr(), x.numel())
+    return out
 
 
 def checkpoint_every(state: int) -> int:

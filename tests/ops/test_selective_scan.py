@@ -361,3 +361,84 @@ def test_native_boundary_names_the_bad_argument():
         _native_scan.scan_forward(u, u, A, B, B[:, :, :4], 1, 1, False)
     with pytest.raises(ValueError, match="3 groups, which must divide D = 2"):
         _native_scan.scan_forward(u, u, A, B, B, 3, 1, False)
+
+
+# ---------------------------------------------------------------------------------------------- N = 16, float32
+# Mamba's d_state 16 in float32 has its own forward (ss_fwd_pair16: the states as one 16-lane vector, y of 16
+# positions at once through a transpose-add tree, a vectorised exp) wherever the build targets AVX-512.
+@pytest.mark.parametrize("b_kind,c_kind", [("shared", "shared"), ("const", "grouped"), ("grouped", "const")])
+@pytest.mark.parametrize("length,every", [(53, 64), (100, 20), (16, 16), (5, 64)])
+@pytest.mark.parametrize("with_grad", [False, True])
+def test_native_state_16_float32_matches_float64_reference(path_env, b_kind, c_kind, length, every, with_grad,
+                                                           monkeypatch):
+    """Lengths and checkpoint intervals ``K`` that are and are not multiples of 16 (blocks of 16 positions, the
+    tails of a chunk and of the sequence); without grad the forward keeps no checkpoints."""
+    monkeypatch.setattr(_native_scan, "_CHUNK_VALUES", every * 16)
+    inputs = make_inputs(batch=2, channels=6, length=length, state=16, b_kind=b_kind, c_kind=c_kind, groups=3,
+                         dtype=torch.float32, seed=3)
+    inputs["delta"] = torch.nn.functional.softplus(inputs["delta"])
+    x = leaves({k: inputs[k] for k in ("u", "delta", "A", "B", "C", "D")})
+    with path_env("cpu-native"), torch.set_grad_enabled(with_grad):
+        out, last = ops.selective_scan(**x, return_last_state=True)
+        assert_ran("cpu-native")
+    x64 = leaves({k: v.double() for k, v in x.items()})
+    out64, last64 = reference.selective_scan(**x64, return_last_state=True)
+    torch.testing.assert_close(out.double(), out64, atol=2e-5, rtol=2e-5)
+    torch.testing.assert_close(last.double(), last64, atol=2e-5, rtol=2e-5)
+    if with_grad:
+        gen = torch.Generator().manual_seed(1)
+        g = torch.randn(out.shape, generator=gen)
+        grads = torch.autograd.grad((out * g).sum(), list(x.values()))
+        grads64 = torch.autograd.grad((out64 * g.double()).sum(), list(x64.values()))
+        for name, got, want in zip(x, grads, grads64):
+            torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_native_state_16_float32_threads_match_one_thread(path_env, monkeypatch):
+    monkeypatch.setattr(_native_scan, "_PARALLEL_MIN_WORK", 0)
+    inputs = make_inputs(batch=3, channels=8, length=70, state=16, dtype=torch.float32, seed=4)
+    outs = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            with path_env("cpu-native"):
+                outs.append(ops.selective_scan(**inputs, delta_softplus=True, return_last_state=True))
+        finally:
+            torch.set_num_threads(1)
+    torch.testing.assert_close(outs[1], outs[0], atol=0, rtol=0)
+
+
+# The kernels' float32 exp (kernels/csrc/selective_scan.c: ss_expf, and ss_exp16 on vectors) against float64:
+# measured max relative error 1.18e-7 over [-87, 88] (about one float32 ulp of the result), bounded at 2e-7 here.
+EXP_RELATIVE_ERROR = 2e-7
+
+
+@pytest.mark.parametrize("count", [2_000_000, 2_000_003])  # a multiple of 16 and not: vector and scalar lanes
+def test_kernel_exp_relative_error_over_the_range_the_scan_sees(count):
+    if not _native_scan.available():
+        pytest.skip("native kernels unavailable")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.cat([
+        torch.linspace(-87.0, 88.0, count),  # the whole clamped range: Delta * A from -87 (A < 0) up
+        -torch.rand(count // 4, generator=gen) * 1e-3,  # tiny Delta * A: decays close to 1
+        -torch.rand(count // 4, generator=gen) * 20.0,
+    ])
+    got = _native_scan.kernel_exp(x).double()
+    want = torch.exp(x.double())
+    assert ((got - want).abs() / want).max().item() < EXP_RELATIVE_ERROR
+
+
+def test_kernel_exp_of_very_negative_and_special_inputs():
+    """Below -87 (a decay under 1.6e-38, e.g. Delta * A = -1e4 or -inf) the value is clamped at exp(-87): it
+    multiplies the state by < 2e-38 (0 for every purpose of the scan) and never gives a NaN or a garbage exponent."""
+    if not _native_scan.available():
+        pytest.skip("native kernels unavailable")
+    special = [0.0, -0.0, -87.0, -87.5, -100.0, -1e4, -3e38, float("-inf")]
+    for count in (16, 17):  # all in the vector lanes / the last one through the scalar exp
+        x = torch.tensor((special * 3)[:count], dtype=torch.float32)
+        got = _native_scan.kernel_exp(x)
+        assert torch.all(got[x == 0] == 1.0)
+        below = x <= -87
+        assert torch.all((got[below] > 0) & (got[below] <= 1.7e-38))
+    nan = _native_scan.kernel_exp(torch.full((17,), float("nan")))
+    assert torch.isnan(nan).all()
