@@ -68,8 +68,10 @@ def vectorised_forward() -> bool:
 def kernel_exp(x: Tensor) -> Tensor:
     r"""The kernels' float32 :math:`\exp` on ``x`` (any shape, float32, CPU), for testing its accuracy:
     :math:`e^x = 2^k e^r`, :math:`k = \mathrm{round}(x / \ln 2)`, :math:`r = x - k \ln 2` (Cody-Waite, two parts),
-    :math:`e^r \approx 1 + r + r^2 P_5(r)` (Cephes's coefficients); ``x`` is clamped to ``[-87, 88]`` first, so
-    ``x < -87`` gives :math:`e^{-87} \approx 1.6 \cdot 10^{-38}` instead of a subnormal or 0."""
+    :math:`e^r \approx 1 + r + r^2 P_5(r)` (Cephes's coefficients), relative error below ``2e-7`` on
+    :math:`[-87, 88]`. Below :math:`-87` the scalar version (``ss_expf``: the backward, the generic loop) clamps
+    at :math:`e^{-87} \approx 1.6 \cdot 10^{-38}`, the AVX-512 one (``ss_exp16``: the ``N = 16`` forward)
+    underflows to a subnormal or 0, as :func:`torch.exp` does."""
     x = _checked("x", x, torch.float32, tuple(x.shape))
     out = torch.empty_like(x)
     _lib().ss_exp_f32(x.data_ptr(), out.data_ptr(), x.numel())

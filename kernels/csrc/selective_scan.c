@@ -67,6 +67,7 @@ static inline double ss_exp(double x) { return exp(x); }
  * instead of 16 horizontal reductions), and exp runs on whole vectors. */
 #if defined(__GNUC__) && defined(__AVX512F__) && !defined(SS_NO_VEC16)
 #define SS_VEC16 1
+#include <immintrin.h>
 typedef float ss_v16f __attribute__((vector_size(64)));
 typedef int32_t ss_v16i __attribute__((vector_size(64)));
 
@@ -81,22 +82,14 @@ typedef int32_t ss_v16i __attribute__((vector_size(64)));
 SS_V16 ss_v16f ss_load16(const float *p) { ss_v16f v; memcpy(&v, p, sizeof v); return v; }
 SS_V16 void ss_store16(float *p, ss_v16f v) { memcpy(p, &v, sizeof v); }
 
-/* max(x, lo) and min(x, hi) lane by lane (NaN passes through unchanged, as in the scalar ss_expf). */
-SS_V16 ss_v16f ss_clamp16(ss_v16f x, float lo, float hi) {
-    const ss_v16f vlo = (ss_v16f){0} + lo, vhi = (ss_v16f){0} + hi;
-    ss_v16i below = x < vlo, above = x > vhi;
-    ss_v16i bits = ((ss_v16i)x & ~(below | above)) | ((ss_v16i)vlo & below) | ((ss_v16i)vhi & above);
-    return (ss_v16f)bits;
-}
-
-/* ss_expf on 16 lanes, the same steps: exp(x) = 2^k exp(r), k = round(x / ln 2) (the 1.5 * 2^23 shifter leaves
-   k in the low mantissa bits, so k << 23 is those bits shifted: no float-to-int conversion), r = x - k ln 2 in two
-   parts (Cody-Waite), exp(r) = 1 + r + r^2 P(r) with Cephes's degree-5 P. */
+/* ss_expf's steps on 16 lanes with AVX-512's own exponent scaling: exp(x) = 2^k exp(r), k = round(x / ln 2),
+   r = x - k ln 2 in two parts (Cody-Waite), exp(r) = 1 + r + r^2 P(r) with Cephes's degree-5 P, and 2^k applied by
+   vscalefps, which under- and overflows correctly (to 0 below x = -103.9, to +inf above 88.7; no clamp to keep the
+   exponent bits valid, unlike ss_expf). The clamp to [-104, 89] only turns -inf / +inf into finite k. */
 SS_V16 ss_v16f ss_exp16(ss_v16f x) {
-    x = ss_clamp16(x, -87.0f, 88.0f);
-    const float shifter = 12582912.0f;
-    const ss_v16f shifted = x * 1.44269504088896341f + shifter;
-    const ss_v16f kf = shifted - shifter;
+    /* max/min return their second operand when one is NaN: x second, so a NaN stays a NaN */
+    x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+    const ss_v16f kf = _mm512_roundscale_ps(x * 1.44269504088896341f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     ss_v16f r = x - kf * 0.693359375f;
     r = r - kf * -2.12194440e-4f;
     ss_v16f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
@@ -105,8 +98,7 @@ SS_V16 ss_v16f ss_exp16(ss_v16f x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + (r + 1.0f);
-    const ss_v16i scale = ((ss_v16i)shifted << 23) + (127 << 23);
-    return p * (ss_v16f)scale;
+    return _mm512_scalef_ps(p, kf);
 }
 
 /* One level of the transpose-add tree: x and y hold the partial sums of 16 / s rows each, s lanes per row; the
