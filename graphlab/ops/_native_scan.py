@@ -48,7 +48,7 @@ def _lib() -> ctypes.CDLL:
         ptr, i64, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
         for suffix in _SUFFIX.values():
             fwd, bwd = getattr(lib, f"ss_fwd_{suffix}"), getattr(lib, f"ss_bwd_{suffix}")
-            fwd.argtypes = [ptr] * 8 + [i64] * 7 + [cint]
+            fwd.argtypes = [ptr] * 9 + [i64] * 7 + [cint]
             bwd.argtypes = [ptr] * 13 + [i64] * 9 + [cint]
             fwd.restype = bwd.restype = ctypes.c_int  # nonzero: a thread could not allocate its scratch buffer
         lib.ss_exp_f32.argtypes = [ptr, ptr, i64]
@@ -148,22 +148,27 @@ def _threads(work: int) -> int:
 
 
 def scan_forward(
-    u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, b_groups: int, c_groups: int, checkpoints: bool
+    u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, b_groups: int, c_groups: int, checkpoints: bool,
+    skip: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(y [batch, D, L], last [batch, D, N], ckpt [batch, D, ceil(L / K), N] or None)``; ``B``/``C`` in the
-    kernel layout with their group counts (0 = constant)."""
+    kernel layout with their group counts (0 = constant); with ``skip`` (``[D]``) ``y`` includes
+    :math:`D_d u_t` (its gradients are the caller's)."""
     dtype, (u, dt, A, B, C) = _check_all(u, dt, A, B, C, b_groups, c_groups)
     batch, channels, length = u.shape
     state = A.shape[1]
+    if skip is not None:
+        skip = _checked("skip", skip, dtype, (channels,))
     every = checkpoint_every(state)
-    y = torch.full_like(u, float("nan"))  # every entry is written by the kernel
+    y = torch.empty_like(u)  # every entry is written by the kernel (or it fails and MemoryError is raised)
     last = u.new_empty((batch, channels, state))
     ckpt = u.new_empty((batch, channels, -(-length // every), state)) if checkpoints else None
     if length == 0:
         last.zero_()
         return y, last, ckpt
     failed = getattr(_lib(), f"ss_fwd_{_SUFFIX[dtype]}")(
-        u.data_ptr(), dt.data_ptr(), A.data_ptr(), B.data_ptr(), C.data_ptr(), y.data_ptr(), last.data_ptr(),
+        u.data_ptr(), dt.data_ptr(), A.data_ptr(), B.data_ptr(), C.data_ptr(),
+        None if skip is None else skip.data_ptr(), y.data_ptr(), last.data_ptr(),
         None if ckpt is None else ckpt.data_ptr(), batch, channels, length, state, every, b_groups, c_groups,
         _threads(u.numel() * state),
     )

@@ -3,9 +3,11 @@
  *
  * Per pair (b, d), state h in R^N, h_{-1} = 0 (u, dt already biased / softplus-ed / masked by the caller):
  *
- *   a_t = exp(dt_t A_d),   h_t = a_t * h_{t-1} + dt_t u_t B_t,   y_t = <C_t, h_t>
+ *   a_t = exp(dt_t A_d),   h_t = a_t * h_{t-1} + dt_t u_t B_t,   y_t = <C_t, h_t> (+ D_d u_t in the forward)
  *
- * ss_fwd   y [Bt, D, L], the last state [Bt, D, N], and (when ckpt != NULL) the state entering every chunk of K
+ * ss_fwd   y [Bt, D, L] (with the skip term D_d u_t when skip != NULL: one pass over u instead of two torch ops; its
+ *          gradients, D's and g_t D_d for u, are added by the caller), the last state [Bt, D, N], and (when
+ *          ckpt != NULL) the state entering every chunk of K
  *          positions, ckpt [Bt, D, ceil(L / K), N], for the backward.
  * ss_bwd   the adjoint lambda_t = dL/dh_t runs backwards, lambda_t = a_{t+1} lambda_{t+1} + C_t g_t (+ the last
  *          state's gradient at t = L - 1); per chunk the states are recomputed from its checkpoint into a K x N
