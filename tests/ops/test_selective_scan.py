@@ -4,7 +4,9 @@ gradcheck), every argument combination, chunk sizes, causality, long sequences, 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
@@ -443,3 +445,27 @@ def test_kernel_exp_of_very_negative_and_special_inputs():
         assert torch.all((got[below] >= 0) & (got[below] <= 1.7e-38))
     nan = _native_scan.kernel_exp(torch.full((17,), float("nan")))
     assert torch.isnan(nan).all()
+
+
+def test_native_boundary_checks_the_skip():
+    if not _native_scan.available():
+        pytest.skip("native kernels unavailable")
+    u = torch.randn(1, 2, 5)
+    B = torch.randn(1, 1, 5, 3)
+    with pytest.raises(ValueError, match=r"argument skip has shape \(3,\)"):
+        _native_scan.scan_forward(u, u, -torch.rand(2, 3), B, B, 1, 1, False, skip=torch.ones(3))
+
+
+# ---------------------------------------------------------------------------------------------- benchmark
+def test_benchmark_script_prints_one_row_per_shape_and_mode(capsys):
+    """benchmarks/scan.py end to end on a tiny shape (no timing is asserted)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "scan.py"
+    spec = importlib.util.spec_from_file_location("graphlab_benchmark_scan", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--L", "20", "33", "--d-inner", "4", "--d-state", "16", "--batch", "2", "--methods", "graphlab",
+                "reference", "--modes", "fwd", "--repeats", "1", "--warmup", "0"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    rows = [line.split() for line in lines if not line.startswith("#")][1:]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("20", "4", "fwd"), ("33", "4", "fwd")]
+    assert all(len(r) == 3 + 2 * 2 + 1 and float(r[-1]) > 0 for r in rows)  # 2 methods x (ms, MiB), 1 ratio
