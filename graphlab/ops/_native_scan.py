@@ -12,6 +12,10 @@ Per (batch, channel) pair, sequentially in time, the state :math:`h \in \mathbb{
 :mod:`graphlab.ops.selective_scan`). Pairs run on ``torch.get_num_threads()`` pthreads; the gradients of ``A``,
 ``B`` and ``C``, shared between pairs, go to one partial buffer per thread, summed here.
 
+In float32 with ``N = 16`` (Mamba's ``d_state``) and an AVX-512 build, forward and backward run on 16-lane
+vectors (``ss_fwd_pair16``/``ss_bwd_pair16``: the state is one register, the per-position dot products of 16
+positions are summed at once by a transpose-add tree, the exp is vectorised; :func:`vectorised_forward`).
+
 ``B``/``C`` arrive in the kernel layout: constant ``[D, N]`` or position-major ``[batch, G, L, N]`` (see
 :func:`kernel_layout`). Every tensor is checked here (device, dtype, shape; non-contiguous ones are copied): a
 mismatch raises ``TypeError``/``ValueError`` naming it, as in :mod:`graphlab.ops._native`.
@@ -51,7 +55,7 @@ def _lib() -> ctypes.CDLL:
             fwd.argtypes = [ptr] * 9 + [i64] * 7 + [cint]
             bwd.argtypes = [ptr] * 13 + [i64] * 9 + [cint]
             fwd.restype = bwd.restype = ctypes.c_int  # nonzero: a thread could not allocate its scratch buffer
-        lib.ss_exp_f32.argtypes = [ptr, ptr, i64]
+        lib.ss_exp_f32.argtypes = [ptr, ptr, i64, cint]
         lib.ss_exp_f32.restype = None
         lib.ss_vec16_forward.argtypes = []
         lib.ss_vec16_forward.restype = cint
@@ -65,16 +69,17 @@ def vectorised_forward() -> bool:
     return bool(_lib().ss_vec16_forward())
 
 
-def kernel_exp(x: Tensor) -> Tensor:
+def kernel_exp(x: Tensor, vector: bool = True) -> Tensor:
     r"""The kernels' float32 :math:`\exp` on ``x`` (any shape, float32, CPU), for testing its accuracy:
     :math:`e^x = 2^k e^r`, :math:`k = \mathrm{round}(x / \ln 2)`, :math:`r = x - k \ln 2` (Cody-Waite, two parts),
     :math:`e^r \approx 1 + r + r^2 P_5(r)` (Cephes's coefficients), relative error below ``2e-7`` on
     :math:`[-87, 88]`. Below :math:`-87` the scalar version (``ss_expf``: the backward, the generic loop) clamps
     at :math:`e^{-87} \approx 1.6 \cdot 10^{-38}`, the AVX-512 one (``ss_exp16``: the ``N = 16`` forward)
-    underflows to a subnormal or 0, as :func:`torch.exp` does."""
+    underflows to a subnormal or 0, as :func:`torch.exp` does. ``vector=False`` runs every value through
+    ``ss_expf``; ``vector=True`` runs blocks of 16 through ``ss_exp16`` where it is compiled."""
     x = _checked("x", x, torch.float32, tuple(x.shape))
     out = torch.empty_like(x)
-    _lib().ss_exp_f32(x.data_ptr(), out.data_ptr(), x.numel())
+    _lib().ss_exp_f32(x.data_ptr(), out.data_ptr(), x.numel(), int(vector))
     return out
 
 

@@ -22,8 +22,9 @@
  *   groups >= 1: input-dependent, position-major [Bt, G, L, N] (the caller transposes mamba-ssm's [Bt, G, N, L]
  *                so that B_t is one contiguous row of N), channel d in group d / (D / G).
  *
- * float32 uses a vectorisable exp (Cody-Waite reduction + degree-6 polynomial, relative error < 2e-7); float64
- * uses libm's exp. Compiled into graphlab's native library by graphlab/ops/_native.py; the bindings and checks
+ * float32 uses its own exp (Cody-Waite reduction + Cephes's polynomial, relative error < 2e-7, tested against
+ * float64): ss_expf in the generic loops, ss_exp16 (AVX-512, 16 lanes) in the N = 16 paths; float64 uses libm's
+ * exp. Compiled into graphlab's native library by graphlab/ops/_native.py; the bindings and checks
  * of every pointer's dtype, device, contiguity and size are in graphlab/ops/_native_scan.py. */
 
 /* -std=c99 (graphlab's flags) turns off the contraction of a * b + c into one fused multiply-add; this file's
@@ -143,12 +144,16 @@ SS_V16 float ss_sum16(ss_v16f v) {
 
 #endif
 
-/* The float32 exp of the kernels on n values (ss_exp16 in blocks of 16 where the vector forward is compiled, the
-   rest through ss_expf); exported for the accuracy test. */
-void ss_exp_f32(const float *x, float *out, int64_t n) {
+/* The float32 exps of the kernels on n values, exported for the accuracy test: with vector != 0 ss_exp16 in
+   blocks of 16 where it is compiled (the N = 16 paths), the rest (and everything with vector == 0) through
+   ss_expf (the generic loops). */
+void ss_exp_f32(const float *x, float *out, int64_t n, int vector) {
     int64_t i = 0;
 #ifdef SS_VEC16
-    for (; i + 16 <= n; i += 16) ss_store16(out + i, ss_exp16(ss_load16(x + i)));
+    if (vector)
+        for (; i + 16 <= n; i += 16) ss_store16(out + i, ss_exp16(ss_load16(x + i)));
+#else
+    (void)vector;
 #endif
     for (; i < n; ++i) out[i] = ss_expf(x[i]);
 }

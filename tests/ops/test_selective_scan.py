@@ -415,17 +415,17 @@ def test_native_state_16_float32_threads_match_one_thread(path_env, monkeypatch)
 EXP_RELATIVE_ERROR = 2e-7
 
 
-@pytest.mark.parametrize("count", [2_000_000, 2_000_003])  # a multiple of 16 and not: vector and scalar lanes
-def test_kernel_exp_relative_error_over_the_range_the_scan_sees(count):
+@pytest.mark.parametrize("vector", [True, False], ids=["ss_exp16", "ss_expf"])
+def test_kernel_exp_relative_error_over_the_range_the_scan_sees(vector):
     if not _native_scan.available():
         pytest.skip("native kernels unavailable")
     gen = torch.Generator().manual_seed(0)
     x = torch.cat([
-        torch.linspace(-87.0, 88.0, count),  # the whole clamped range: Delta * A from -87 (A < 0) up
-        -torch.rand(count // 4, generator=gen) * 1e-3,  # tiny Delta * A: decays close to 1
-        -torch.rand(count // 4, generator=gen) * 20.0,
+        torch.linspace(-87.0, 88.0, 2_000_003),  # the range of normal results: Delta * A from -87 (A < 0) up
+        -torch.rand(500_000, generator=gen) * 1e-3,  # tiny Delta * A: decays close to 1
+        -torch.rand(500_000, generator=gen) * 20.0,
     ])
-    got = _native_scan.kernel_exp(x).double()
+    got = _native_scan.kernel_exp(x, vector=vector).double()
     want = torch.exp(x.double())
     assert ((got - want).abs() / want).max().item() < EXP_RELATIVE_ERROR
 
@@ -437,9 +437,9 @@ def test_kernel_exp_of_very_negative_and_special_inputs():
     if not _native_scan.available():
         pytest.skip("native kernels unavailable")
     special = [0.0, -0.0, -87.0, -87.5, -100.0, -1e4, -3e38, float("-inf")]
-    for count in (16, 17):  # all in the vector lanes / the last one through the scalar exp
+    for count, vector in ((16, True), (16, False), (17, True)):
         x = torch.tensor((special * 3)[:count], dtype=torch.float32)
-        got = _native_scan.kernel_exp(x)
+        got = _native_scan.kernel_exp(x, vector=vector)
         assert torch.all(got[x == 0] == 1.0)
         below = x <= -87
         assert torch.all((got[below] >= 0) & (got[below] <= 1.7e-38))
