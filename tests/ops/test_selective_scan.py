@@ -464,7 +464,7 @@ def test_benchmark_script_prints_one_row_per_shape_and_mode(capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     bench.main(["--L", "20", "33", "--d-inner", "4", "--d-state", "16", "--batch", "2", "--methods", "graphlab",
-                "reference", "--modes", "fwd", "--repeats", "1", "--warmup", "0"])
+                "reference", "--modes", "fwd", "--repeats", "1", "--warmup", "0", "--clock", "thread"])
     lines = capsys.readouterr().out.strip().splitlines()
     rows = [line.split() for line in lines if not line.startswith("#")][1:]
     assert [(r[0], r[1], r[2]) for r in rows] == [("20", "4", "fwd"), ("33", "4", "fwd")]
