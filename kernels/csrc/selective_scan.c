@@ -62,12 +62,15 @@ static inline float ss_expf(float x) {
 
 static inline double ss_exp(double x) { return exp(x); }
 
-/* ---- The float32, N = 16 forward on GNU C vector extensions (gcc >= 4.9, clang): 16 states = one v16 value
- * (one AVX-512 register). Two things make the
- * generic loop slow there, both measured (1 thread, batch 4, D 256, L 1024): y_t = <C_t, h_t> as a horizontal
- * sum at every position (removing it halved the forward) and the exp. Here the 16 products C_t * h_t of 16
- * positions are folded into the 16 sums y_t..y_{t+15} by a transpose-add tree (15 folds of 2 shuffles + 1 add,
- * instead of 16 horizontal reductions), and exp runs on whole vectors. */
+/* ---- float32 with N = 16 (Mamba's d_state) on 16-lane vectors, forward and backward (ss_fwd_pair16 and
+ * ss_bwd_pair16 in selective_scan_typed.inc): the state is one ss_v16f (one AVX-512 register; GNU C vector
+ * extensions plus three AVX-512 intrinsics, gcc >= 4.9 or clang). What made the generic loop slow at this size,
+ * measured (1 thread, batch 4, D 256, L 1024, the thread's CPU time): the horizontal sum y_t = <C_t, h_t> at every
+ * position (removing it halved the forward), then the exp (3/4 of what remained). Here the 16 products C_t * h_t
+ * of 16 positions are summed into y_t..y_{t+15} by a transpose-add tree (15 folds of 2 shuffles + 1 add instead
+ * of 16 horizontal reductions; the backward's <lambda_t, B_t> and <A_d, q_t> alike) and the exp is vectorised with
+ * vscalefps for 2^k. Only where a v16 is one machine register: lowered to AVX2 the same code ran ~10x slower than
+ * the generic loop, which every other target (and float64, and N != 16) keeps. */
 #if defined(__GNUC__) && defined(__AVX512F__) && !defined(SS_NO_VEC16)
 #define SS_VEC16 1
 #include <immintrin.h>
