@@ -397,17 +397,26 @@ def test_native_state_16_float32_matches_float64_reference(path_env, b_kind, c_k
 
 
 def test_native_state_16_float32_threads_match_one_thread(path_env, monkeypatch):
+    """Outputs bit for bit; gradients up to the order in which the per-thread partial sums of A, B, C are added."""
     monkeypatch.setattr(_native_scan, "_PARALLEL_MIN_WORK", 0)
-    inputs = make_inputs(batch=3, channels=8, length=70, state=16, dtype=torch.float32, seed=4)
-    outs = []
+    inputs = make_inputs(batch=3, channels=8, length=70, state=16, b_kind="grouped", groups=2, dtype=torch.float32,
+                         seed=4)
+    results = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
         try:
+            x = leaves(inputs)
             with path_env("cpu-native"):
-                outs.append(ops.selective_scan(**inputs, delta_softplus=True, return_last_state=True))
+                out, last = ops.selective_scan(**x, delta_softplus=True, return_last_state=True)
+            grads = torch.autograd.grad(out.sum() + last.sum(), list(x.values()))
+            results.append((out, last, grads))
         finally:
             torch.set_num_threads(1)
-    torch.testing.assert_close(outs[1], outs[0], atol=0, rtol=0)
+    (out1, last1, grads1), (out2, last2, grads2) = results
+    torch.testing.assert_close(out2, out1, atol=0, rtol=0)
+    torch.testing.assert_close(last2, last1, atol=0, rtol=0)
+    for name, g2, g1 in zip(inputs, grads2, grads1):
+        torch.testing.assert_close(g2, g1, atol=1e-5, rtol=1e-5, msg=name)
 
 
 # The kernels' float32 exp (kernels/csrc/selective_scan.c: ss_expf, and ss_exp16 on vectors) against float64:
