@@ -11,7 +11,8 @@ Paths (:mod:`graphlab.ops._backend`): the reference loop (:func:`graphlab.ops.re
 CUDA mamba-ssm's fused kernel when it is importable (recorded as ``"mamba-ssm"``), else the Triton kernels of
 :mod:`graphlab.kernels.selective_scan`; on the CPU (``"cpu"``) the native C kernel of
 :mod:`graphlab.ops._native_scan` (``kernels/csrc/selective_scan.c``: one sequential scan per (batch, channel) pair
-on ``torch.get_num_threads()`` pthreads, the state :math:`h \in \mathbb{R}^N` in a local buffer, no padding;
+on ``torch.get_num_threads()`` pthreads, the state :math:`h \in \mathbb{R}^N` in a local buffer (float32 with
+``N = 16`` on an AVX-512 build: one 16-lane vector register), no padding;
 the backward recomputes the states of each chunk of ``K`` positions from a checkpoint kept by the forward), or,
 when graphlab's native library cannot be built or is switched off (``GRAPHLAB_NATIVE=0``,
 :class:`graphlab.ops._native.use_native`), the chunked torch scan below. ``last_path("selective_scan.cpu_impl")``
