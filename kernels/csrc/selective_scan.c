@@ -28,8 +28,12 @@
  * of every pointer's dtype, device, contiguity and size are in graphlab/ops/_native_scan.py. */
 
 /* -std=c99 (graphlab's flags) turns off the contraction of a * b + c into one fused multiply-add; this file's
-   arithmetic is multiply-add chains (the recurrence, the exp polynomial, the dots), so allow it here. */
-#pragma GCC optimize("fp-contract=fast")
+   arithmetic is multiply-add chains (the recurrence, the exp polynomial, the dots), so allow it here. And without
+   AVX-512's masked operations gcc keeps ss_expf's clamp as a branch while float compares may trap, so the generic
+   exp loop did not vectorise for AVX2 ("control flow in loop"; 55 ms vs 16 ms for the batch 4, D 256, L 1024
+   forward built with -mavx2 -mfma): no-trapping-math lets it use compare + blend. Neither changes a value (no
+   FP exception is ever unmasked here; NaN compares stay false). */
+#pragma GCC optimize("fp-contract=fast", "no-trapping-math")
 
 #include <stdint.h>
 #include <stdlib.h>
