@@ -10,7 +10,9 @@ Methods, same inputs (input-dependent ``B``/``C`` shared by the channels, ``D``,
 * ``mambapy``: mambapy's pure-PyTorch ``MambaBlock.selective_scan`` (Blelloch parallel scan over ``[B, L, E, N]``,
   its own layout, prepared outside the timing), when ``pip install --no-deps mambapy`` is installed.
 
-For ``fwd`` and ``fwd+bwd`` (gradients w.r.t. every input) it prints the median milliseconds, the speed-up of
+For ``fwd`` and ``fwd+bwd`` (gradients w.r.t. every input) it prints the median milliseconds (wall clock, or with
+``--clock thread`` the calling thread's CPU time, which leaves out the time spent waiting for a core on a loaded
+machine; only with one compute thread, where every method runs on the calling thread), the speed-up of
 graphlab over each other method (``x ref`` = reference ms / graphlab ms) and the peak extra heap memory of one call
 (MiB above what was in use before it, sampled by ``benchmarks/aggregate.py``'s ``peak_extra_mib``).
 
@@ -18,14 +20,17 @@ Examples::
 
     OMP_NUM_THREADS=1 python benchmarks/scan.py                     # L 256 1024 4096, d_inner 64 256, batch 4, N 16
     python benchmarks/scan.py --L 1024 --d-inner 64 --methods graphlab mambapy --repeats 5
+    OMP_NUM_THREADS=1 python benchmarks/scan.py --L 4096 --modes fwd   # the reference's fwd+bwd takes minutes here
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,7 +45,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from aggregate import median_ms, peak_extra_mib  # noqa: E402 - one measuring method for every benchmark
 
 METHODS = ("graphlab", "chunked", "reference", "mambapy")
+MODES = ("fwd", "fwd+bwd")
 Run = Callable[[], object]
+
+
+def thread_median_ms(run: Run, repeats: int, warmup: int) -> float:
+    """Median CPU milliseconds of the calling thread per call (``time.thread_time``)."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.thread_time()
+        run()
+        times.append(time.thread_time() - start)
+    return statistics.median(times) * 1e3
 
 
 def make_inputs(batch: int, d_inner: int, length: int, state: int, seed: int) -> dict[str, Tensor]:
@@ -100,19 +118,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--d-state", type=int, default=16)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reference-repeats", type=int, default=1, help="the loop is slow: fewer repeats")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                        help="thread: this thread's CPU time (needs one compute thread: OMP_NUM_THREADS=1)")
     args = parser.parse_args(argv)
+    if args.clock == "thread" and torch.get_num_threads() != 1:
+        parser.error(f"--clock thread needs one compute thread, torch uses {torch.get_num_threads()}: "
+                     "set OMP_NUM_THREADS=1")
+    timer = thread_median_ms if args.clock == "thread" else median_ms
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parent).stdout.strip()
     print(f"# python {' '.join(sys.argv)}  (commit {commit}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s), batch {args.batch}, d_state {args.d_state}, float32)")
+          f"{torch.get_num_threads()} thread(s), batch {args.batch}, d_state {args.d_state}, float32, "
+          f"{args.clock} clock)")
     methods = list(args.methods)
     if "graphlab" in methods:
-        impl = "native C kernel" if _native_scan.available() else f"chunked torch ({_native.unavailable_reason()})"
+        if _native_scan.available():
+            vectorised = getattr(_native_scan, "vectorised_forward", lambda: False)()
+            vectors = "on 16-lane vectors" if vectorised else "generic loop"
+            impl = f"native C kernel (float32 N = 16 forward: {vectors})"
+        else:
+            impl = f"chunked torch ({_native.unavailable_reason()})"
         print(f"# graphlab row: {impl}")
     if "mambapy" in methods and importlib.util.find_spec("mambapy") is None:
         print("# mambapy is not installed (pip install --no-deps mambapy): its column is left out")
@@ -131,8 +162,10 @@ def main(argv: list[str] | None = None) -> None:
                 repeats = args.reference_repeats if name == "reference" else args.repeats
                 warmup = 0 if name == "reference" else args.warmup
                 for mode, run in (("fwd", forward), ("fwd+bwd", forward_backward)):
-                    cells[(name, mode)] = (median_ms(run, repeats, warmup), peak_extra_mib(run))
-            for mode in ("fwd", "fwd+bwd"):
+                    if mode not in args.modes:
+                        continue
+                    cells[(name, mode)] = (timer(run, repeats, warmup), peak_extra_mib(run))
+            for mode in args.modes:
                 row = f"{length:>5} {d_inner:>7} {mode:>7} "
                 row += " ".join(f"{cells[(m, mode)][0]:>13.1f} {_mib(cells[(m, mode)][1]):>7}" for m in methods)
                 if "graphlab" in methods:

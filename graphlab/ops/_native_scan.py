@@ -12,6 +12,10 @@ Per (batch, channel) pair, sequentially in time, the state :math:`h \in \mathbb{
 :mod:`graphlab.ops.selective_scan`). Pairs run on ``torch.get_num_threads()`` pthreads; the gradients of ``A``,
 ``B`` and ``C``, shared between pairs, go to one partial buffer per thread, summed here.
 
+In float32 with ``N = 16`` (Mamba's ``d_state``) and an AVX-512 build, forward and backward run on 16-lane
+vectors (``ss_fwd_pair16``/``ss_bwd_pair16``: the state is one register, the per-position dot products of 16
+positions are summed at once by a transpose-add tree, the exp is vectorised; :func:`vectorised_forward`).
+
 ``B``/``C`` arrive in the kernel layout: constant ``[D, N]`` or position-major ``[batch, G, L, N]`` (see
 :func:`kernel_layout`). Every tensor is checked here (device, dtype, shape; non-contiguous ones are copied): a
 mismatch raises ``TypeError``/``ValueError`` naming it, as in :mod:`graphlab.ops._native`.
@@ -48,11 +52,35 @@ def _lib() -> ctypes.CDLL:
         ptr, i64, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
         for suffix in _SUFFIX.values():
             fwd, bwd = getattr(lib, f"ss_fwd_{suffix}"), getattr(lib, f"ss_bwd_{suffix}")
-            fwd.argtypes = [ptr] * 8 + [i64] * 7 + [cint]
+            fwd.argtypes = [ptr] * 9 + [i64] * 7 + [cint]
             bwd.argtypes = [ptr] * 13 + [i64] * 9 + [cint]
             fwd.restype = bwd.restype = ctypes.c_int  # nonzero: a thread could not allocate its scratch buffer
+        lib.ss_exp_f32.argtypes = [ptr, ptr, i64, cint]
+        lib.ss_exp_f32.restype = None
+        lib.ss_vec16_forward.argtypes = []
+        lib.ss_vec16_forward.restype = cint
         _declared.add(id(lib))
     return lib
+
+
+def vectorised_forward() -> bool:
+    """Whether the float32 forward at ``N = 16`` (Mamba's ``d_state``) runs on 16-lane vectors (``ss_fwd_pair16``:
+    compiled where the build targets AVX-512) rather than the generic loop."""
+    return bool(_lib().ss_vec16_forward())
+
+
+def kernel_exp(x: Tensor, vector: bool = True) -> Tensor:
+    r"""The kernels' float32 :math:`\exp` on ``x`` (any shape, float32, CPU), for testing its accuracy:
+    :math:`e^x = 2^k e^r`, :math:`k = \mathrm{round}(x / \ln 2)`, :math:`r = x - k \ln 2` (Cody-Waite, two parts),
+    :math:`e^r \approx 1 + r + r^2 P_5(r)` (Cephes's coefficients), relative error below ``2e-7`` on
+    :math:`[-87, 88]`. Below :math:`-87` the scalar version (``ss_expf``: the backward, the generic loop) clamps
+    at :math:`e^{-87} \approx 1.6 \cdot 10^{-38}`, the AVX-512 one (``ss_exp16``: the ``N = 16`` forward)
+    underflows to a subnormal or 0, as :func:`torch.exp` does. ``vector=False`` runs every value through
+    ``ss_expf``; ``vector=True`` runs blocks of 16 through ``ss_exp16`` where it is compiled."""
+    x = _checked("x", x, torch.float32, tuple(x.shape))
+    out = torch.empty_like(x)
+    _lib().ss_exp_f32(x.data_ptr(), out.data_ptr(), x.numel(), int(vector))
+    return out
 
 
 def checkpoint_every(state: int) -> int:
@@ -125,22 +153,27 @@ def _threads(work: int) -> int:
 
 
 def scan_forward(
-    u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, b_groups: int, c_groups: int, checkpoints: bool
+    u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, b_groups: int, c_groups: int, checkpoints: bool,
+    skip: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(y [batch, D, L], last [batch, D, N], ckpt [batch, D, ceil(L / K), N] or None)``; ``B``/``C`` in the
-    kernel layout with their group counts (0 = constant)."""
+    kernel layout with their group counts (0 = constant); with ``skip`` (``[D]``) ``y`` includes
+    :math:`D_d u_t` (its gradients are the caller's)."""
     dtype, (u, dt, A, B, C) = _check_all(u, dt, A, B, C, b_groups, c_groups)
     batch, channels, length = u.shape
     state = A.shape[1]
+    if skip is not None:
+        skip = _checked("skip", skip, dtype, (channels,))
     every = checkpoint_every(state)
-    y = torch.full_like(u, float("nan"))  # every entry is written by the kernel
+    y = torch.empty_like(u)  # every entry is written by the kernel (or it fails and MemoryError is raised)
     last = u.new_empty((batch, channels, state))
     ckpt = u.new_empty((batch, channels, -(-length // every), state)) if checkpoints else None
     if length == 0:
         last.zero_()
         return y, last, ckpt
     failed = getattr(_lib(), f"ss_fwd_{_SUFFIX[dtype]}")(
-        u.data_ptr(), dt.data_ptr(), A.data_ptr(), B.data_ptr(), C.data_ptr(), y.data_ptr(), last.data_ptr(),
+        u.data_ptr(), dt.data_ptr(), A.data_ptr(), B.data_ptr(), C.data_ptr(),
+        None if skip is None else skip.data_ptr(), y.data_ptr(), last.data_ptr(),
         None if ckpt is None else ckpt.data_ptr(), batch, channels, length, state, every, b_groups, c_groups,
         _threads(u.numel() * state),
     )

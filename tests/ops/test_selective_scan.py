@@ -4,7 +4,9 @@ gradcheck), every argument combination, chunk sizes, causality, long sequences, 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
@@ -361,3 +363,118 @@ def test_native_boundary_names_the_bad_argument():
         _native_scan.scan_forward(u, u, A, B, B[:, :, :4], 1, 1, False)
     with pytest.raises(ValueError, match="3 groups, which must divide D = 2"):
         _native_scan.scan_forward(u, u, A, B, B, 3, 1, False)
+
+
+# ---------------------------------------------------------------------------------------------- N = 16, float32
+# Mamba's d_state 16 in float32 has its own forward (ss_fwd_pair16: the states as one 16-lane vector, y of 16
+# positions at once through a transpose-add tree, a vectorised exp) wherever the build targets AVX-512.
+@pytest.mark.parametrize("b_kind,c_kind", [("shared", "shared"), ("const", "grouped"), ("grouped", "const")])
+@pytest.mark.parametrize("length,every", [(53, 64), (100, 20), (16, 16), (5, 64)])
+@pytest.mark.parametrize("with_grad", [False, True])
+def test_native_state_16_float32_matches_float64_reference(path_env, b_kind, c_kind, length, every, with_grad,
+                                                           monkeypatch):
+    """Lengths and checkpoint intervals ``K`` that are and are not multiples of 16 (blocks of 16 positions, the
+    tails of a chunk and of the sequence); without grad the forward keeps no checkpoints."""
+    monkeypatch.setattr(_native_scan, "_CHUNK_VALUES", every * 16)
+    inputs = make_inputs(batch=2, channels=6, length=length, state=16, b_kind=b_kind, c_kind=c_kind, groups=3,
+                         dtype=torch.float32, seed=3)
+    inputs["delta"] = torch.nn.functional.softplus(inputs["delta"])
+    x = leaves({k: inputs[k] for k in ("u", "delta", "A", "B", "C", "D")})
+    with path_env("cpu-native"), torch.set_grad_enabled(with_grad):
+        out, last = ops.selective_scan(**x, return_last_state=True)
+        assert_ran("cpu-native")
+    x64 = leaves({k: v.double() for k, v in x.items()})
+    out64, last64 = reference.selective_scan(**x64, return_last_state=True)
+    torch.testing.assert_close(out.double(), out64, atol=2e-5, rtol=2e-5)
+    torch.testing.assert_close(last.double(), last64, atol=2e-5, rtol=2e-5)
+    if with_grad:
+        gen = torch.Generator().manual_seed(1)
+        g = torch.randn(out.shape, generator=gen)
+        grads = torch.autograd.grad((out * g).sum(), list(x.values()))
+        grads64 = torch.autograd.grad((out64 * g.double()).sum(), list(x64.values()))
+        for name, got, want in zip(x, grads, grads64):
+            torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_native_state_16_float32_threads_match_one_thread(path_env, monkeypatch):
+    """Outputs bit for bit; gradients up to the order in which the per-thread partial sums of A, B, C are added."""
+    monkeypatch.setattr(_native_scan, "_PARALLEL_MIN_WORK", 0)
+    inputs = make_inputs(batch=3, channels=8, length=70, state=16, b_kind="grouped", groups=2, dtype=torch.float32,
+                         seed=4)
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            x = leaves(inputs)
+            with path_env("cpu-native"):
+                out, last = ops.selective_scan(**x, delta_softplus=True, return_last_state=True)
+            grads = torch.autograd.grad(out.sum() + last.sum(), list(x.values()))
+            results.append((out, last, grads))
+        finally:
+            torch.set_num_threads(1)
+    (out1, last1, grads1), (out2, last2, grads2) = results
+    torch.testing.assert_close(out2, out1, atol=0, rtol=0)
+    torch.testing.assert_close(last2, last1, atol=0, rtol=0)
+    for name, g2, g1 in zip(inputs, grads2, grads1):
+        torch.testing.assert_close(g2, g1, atol=1e-5, rtol=1e-5, msg=name)
+
+
+# The kernels' float32 exp (kernels/csrc/selective_scan.c: ss_expf, and ss_exp16 on vectors) against float64:
+# measured max relative error 1.18e-7 over [-87, 88] (about one float32 ulp of the result), bounded at 2e-7 here.
+EXP_RELATIVE_ERROR = 2e-7
+
+
+@pytest.mark.parametrize("vector", [True, False], ids=["ss_exp16", "ss_expf"])
+def test_kernel_exp_relative_error_over_the_range_the_scan_sees(vector):
+    if not _native_scan.available():
+        pytest.skip("native kernels unavailable")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.cat([
+        torch.linspace(-87.0, 88.0, 2_000_003),  # the range of normal results: Delta * A from -87 (A < 0) up
+        -torch.rand(500_000, generator=gen) * 1e-3,  # tiny Delta * A: decays close to 1
+        -torch.rand(500_000, generator=gen) * 20.0,
+    ])
+    got = _native_scan.kernel_exp(x, vector=vector).double()
+    want = torch.exp(x.double())
+    assert ((got - want).abs() / want).max().item() < EXP_RELATIVE_ERROR
+
+
+def test_kernel_exp_of_very_negative_and_special_inputs():
+    """Below -87 (a decay under 1.7e-38, e.g. Delta * A = -1e4 or -inf) the scalar exp clamps at exp(-87) and the
+    vector one underflows to a subnormal or 0: either multiplies the state by < 1.7e-38 (0 for every purpose of
+    the scan) and never gives a NaN, a negative value or a garbage exponent; a NaN stays a NaN."""
+    if not _native_scan.available():
+        pytest.skip("native kernels unavailable")
+    special = [0.0, -0.0, -87.0, -87.5, -100.0, -1e4, -3e38, float("-inf")]
+    for count, vector in ((16, True), (16, False), (17, True)):
+        x = torch.tensor((special * 3)[:count], dtype=torch.float32)
+        got = _native_scan.kernel_exp(x, vector=vector)
+        assert torch.all(got[x == 0] == 1.0)
+        below = x <= -87
+        assert torch.all((got[below] >= 0) & (got[below] <= 1.7e-38))
+    nan = _native_scan.kernel_exp(torch.full((17,), float("nan")))
+    assert torch.isnan(nan).all()
+
+
+def test_native_boundary_checks_the_skip():
+    if not _native_scan.available():
+        pytest.skip("native kernels unavailable")
+    u = torch.randn(1, 2, 5)
+    B = torch.randn(1, 1, 5, 3)
+    with pytest.raises(ValueError, match=r"argument skip has shape \(3,\)"):
+        _native_scan.scan_forward(u, u, -torch.rand(2, 3), B, B, 1, 1, False, skip=torch.ones(3))
+
+
+# ---------------------------------------------------------------------------------------------- benchmark
+def test_benchmark_script_prints_one_row_per_shape_and_mode(capsys):
+    """benchmarks/scan.py end to end on a tiny shape (no timing is asserted)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "scan.py"
+    spec = importlib.util.spec_from_file_location("graphlab_benchmark_scan", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--L", "20", "33", "--d-inner", "4", "--d-state", "16", "--batch", "2", "--methods", "graphlab",
+                "reference", "--modes", "fwd", "--repeats", "1", "--warmup", "0", "--clock", "thread"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    rows = [line.split() for line in lines if not line.startswith("#")][1:]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("20", "4", "fwd"), ("33", "4", "fwd")]
+    assert all(len(r) == 3 + 2 * 2 + 1 and float(r[-1]) > 0 for r in rows)  # 2 methods x (ms, MiB), 1 ratio
