@@ -14,9 +14,11 @@ from graphlab.models.sheaf import (
     Sheaf4Rec,
     SheafNN,
 )
+from graphlab.models.subgraph import DSGNN, DSSGNN, PSWL, SSWL, SWLSV, SWLVS, GNNSSWLPlus, SubgraphWL
 
 __all__ = [
     "GCN", "GIN", "GMN", "GraphMamba", "GraphSAGE", "LinkGNN", "MultisetModel", "NCN", "NCNC", "NCNEncoder", "NeighbourhoodModel",
     "NeuralSheafDiffusion", "DiagNSD", "BundleNSD", "GeneralNSD", "ContinuousNSD", "ConnectionNSD",
     "SheafNN", "Sheaf4Rec",
+    "DSGNN", "DSSGNN", "GNNSSWLPlus", "PSWL", "SSWL", "SWLSV", "SWLVS", "SubgraphWL",
 ]
