@@ -121,6 +121,10 @@ class _PairModel(nn.Module):
         h = self.encoder(x.long() if self.node_encoder_kind == "atom" else x.to(self._dtype()))
         return index, h
 
+    def _drop(self, h: Tensor) -> Tensor:
+        """Dropout on the pair states; skipped at p = 0 (F.dropout would still store a mask per pair row)."""
+        return F.dropout(h, self.dropout, self.training) if self.dropout > 0 else h
+
     def _edges(self, i: int, edge_attr: Optional[Tensor]) -> Optional[Tensor]:
         if self.edge_encoders is None:
             return None
@@ -181,7 +185,7 @@ class SubgraphWL(_PairModel):
         index, x = self._inputs(x, edge_index, edge_attr, batch, ptr, pair_dis, pair_mask, None)
         h = self.embed(x, index, pair_dis, pair_label)
         for i, conv in enumerate(self.convs):
-            h = F.dropout(conv(h, index, self._edges(i, edge_attr)), self.dropout, self.training)
+            h = self._drop(conv(h, index, self._edges(i, edge_attr)))
         h = self.pool_conv(h, index)
         return self.head(pool_pairs(h, index, "mean")[1])
 
@@ -269,7 +273,7 @@ class _ESAN(_PairModel):
         dis = pair_dis if self.use_distances and index.node_rooted else None
         h = self.embed(x, index, dis, pair_label if index.node_rooted else None)
         for i, conv in enumerate(self.convs):
-            h = F.dropout(conv(h, index, self._edges(i, edge_attr)), self.dropout, self.training)
+            h = self._drop(conv(h, index, self._edges(i, edge_attr)))
         per_subgraph = pool_pairs(h, index, "mean")[0]  # [S, F]: mean over v inside every subgraph
         phi = self._phi(per_subgraph)
         return self.head(segment_reduce(phi, index.subgraph_ptr, "mean", validate=False))
