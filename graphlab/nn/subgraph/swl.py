@@ -132,6 +132,12 @@ class SSWLPlusConv(nn.Module):
         gin: keep the :math:`(1 + \epsilon_a) h` term (default); ``False`` for a pure aggregation layer.
 
     Shapes: ``h`` [R, F_in], ``edge_attr`` [E, edge_dim] in the batch's edge order → [R, F_out].
+
+    Computation: every atom is linear in :math:`h` (with ``edge_mode="add"``), so each MLP's first linear map is
+    applied before the atom, :math:`W_1^a \mathrm{AGG}_a(h) = \mathrm{AGG}_a(h W_1^{a\top})`; the edge vectors are
+    mapped by :math:`W_1^a W_a` at edge level (``E`` rows), the GIN term is one ``addcmul``, and
+    :math:`\sum_a W_2^a(\cdot)` accumulates with ``addmm``. The MLPs' linear biases are omitted: each feeds a
+    BatchNorm, which cancels a constant shift (:func:`mlp`). ``edge_mode="gine"`` takes the direct route.
     """
 
     def __init__(self, in_channels: int, out_channels: int, atoms: Sequence[str] = ("uL", "vL", "vv"),
@@ -171,8 +177,11 @@ class SSWLPlusConv(nn.Module):
         for i, a in enumerate(self.atoms):
             hidden = self._atom_hidden(h, index, i, a, edge_attr)  # ReLU(BN(W_1^a((1+eps_a) h + AGG_a(h))))
             lin2 = self.mlps[a][3]
-            out = F.linear(hidden, lin2.weight, lin2.bias) if out is None else \
-                torch.addmm(out, hidden, lin2.weight.t()) if lin2.bias is None else out + lin2(hidden)
+            if out is None or lin2.bias is not None:
+                term = lin2(hidden)
+                out = term if out is None else out + term
+            else:  # Σ_a W_2^a hidden_a accumulated in place of a sum of [R, F] terms
+                out = torch.addmm(out, hidden, lin2.weight.t())
         return torch.relu(self.norm(out))
 
     def _atom_hidden(self, h: Tensor, index: PairIndex, i: int, atom: str, edge_attr: Tensor | None) -> Tensor:
