@@ -39,6 +39,7 @@ from graphlab.data.base import (
     missing_files,
     missing_files_error,
 )
+from graphlab.data.subgraph import subgraph_transform, with_subgraph_pairs
 from graphlab.transforms.reorder import ReorderMethod, ReorderNodes
 
 Level = Literal["node", "link", "graph"]
@@ -554,6 +555,9 @@ class OGBGraphData(PartLoaderMixin, _OGBDataModule):
         batch_size: graphs per batch.
         num_workers: DataLoader worker processes.
         download: fetch the dataset from OGB when files are missing (needs internet).
+        subgraph: ``None`` (off) or the arguments of :class:`graphlab.transforms.SubgraphPairs`, e.g.
+            ``{policy: ego, num_hops: 3, max_dis: 5}``: the pairs of node-based subgraph GNNs, computed once and
+            cached in ``<dataset folder>/subgraph/<key>/`` (:mod:`graphlab.data.subgraph`).
     """
 
     level: Level = "graph"
@@ -566,13 +570,27 @@ class OGBGraphData(PartLoaderMixin, _OGBDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         download: bool = True,
+        subgraph: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__(name, root, download)
         if batch_size < 1 or num_workers < 0:
             raise ValueError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.subgraph = subgraph
+        self._pairs_transform = subgraph_transform(subgraph)  # validates the option now
+        self._pairs: Optional[InMemoryDataset] = None
         self.save_hyperparameters()
+
+    @property
+    def dataset(self) -> InMemoryDataset:
+        """The ``ogb`` dataset, or with ``subgraph`` its cached :class:`~graphlab.data.subgraph.SubgraphPairsDataset`."""
+        base = super().dataset
+        if self._pairs_transform is None:
+            return base
+        if self._pairs is None:
+            self._pairs = with_subgraph_pairs(base, self._pairs_transform, self.dataset_dir)
+        return self._pairs
 
     def _check_supported(self) -> None:
         super()._check_supported()
@@ -604,7 +622,7 @@ class OGBGraphData(PartLoaderMixin, _OGBDataModule):
     @cached_property
     def split_index(self) -> dict[str, Tensor]:
         """OGB's ``{"train", "valid", "test"}`` graph indices."""
-        return self.dataset.get_idx_split()
+        return super().dataset.get_idx_split()
 
     def setup(self, stage: Optional[str] = None) -> None:
         self.dataset.transform = OGBGraphTargets(self.task_type, not self.meta.flag("has_node_attr"))

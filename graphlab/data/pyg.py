@@ -60,6 +60,7 @@ from graphlab.data.base import (
     missing_files_error,
 )
 from graphlab.data.splits import IndexSplit, fold_split, stratified_folds
+from graphlab.data.subgraph import subgraph_transform, with_subgraph_pairs
 from graphlab.transforms.reorder import ReorderMethod, ReorderNodes
 
 Family = Literal["planetoid", "webkb", "wikipedia", "actor", "tu", "zinc", "heterophilous"]
@@ -239,6 +240,9 @@ class PyGData(PartLoaderMixin, GraphDataModule):
         reorder: node datasets: renumber the nodes by a locality ordering (:class:`graphlab.transforms.ReorderNodes`:
             ``rcm``, ``degree_bfs`` or ``community``) after the other transforms; masks, labels and edges follow,
             and ``graphlab predict`` reports the original node ids. ``None`` (default): the dataset's order.
+        subgraph: graph datasets only: ``None`` (off) or the arguments of :class:`graphlab.transforms.SubgraphPairs`
+            (``{policy: ego, num_hops: 3, max_dis: 5}``), computed once on the stored graphs and cached beside the
+            dataset in ``subgraph/<key>/`` (:mod:`graphlab.data.subgraph`).
     """
 
     def __init__(
@@ -258,6 +262,7 @@ class PyGData(PartLoaderMixin, GraphDataModule):
         zinc_subset: bool = True,
         download: bool = True,
         reorder: Optional[ReorderMethod] = None,
+        subgraph: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__(root)
         self.spec = lookup_name(name, DATASETS, "PyG dataset")
@@ -277,6 +282,8 @@ class PyGData(PartLoaderMixin, GraphDataModule):
         self.download = download
         self.reorder = reorder
         self._reorder = ReorderNodes(reorder) if reorder is not None else None  # validates the method now
+        self.subgraph = subgraph
+        self._pairs_transform = subgraph_transform(subgraph)  # validates the option now
         self._validate()
         check_split(split, self.num_splits, self.spec.pyg_name)
         self._datasets: Optional[dict[str, InMemoryDataset]] = None
@@ -296,6 +303,9 @@ class PyGData(PartLoaderMixin, GraphDataModule):
             raise ValueError(f"need batch_size >= 1 and num_workers >= 0, got {self.batch_size}, {self.num_workers}")
         if self.max_degree is not None and self.max_degree < 1:
             raise ValueError(f"max_degree must be >= 1 or None, got {self.max_degree}")
+        if self.subgraph is not None and self.spec.level != "graph":
+            raise ValueError(f"subgraph applies to graph-level datasets (TU, ZINC) only; {self.name!r} is a "
+                             f"node-level dataset: remove the subgraph option")
         if self.reorder is not None and self.spec.level != "node":
             raise ValueError(f"reorder applies to node datasets only; {self.name!r} is a graph-level dataset "
                              "(node order does not change its results): remove reorder")
@@ -341,9 +351,19 @@ class PyGData(PartLoaderMixin, GraphDataModule):
                 self._datasets = {part: self._open(part) for part in ("train", "val", "test")}
             else:
                 self._datasets = {"all": self._open()}
+            if self._pairs_transform is not None:
+                self._datasets = {part: with_subgraph_pairs(dataset, self._pairs_transform, self._pairs_folder(part))
+                                  for part, dataset in self._datasets.items()}
             if self.spec.level == "graph":
                 self._attach_graph_transform()
         return self._datasets
+
+    def _pairs_folder(self, part: str) -> Path:
+        """Where the ``subgraph`` pairs of one part are cached (beside the dataset's own processed files)."""
+        folder = self.root / self.spec.folder if self.spec.family == "zinc" else self.root / self.spec.pyg_name
+        subset = ("subset" if self.zinc_subset else "full") if self.spec.family == "zinc" else ""
+        attr = "node_attr" if self.use_node_attr else ""
+        return folder / "-".join(x for x in (part, subset, attr) if x)
 
     def prepare_data(self) -> None:
         """Download (if allowed and needed) and process the dataset."""

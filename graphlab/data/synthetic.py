@@ -15,7 +15,7 @@ state: every draw comes from ``numpy.random.default_rng`` seeded by the argument
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from graphlab.data.splits import (
     split_edges,
     stratified_folds,
 )
+from graphlab.data.subgraph import subgraph_transform
 from graphlab.transforms import AddLaplacianPE, AddRandomWalkPE, ReorderNodes
 from graphlab.transforms.reorder import ReorderMethod
 
@@ -91,6 +92,8 @@ class CSLData(PartLoaderMixin, GraphDataModule):
             (a constant 1: the 1-WL-hard setting).
         pe_dim: walk length or number of eigenvectors.
         seed: seed of the relabellings and of the folds.
+        subgraph: ``None`` (off) or the arguments of :class:`graphlab.transforms.SubgraphPairs`
+            (``{policy: node_marking, max_dis: 5}``); the graphs are generated in memory, and so are their pairs.
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class CSLData(PartLoaderMixin, GraphDataModule):
         positional_encoding: Literal["rwse", "laplacian", "none"] = "rwse",
         pe_dim: int = 20,
         seed: int = 0,
+        subgraph: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__(root)
         check_split(fold, CSL_NUM_FOLDS, "CSL")
@@ -116,6 +120,8 @@ class CSLData(PartLoaderMixin, GraphDataModule):
         self.positional_encoding = positional_encoding
         self.pe_dim = pe_dim
         self.seed = seed
+        self.subgraph = subgraph
+        self._pairs_transform = subgraph_transform(subgraph)  # validates the option now
         self._graphs: Optional[list[Data]] = None
         self._index: Optional[IndexSplit] = None
         self.save_hyperparameters()
@@ -130,7 +136,9 @@ class CSLData(PartLoaderMixin, GraphDataModule):
     def graphs(self) -> list[Data]:
         """The 150 graphs with node features ``x`` (generated once)."""
         if self._graphs is None:
-            self._graphs = self._featurise(csl_graphs(self.seed))
+            graphs = self._featurise(csl_graphs(self.seed))
+            pairs = self._pairs_transform
+            self._graphs = graphs if pairs is None else [pairs(g) for g in graphs]
         return self._graphs
 
     def _featurise(self, graphs: list[Data]) -> list[Data]:

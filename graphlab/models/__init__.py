@@ -14,9 +14,11 @@ from graphlab.models.sheaf import (
     Sheaf4Rec,
     SheafNN,
 )
+from graphlab.models.subgraph import DSGNN, DSSGNN, GNNAK, PSWL, SUN, SSWL, SWLSV, SWLVS, GNNSSWLPlus, SubgraphWL
 
 __all__ = [
     "GCN", "GIN", "GMN", "GraphMamba", "GraphSAGE", "LinkGNN", "MultisetModel", "NCN", "NCNC", "NCNEncoder", "NeighbourhoodModel",
     "NeuralSheafDiffusion", "DiagNSD", "BundleNSD", "GeneralNSD", "ContinuousNSD", "ConnectionNSD",
     "SheafNN", "Sheaf4Rec",
+    "DSGNN", "DSSGNN", "GNNAK", "GNNSSWLPlus", "PSWL", "SSWL", "SUN", "SWLSV", "SWLVS", "SubgraphWL",
 ]

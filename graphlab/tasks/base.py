@@ -23,6 +23,11 @@ from graphlab.eval.metrics import evaluate
 from graphlab.info import DatasetInfo
 from graphlab.tasks.checkpoint import LastCheckpoint
 
+# Batch fields passed to a model whose ``forward`` names them: the usual PyG ones, and the pair fields of
+# graphlab.transforms.SubgraphPairs (with ``ptr``) that the subgraph models read.
+BATCH_FIELDS = ("edge_weight", "edge_attr", "batch", "ptr", "pair_dis", "pair_mask", "pair_label",
+                "deleted_edge_index")
+
 
 class GraphTask(L.LightningModule):
     r"""Base task: optimiser, metric bookkeeping and best-checkpoint selection.
@@ -110,10 +115,9 @@ class GraphTask(L.LightningModule):
 
     # ------------------------------------------------------------------ model calling
     def call_model(self, batch: Any, **extra: Any) -> Tensor:
-        """Call the model with the batch fields its ``forward`` accepts (``ptr`` and the pair attributes of
-        :class:`graphlab.transforms.SubgraphPairs` are read by the subgraph GNNs)."""
+        """Call the model with the batch fields its ``forward`` accepts (:data:`BATCH_FIELDS`)."""
         kwargs = {}
-        for key in ("edge_weight", "edge_attr", "batch", "ptr", "pair_mask", "pair_dis", "pair_label"):
+        for key in BATCH_FIELDS:
             if key in self._forward_params and getattr(batch, key, None) is not None:
                 kwargs[key] = getattr(batch, key)
         kwargs.update({k: v for k, v in extra.items() if k in self._forward_params})

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphlab.ops import (
@@ -80,9 +81,11 @@ def subgraph_readout(h: Tensor, index: PairIndex, reduce: Literal["sum", "mean"]
 
 
 def mlp(in_channels: int, out_channels: int) -> nn.Sequential:
-    """Linear-BN-ReLU-Linear, the MLP of SWL's aggregation and of GIN."""
-    return nn.Sequential(nn.Linear(in_channels, out_channels), nn.BatchNorm1d(out_channels), nn.ReLU(),
-                         nn.Linear(out_channels, out_channels))
+    """Linear-BN-ReLU-Linear, the MLP of SWL's aggregation and of GIN, without the two linear biases: the first
+    feeds a BatchNorm and every MLP of this module feeds another BatchNorm (the layer's), whose mean subtraction
+    cancels a constant shift exactly, in training and in eval mode; dropping them changes no output."""
+    return nn.Sequential(nn.Linear(in_channels, out_channels, bias=False), nn.BatchNorm1d(out_channels), nn.ReLU(),
+                         nn.Linear(out_channels, out_channels, bias=False))
 
 
 def _check_layer_input(layer: nn.Module, h: Tensor, edge_attr: Tensor | None) -> None:
@@ -129,6 +132,12 @@ class SSWLPlusConv(nn.Module):
         gin: keep the :math:`(1 + \epsilon_a) h` term (default); ``False`` for a pure aggregation layer.
 
     Shapes: ``h`` [R, F_in], ``edge_attr`` [E, edge_dim] in the batch's edge order → [R, F_out].
+
+    Computation: every atom is linear in :math:`h` (with ``edge_mode="add"``), so each MLP's first linear map is
+    applied before the atom, :math:`W_1^a \mathrm{AGG}_a(h) = \mathrm{AGG}_a(h W_1^{a\top})`; the edge vectors are
+    mapped by :math:`W_1^a W_a` at edge level (``E`` rows), the GIN term is one ``addcmul``, and
+    :math:`\sum_a W_2^a(\cdot)` accumulates with ``addmm``. The MLPs' linear biases are omitted: each feeds a
+    BatchNorm, which cancels a constant shift (:func:`mlp`). ``edge_mode="gine"`` takes the direct route.
     """
 
     def __init__(self, in_channels: int, out_channels: int, atoms: Sequence[str] = ("uL", "vL", "vv"),
@@ -164,9 +173,36 @@ class SSWLPlusConv(nn.Module):
 
     def forward(self, h: Tensor, index: PairIndex, edge_attr: Tensor | None = None) -> Tensor:
         _check_layer_input(self, h, edge_attr)
-        out = sum(self.mlps[a](((1 + self.eps[i]) * h if self.gin else 0) + self.aggregate(h, index, a, edge_attr))
-                  for i, a in enumerate(self.atoms))
+        out: Tensor | None = None
+        for i, a in enumerate(self.atoms):
+            hidden = self._atom_hidden(h, index, i, a, edge_attr)  # ReLU(BN(W_1^a((1+eps_a) h + AGG_a(h))))
+            lin2 = self.mlps[a][3]
+            if out is None or lin2.bias is not None:
+                term = lin2(hidden)
+                out = term if out is None else out + term
+            else:  # Σ_a W_2^a hidden_a accumulated in place of a sum of [R, F] terms
+                out = torch.addmm(out, hidden, lin2.weight.t())
         return torch.relu(self.norm(out))
+
+    def _atom_hidden(self, h: Tensor, index: PairIndex, i: int, atom: str, edge_attr: Tensor | None) -> Tensor:
+        r"""The hidden layer of :math:`\mathrm{MLP}_a`. Every atom is linear in :math:`h` (``edge_mode="add"``), so
+        the first linear map is applied before aggregating, :math:`W_1 \mathrm{AGG}_a(h) = \mathrm{AGG}_a(h W_1^\top)`,
+        and the edge vectors are mapped at edge level (:math:`E` rows, not one per pair-CSR entry); the GIN term is
+        one fused ``addcmul``. The GINE form is not linear and takes the direct route."""
+        lin1, norm = self.mlps[atom][0], self.mlps[atom][1]
+        if self.edge_mode == "gine" and atom in LOCAL_ATOMS:
+            y = ((1 + self.eps[i]) * h if self.gin else 0) + self.aggregate(h, index, atom, edge_attr)
+            return torch.relu(norm(lin1(y)))
+        p = F.linear(h, lin1.weight)
+        edge = None
+        if atom in self.edge_lins and edge_attr is not None:
+            edge = F.linear(self.edge_lins[atom](edge_attr), lin1.weight)
+        z = pair_atom(p, index, atom, edge, "add")
+        if self.gin:
+            z = torch.addcmul(z, p, 1 + self.eps[i])
+        if lin1.bias is not None:
+            z = z + lin1.bias
+        return torch.relu(norm(z))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, atoms={self.atoms}, "
