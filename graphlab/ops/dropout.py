@@ -23,7 +23,8 @@ from ``F.dropout``'s (another generator), the distribution is the same up to :ma
 Paths: ``"cpu"`` (the native kernel; float32/float64, and bfloat16/float16 computed in float32 then rounded,
 as torch's own ``x * scale`` does), ``"reference"`` (:func:`graphlab.ops.reference.dropout`, the same mask in
 plain torch; forced with ``set_backend("reference")``), and ``"torch"``: ``F.dropout`` (its own mask) for CUDA
-tensors, or on CPU when the native library cannot be built (``GRAPHLAB_NATIVE=0``, no compiler).
+tensors, under ``torch.compile`` (the ctypes call would break the graph), or on CPU when the native library cannot
+be built (``GRAPHLAB_NATIVE=0``, no compiler).
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ def _native_forward(x: Tensor, seed: int, offset: int, threshold: int, scale: fl
 
 
 def _path(x: Tensor) -> str:
+    if torch.compiler.is_compiling():  # a ctypes call and a host-side seed would break the graph: torch's own op
+        return "torch"
     if get_backend() == "reference":
         return "reference"
     if x.is_cpu and native.available() and (x.dtype in native.VALUE_DTYPES or x.dtype in _HALF_DTYPES):

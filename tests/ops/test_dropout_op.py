@@ -217,3 +217,29 @@ def test_without_native_kernels_it_falls_back_to_torch_dropout():
         assert ops.last_path("dropout") == "torch"
     torch.manual_seed(4)
     assert torch.equal(out, F.dropout(x, 0.3, training=True))
+
+
+def test_benchmark_script_prints_one_row_per_method_and_mode(capsys):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "dropout.py"
+    spec = importlib.util.spec_from_file_location("graphlab_benchmark_dropout", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    lines = module.main(["--rows", "50", "--features", "3", "--repeats", "1", "--warmup", "0"])
+    rows = [line for line in lines if line.strip().startswith("50")]
+    assert len(rows) == 2 * len(module.METHODS)  # fwd and fwd+bwd, every method; no timing is asserted
+    assert "x torch" in capsys.readouterr().out
+
+
+def test_compiled_model_uses_torch_dropout_without_graph_breaks():
+    def f(x):
+        return ops.dropout(x, 0.5).sum()
+
+    compiled = torch.compile(f, backend="eager", fullgraph=True)  # fullgraph: a graph break fails
+    x = torch.ones(64, 4)
+    out = compiled(x)
+    assert 0 < out.item() <= 2 * 64 * 4
