@@ -169,8 +169,12 @@ static void write_bits(uint8_t *bits, int64_t base, int64_t len, const uint8_t *
         const REAL *x = (const REAL *)a->x;                                                                   \
         REAL *y = (REAL *)a->y;                                                                               \
         const REAL scale = (REAL)a->scale;                                                                    \
-        for (int64_t i = begin; i < end; ++i)                                                                 \
-            y[i] = ((a->bits_in[i >> 3] >> (i & 7)) & 1) ? x[i] * scale : (REAL)0;                            \
+        uint8_t keep[4 * DR_BATCH];                                                                           \
+        for (int64_t base = begin; base < end; base += 4 * DR_BATCH) {  /* as dr_fwd, flags from the bits */   \
+            const int64_t len = end - base < 4 * DR_BATCH ? end - base : 4 * DR_BATCH;                        \
+            for (int64_t j = 0; j < len; ++j) keep[j] = (a->bits_in[(base >> 3) + (j >> 3)] >> (j & 7)) & 1;     \
+            for (int64_t j = 0; j < len; ++j) y[base + j] = keep[j] ? x[base + j] * scale : (REAL)0;         \
+        }                                                                                                     \
     }                                                                                                         \
     void dr_fwd_##SUFFIX(const REAL *x, REAL *y, uint8_t *bits, int64_t n, uint64_t seed, uint64_t offset,     \
                          uint64_t threshold, double scale, int nthreads) {                                    \
