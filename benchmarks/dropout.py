@@ -8,8 +8,9 @@ Methods (same input, same ``p``, in the same run; rows take their repeats round-
 * ``torch``: ``torch.nn.functional.dropout`` (mask from ``bernoulli_``, one thread on CPU; the saved mask for the
   backward is the float ``mask * 1/(1-p)`` tensor);
 * ``uniform``: :func:`graphlab.nn.dropout.uniform_dropout` (``rand_like`` threshold; the earlier graphlab path);
-* ``graphlab``: :func:`graphlab.ops.dropout`, the mask drawn again in the backward (nothing saved);
-* ``graphlab+bits``: :func:`graphlab.ops.dropout` with ``save_mask=True`` (a bit mask of ``N F / 8`` bytes saved).
+* ``graphlab``: :func:`graphlab.ops.dropout` as called by default (``save_mask=True``: a bit mask of ``N F / 8``
+  bytes saved for the backward);
+* ``graphlab-regen``: :func:`graphlab.ops.dropout` with ``save_mask=False`` (the mask drawn again in the backward).
 
 ``fwd+bwd`` is ``y = dropout(x); y.backward(g)``. ``x torch`` is torch's median time over this row's; ``peak MiB``
 is the heap above what was in use before one ``fwd+bwd`` call (``benchmarks/aggregate.py``'s sampler; ``x`` and
@@ -38,7 +39,7 @@ METHODS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
     "torch": lambda x, p: F.dropout(x, p, training=True),
     "uniform": lambda x, p: uniform_dropout(x, p, training=True),
     "graphlab": lambda x, p: ops.dropout(x, p),
-    "graphlab+bits": lambda x, p: ops.dropout(x, p, save_mask=True),
+    "graphlab-regen": lambda x, p: ops.dropout(x, p, save_mask=False),
 }
 MODES = ("fwd", "fwd+bwd")
 
@@ -91,11 +92,11 @@ def measure(rows: int, features: int, p: float, methods: list[str], repeats: int
 
 
 def format_rows(rows: list[dict]) -> list[str]:
-    lines = [f"{'N':>8} {'F':>4} {'mode':<8} {'method':<14} {'ms':>9} {'x torch':>8} {'peak MiB':>9}"]
+    lines = [f"{'N':>8} {'F':>4} {'mode':<8} {'method':<15} {'ms':>9} {'x torch':>8} {'peak MiB':>9}"]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""
         mib = f"{r['mib']:.0f}" if r["mib"] is not None else ""
-        lines.append(f"{r['N']:>8} {r['F']:>4} {r['mode']:<8} {r['method']:<14} {r['ms']:>9.2f} {ratio:>8} {mib:>9}")
+        lines.append(f"{r['N']:>8} {r['F']:>4} {r['mode']:<8} {r['method']:<15} {r['ms']:>9.2f} {ratio:>8} {mib:>9}")
     return lines
 
 

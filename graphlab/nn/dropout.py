@@ -159,7 +159,7 @@ class Dropout(nn.Dropout):
     r""":class:`torch.nn.Dropout` (same ``p``, same ``train()``/``eval()`` behaviour, no parameters) drawing its mask
     with :func:`graphlab.ops.dropout`: Philox4x32-10 on every thread by graphlab's native kernel, the seed drawn from
     torch's default generator on every call (so ``seed_everything`` makes runs reproducible),
-    :math:`y = x \odot m / (1 - p)`. The mask is not stored: the backward draws it again from the seed.
+    :math:`y = x \odot m / (1 - p)`. The backward applies the 1-bit-per-entry mask the forward kept.
     ``inplace`` is not supported."""
 
     def __init__(self, p: float = 0.5) -> None:
