@@ -71,7 +71,8 @@ def _bit_bytes(n: int) -> int:
     return (n + 7) // 8
 
 
-def forward(x: Tensor, seed: int, offset: int, threshold: int, scale: float, want_bits: bool) -> tuple[Tensor, Tensor | None]:
+def forward(x: Tensor, seed: int, offset: int, threshold: int, scale: float,
+            want_bits: bool) -> tuple[Tensor, Tensor | None]:
     """``y = keep ? x * scale : 0`` (same shape as ``x``) and, if ``want_bits``, the keep flags as a uint8 bit
     mask (bit ``i % 8`` of byte ``i // 8``)."""
     x = _values("x", x)

@@ -96,7 +96,8 @@ class _NativeDropout(torch.autograd.Function):
         if ctx.save_mask:
             (bits,) = ctx.saved_tensors
             return _BitMaskApply.apply(grad, bits, ctx.scale), None, None, None, None, None
-        return _NativeDropout.apply(grad, ctx.seed, ctx.offset, ctx.threshold, ctx.scale, False), None, None, None, None, None
+        grad_x = _NativeDropout.apply(grad, ctx.seed, ctx.offset, ctx.threshold, ctx.scale, False)  # mask drawn again
+        return grad_x, None, None, None, None, None
 
 
 class _BitMaskApply(torch.autograd.Function):
