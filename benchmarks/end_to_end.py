@@ -28,6 +28,11 @@ layer of the same class, loaded with the same weights; the script checks that th
   convolutions on a cached CSR) and :class:`graphlab.models.sheaf.DiagNSD`;
 * ``pyg``: the same stacks of ``torch_geometric.nn.GCNConv`` / ``SAGEConv`` (default arguments: ``edge_index``
   input, gather-scatter message passing, GCN normalisation recomputed every call, as graphlab's ``cached=False``);
+  since issue 18's dropout work graphlab's stacks draw their feature dropout with :func:`graphlab.ops.dropout`
+  (native multithreaded Philox), and the ``pyg`` stack uses ``torch.nn.Dropout`` (``F.dropout``), as PyG's own
+  examples do. ``--ablate-dropout`` adds ``graphlab/torch-dropout`` (graphlab's convolutions, torch's dropout) and
+  ``pyg/graphlab-dropout`` (PyG's convolutions, graphlab's dropout), which separate the two effects; these
+  ablation rows are never taken as the baseline;
 * ``official:torch_sparse`` (and, with ``--nsd-products``, ``official:torch.sparse``): for Diag-NSD,
   ``benchmarks/sheaf.py``'s re-implementation of the official design (twitter-research/neural-sheaf-diffusion:
   per-edge learner concatenations, a scalar COO Laplacian rebuilt every layer) with its sparse products; the ratio is
@@ -120,9 +125,10 @@ def power_law_graph(num_nodes: int, num_edges: int, num_features: int, num_class
 
 
 # --------------------------------------------------------------------------------------------- networks
-def _with_pyg_convs(model: nn.Module, make: Callable[[nn.Module], nn.Module]) -> nn.Module:
-    """A copy of ``model`` whose convolutions are PyG's (``make(conv)``), loaded with the same weights."""
-    twin = copy.deepcopy(model)
+def _with_pyg_convs(model: nn.Module, make: Callable[[nn.Module], nn.Module], torch_dropout: bool = True) -> nn.Module:
+    """A copy of ``model`` whose convolutions are PyG's (``make(conv)``), loaded with the same weights, and (if
+    ``torch_dropout``) whose feature dropout is ``torch.nn.Dropout``, as in a PyG stack."""
+    twin = _with_torch_dropout(model) if torch_dropout else copy.deepcopy(model)
     for i, conv in enumerate(model.convs):
         pyg = make(conv)
         pyg.load_state_dict(conv.state_dict())
@@ -130,8 +136,23 @@ def _with_pyg_convs(model: nn.Module, make: Callable[[nn.Module], nn.Module]) ->
     return twin
 
 
+def _with_torch_dropout(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose feature dropout (graphlab's Philox op) is ``torch.nn.Dropout`` of the same ``p``."""
+    twin = copy.deepcopy(model)
+    twin.feature_dropout = nn.Dropout(model.feature_dropout.p)
+    return twin
+
+
+def _gnn_nets(model: nn.Module, make: Callable[[nn.Module], nn.Module], ablate_dropout: bool) -> dict[str, nn.Module]:
+    nets = {"graphlab": model, "pyg": _with_pyg_convs(model, make)}
+    if ablate_dropout:
+        nets["graphlab/torch-dropout"] = _with_torch_dropout(model)
+        nets["pyg/graphlab-dropout"] = _with_pyg_convs(model, make, torch_dropout=False)
+    return nets
+
+
 def build(model_name: str, data: Data, hidden: int, device: str,
-          nsd_products: tuple[str, ...] = ("torch_sparse",)) -> dict[str, nn.Module]:
+          nsd_products: tuple[str, ...] = ("torch_sparse",), ablate_dropout: bool = False) -> dict[str, nn.Module]:
     """Every implementation of ``model_name`` on ``data``, same parameters (seed 0)."""
     from torch_geometric.nn import GCNConv as PyGGCNConv
     from torch_geometric.nn import SAGEConv as PyGSAGEConv
@@ -140,12 +161,12 @@ def build(model_name: str, data: Data, hidden: int, device: str,
     in_channels, out_channels = data.num_features, int(data.y.max()) + 1
     if model_name == "gcn":
         model = GCN(in_channels, out_channels, hidden_channels=hidden).to(device)
-        return {"graphlab": model,
-                "pyg": _with_pyg_convs(model, lambda c: PyGGCNConv(c.in_channels, c.out_channels)).to(device)}
+        nets = _gnn_nets(model, lambda c: PyGGCNConv(c.in_channels, c.out_channels), ablate_dropout)
+        return {name: net.to(device) for name, net in nets.items()}
     if model_name == "sage":
         model = GraphSAGE(in_channels, out_channels, hidden_channels=hidden).to(device)
-        return {"graphlab": model,
-                "pyg": _with_pyg_convs(model, lambda c: PyGSAGEConv(c.in_channels, c.out_channels)).to(device)}
+        nets = _gnn_nets(model, lambda c: PyGSAGEConv(c.in_channels, c.out_channels), ablate_dropout)
+        return {name: net.to(device) for name, net in nets.items()}
     setting = dict(SHEAF.DEFAULT_SETTING)
     model = NeuralSheafDiffusion(in_channels, out_channels, sheaf_type="diag", **setting).to(device)
     graph = model.graph(data.edge_index, data.num_nodes)
@@ -204,7 +225,7 @@ def measure(graph: str, model_name: str, datas: dict[str, Data], args: argparse.
     runs = {}  # (order, impl) -> (net, optimizer, data)
     gaps = {}
     for order, data in datas.items():
-        nets = build(model_name, data, args.hidden, args.device, tuple(args.nsd_products))
+        nets = build(model_name, data, args.hidden, args.device, tuple(args.nsd_products), args.ablate_dropout)
         gaps[order] = max_output_gap(nets, data)
         for impl, net in nets.items():
             runs[(order, impl)] = (net, torch.optim.Adam(net.parameters(), lr=0.01), data)
@@ -232,9 +253,9 @@ def add_ratios(rows: list[Row]) -> None:
     the graph as given / on this order)."""
     by_key = {(r.graph, r.model, r.order, r.impl): r for r in rows}
     for row in rows:
-        if row.impl == "graphlab":
+        if row.impl.startswith(("graphlab", "pyg/")):  # "a/b": an ablation row, never a baseline
             baselines = [r for r in rows if (r.graph, r.model, r.order) == (row.graph, row.model, row.order)
-                         and r.impl != "graphlab"]
+                         and not r.impl.startswith("graphlab") and "/" not in r.impl]
             if baselines:
                 best = min(baselines, key=lambda r: r.ms)
                 row.base = best.impl
@@ -254,8 +275,9 @@ def format_table(rows: list[Row], reorder_s: dict[tuple[str, str], float]) -> li
         lines.append(f"{r.graph:<10} {r.model:<9} {r.order:<11} {r.impl:<23} {r.ms:>9.1f} {base:>7} {order:>8} "
                      f"{mib:>9} {r.gap:>14.1e}")
     lines.append("")
-    lines.append("x base: graphlab's speed-up over the baseline on the same graph and order (pyg for gcn/sage, the "
-                 "faster official product for diag-nsd); x order: speed-up of this order over the graph as given.")
+    lines.append("x base: graphlab's (or an a/b ablation row's) speed-up over the baseline on the same graph and order "
+                 "(pyg for gcn/sage: PyG's convolutions and torch's dropout; the faster official product for "
+                 "diag-nsd); x order: speed-up of this order over the graph as given.")
     lines.append("one-off reordering time (ReorderNodes, CPU): " + ", ".join(
         f"{g}/{o} {s:.2f} s" for (g, o), s in reorder_s.items()))
     return lines
@@ -284,6 +306,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="sparse products of the official NSD design; torch.sparse (COO sparse.mm with its "
                              "backward) is off by default: at 20k nodes / 200k edges it took 85 s and 15 GB per "
                              "epoch against 10 s for torch_sparse")
+    parser.add_argument("--ablate-dropout", action="store_true",
+                        help="gcn/sage: also time graphlab's convolutions with torch's dropout and PyG's with graphlab's")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", default=None, help="also write the table (with the command and commit) here")

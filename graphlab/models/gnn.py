@@ -26,6 +26,7 @@ from torch_geometric.nn.aggr import Aggregation
 from torch_geometric.nn.conv import GINEConv
 
 from graphlab.nn.conv import GCNConv, GINConv, SAGEConv
+from graphlab.nn.dropout import Dropout
 
 Pool = Optional[Literal["sum", "mean", "max"]]
 NodeEncoder = Literal["linear", "atom", "none"]
@@ -74,6 +75,7 @@ class _ConvStack(nn.Module):
         _check_layers(num_layers)
         self.in_channels, self.out_channels, self.dropout, self.pool = in_channels, out_channels, dropout, pool
         self.normalize = normalize
+        self.feature_dropout = Dropout(dropout)  # graphlab's multithreaded Philox dropout (graphlab.ops.dropout)
         dims = [in_channels] + [hidden_channels] * (num_layers - 1)
         last = out_channels if pool is None else hidden_channels
         self.convs = nn.ModuleList(make_conv(a, b) for a, b in zip(dims, dims[1:] + [last]))
@@ -88,7 +90,7 @@ class _ConvStack(nn.Module):
 
     def _forward(self, x: Tensor, edge_index: Tensor, batch: Optional[Tensor], *conv_args: Optional[Tensor]) -> Tensor:
         for i, conv in enumerate(self.convs):
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = self.feature_dropout(x)
             x = conv(x, edge_index, *conv_args)
             if i < len(self.convs) - 1 or self.readout is not None:
                 x = F.relu(x)
@@ -219,6 +221,7 @@ class GIN(nn.Module):
             raise ValueError("edge_encoder='linear' needs edge_dim >= 1 (the edge feature width)")
         self.in_channels, self.out_channels, self.dropout, self.pool = in_channels, out_channels, dropout, pool
         self.edge_encoder_kind = edge_encoder
+        self.feature_dropout = Dropout(dropout)  # graphlab's multithreaded Philox dropout (graphlab.ops.dropout)
         self.encoder = _node_encoder(node_encoder, in_channels, hidden_channels)
         aggrs = [aggr if i == 0 or aggr is None else copy.deepcopy(aggr) for i in range(num_layers)]
         self.convs = nn.ModuleList(self._conv(hidden_channels, train_eps, layer_aggr) for layer_aggr in aggrs)
@@ -267,7 +270,7 @@ class GIN(nn.Module):
                 h = conv(h, edge_index, self.edge_encoders[i](edge_attr))
             else:
                 h = conv(h, edge_index)
-            h = F.dropout(F.relu(norm(h)), p=self.dropout, training=self.training)
+            h = self.feature_dropout(F.relu(norm(h)))
         return self.readout(h, batch)
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ GNN-SSWL+, DS-GNN, DSS-GNN).
 
 from graphlab.nn.aggr import LCMAggregation, RecurrentAggregation
 from graphlab.nn.conv import GCNConv, GINConv, GINEConv, SAGEConv
-from graphlab.nn.dropout import UniformDropout
+from graphlab.nn.dropout import Dropout, UniformDropout
 from graphlab.nn.mamba import BiMamba, Mamba
 from graphlab.nn.mamba_graph import GatedGCNConv, GMNLayer, GraphMambaLayer
 from graphlab.nn.ncn import NCNCPredictor, NCNPredictor
@@ -31,6 +31,7 @@ from graphlab.nn.subgraph import DSConv, DSSConv, GNNAKConv, PairEmbedding, SSWL
 __all__ = [
     "BiMamba",
     "DiscreteSheafDiffusionLayer",
+    "Dropout",
     "DropoutLinear",
     "DSConv",
     "GNNAKConv",

@@ -24,7 +24,9 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
-__all__ = ["UniformDropout", "uniform_dropout", "bernoulli_positions", "dropout_relu", "run_mlp"]
+from graphlab.ops import dropout as philox_dropout
+
+__all__ = ["Dropout", "UniformDropout", "uniform_dropout", "bernoulli_positions", "dropout_relu", "run_mlp"]
 
 SPARSE_DROP_MAX_P = 0.15  # at or below this p, draw the dropped positions (geometric gaps) instead of n uniforms
 
@@ -151,3 +153,19 @@ class UniformDropout(nn.Dropout):
 
     def forward(self, x: Tensor) -> Tensor:
         return uniform_dropout(x, self.p, self.training)
+
+
+class Dropout(nn.Dropout):
+    r""":class:`torch.nn.Dropout` (same ``p``, same ``train()``/``eval()`` behaviour, no parameters) drawing its mask
+    with :func:`graphlab.ops.dropout`: Philox4x32-10 on every thread by graphlab's native kernel, the seed drawn from
+    torch's default generator on every call (so ``seed_everything`` makes runs reproducible),
+    :math:`y = x \odot m / (1 - p)`. The backward applies the 1-bit-per-entry mask the forward kept.
+    ``inplace`` is not supported."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability p must lie in [0, 1], got {p!r}")
+        super().__init__(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return philox_dropout(x, self.p, self.training)

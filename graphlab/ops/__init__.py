@@ -21,6 +21,8 @@ Public API::
     pair_atom(h, index, "uv"|"vu"|"uu"|"vv"|"uL"|"vL"|"uG"|"vG", edge_attr=None) -> [R, F]
     edge_deleted_index(node_ptr, rowptr, col, perm, deleted_edge_index) -> PairIndex  # one subgraph per edge
     column_sum(h, index) -> [N, F];  pool_pairs(h, index, reduce) -> ([N, F], [B, F])
+    dropout(x, p=0.5, training=True, *, seed=None, offset=0, generator=None, save_mask=False)  # Philox mask, native
+    dropout_mask(numel, p, seed, offset=0) -> [numel] bool   # the keep mask dropout uses for (seed, offset)
     selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, *, lengths=None, mask=None, chunk_size=None) -> [B, D, L]  # Mamba S6
 
@@ -46,6 +48,7 @@ from graphlab.ops.csr import (
     rowptr_from_sorted,
     to_csr,
 )
+from graphlab.ops.dropout import dropout, dropout_mask
 from graphlab.ops.gather_reduce import gather_reduce
 from graphlab.ops.common_neighbors import PairSets, common_neighbors, neighbor_sets, sorted_csr
 from graphlab.ops.pairs import (
@@ -75,6 +78,8 @@ __all__ = [
     "column_sum",
     "common_neighbors",
     "csr_transpose",
+    "dropout",
+    "dropout_mask",
     "edge_deleted_index",
     "block_spmm",
     "gather_reduce",

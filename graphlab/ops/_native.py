@@ -70,6 +70,7 @@ SOURCE_FILES = (
     "gather_reduce.c", "gather_reduce_typed.inc", "gather_reduce_tile.inc",
     "common_neighbors.c", "common_neighbors_typed.inc",
     "selective_scan.c", "selective_scan_typed.inc",  # bindings in graphlab/ops/_native_scan.py
+    "dropout.c",  # bindings in graphlab/ops/_native_dropout.py
 )
 _UNITS = tuple(name for name in SOURCE_FILES if name.endswith(".c"))  # compiled together into one library
 _FLAGS = ("-O3", "-shared", "-fPIC", "-pthread", "-std=c99")

@@ -435,3 +435,69 @@ def pair_atom_dense(
         gate = a[:, None, :] * m.T[None, :, :] * m[:, :, None]  # [u, v, w]: A[u,w] m[w,v] m[u,v]
         return torch.einsum("uvw,wvf->uvf", gate, h) + torch.einsum("uvw,uwf->uvf", gate, e)
     raise ValueError(f"unknown atom {atom!r}; valid atoms are {', '.join(PAIR_ATOMS)}")
+
+
+# ---------------------------------------------------------------------------------------------------- dropout
+# Philox4x32-10 (Salmon, Moraes, Dror & Shaw, "Parallel random numbers: as easy as 1, 2, 3", SC 2011): ten rounds
+#   (x0, x1, x2, x3) <- (hi(M1 x2) ^ x1 ^ k0, lo(M1 x2), hi(M0 x0) ^ x3 ^ k1, lo(M0 x0)),  then  (k0, k1) += (W0, W1),
+# on 32-bit words held in int64 tensors. Every product below stays under 2**63, so the arithmetic is exact.
+PHILOX_M0, PHILOX_M1 = 0xD2511F53, 0xCD9E8D57
+PHILOX_W0, PHILOX_W1 = 0x9E3779B9, 0xBB67AE85
+_MASK32 = 0xFFFFFFFF
+
+
+def _mulhilo32(a: Tensor, m: int) -> tuple[Tensor, Tensor]:
+    """``(hi, lo)`` 32-bit halves of the 64-bit product ``a * m`` (``a`` int64 in [0, 2**32), ``m`` < 2**32), from
+    16-bit halves of ``a`` so that no int64 product overflows: ``a m = (a_hi m) 2^16 + a_lo m``."""
+    p_hi, p_lo = (a >> 16) * m, (a & 0xFFFF) * m  # each < 2**48
+    lo = (p_lo + ((p_hi & 0xFFFF) << 16)) & _MASK32
+    hi = (p_hi + (p_lo >> 16)) >> 16
+    return hi, lo
+
+
+def philox4x32_10(counter: Tensor, key: tuple[int, int]) -> Tensor:
+    """Philox4x32-10 of every counter ``[..., 4]`` (int64 words in [0, 2**32)) under ``key = (k0, k1)``:
+    the four output words ``[..., 4]``."""
+    x0, x1, x2, x3 = counter.unbind(-1)
+    k0, k1 = key
+    for _ in range(10):
+        hi0, lo0 = _mulhilo32(x0, PHILOX_M0)
+        hi1, lo1 = _mulhilo32(x2, PHILOX_M1)
+        x0, x1, x2, x3 = hi1 ^ x1 ^ k0, lo1, hi0 ^ x3 ^ k1, lo0
+        k0, k1 = (k0 + PHILOX_W0) & _MASK32, (k1 + PHILOX_W1) & _MASK32
+    return torch.stack([x0, x1, x2, x3], dim=-1)
+
+
+def dropout_threshold(p: float) -> int:
+    r"""The integer :math:`t = \mathrm{round}(p\, 2^{32})`: a 32-bit word :math:`r` is dropped iff :math:`r < t`,
+    so :math:`P(\text{drop}) = t / 2^{32}` (within :math:`2^{-33}` of ``p``; exactly 0 and 1 at ``p = 0, 1``)."""
+    return min(round(p * 2**32), 2**32)
+
+
+def dropout_mask(numel: int, p: float, seed: int, offset: int = 0, device: torch.device | None = None) -> Tensor:
+    r"""The keep mask ``[numel]`` (bool) of :func:`dropout`: element :math:`i` is kept iff
+
+    .. math:: r_i = \mathrm{Philox4x32\text{-}10}\big((\lfloor i/4 \rfloor \bmod 2^{32},\ \lfloor i/4 \rfloor
+        \operatorname{div} 2^{32},\ o \bmod 2^{32},\ o \operatorname{div} 2^{32}),\ (s \bmod 2^{32},\
+        s \operatorname{div} 2^{32})\big)_{i \bmod 4} \ \ge\ \mathrm{round}(p\, 2^{32})
+
+    for seed :math:`s` and offset :math:`o` (both in :math:`[0, 2^{64})`): a pure function of (seed, offset, i)."""
+    blocks = torch.arange((numel + 3) // 4, dtype=torch.int64, device=device)
+    counter = torch.stack([blocks & _MASK32, blocks >> 32,
+                           torch.full_like(blocks, offset & _MASK32), torch.full_like(blocks, offset >> 32)], dim=-1)
+    words = philox4x32_10(counter, (seed & _MASK32, seed >> 32)).reshape(-1)[:numel]
+    return words >= dropout_threshold(p)
+
+
+def dropout(x: Tensor, p: float, training: bool = True, seed: int = 0, offset: int = 0) -> Tensor:
+    r"""Inverted dropout with the counter-based mask :math:`m` of :func:`dropout_mask` over ``x``'s flattened
+    (row-major) entries:
+
+    .. math:: y = \frac{x \odot m}{1 - p} \quad (\text{training}), \qquad y = x \quad (\text{evaluation or } p = 0),
+
+    with :math:`y = 0` where dropped (also for non-finite :math:`x`) and :math:`y = 0` everywhere at :math:`p = 1`."""
+    if not training or p == 0.0:
+        return x
+    keep = dropout_mask(x.numel(), p, seed, offset, x.device).reshape(x.shape)
+    scale = 1.0 / (1.0 - p) if p < 1.0 else 0.0
+    return torch.where(keep, x * scale, torch.zeros((), dtype=x.dtype, device=x.device))

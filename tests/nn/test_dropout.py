@@ -188,3 +188,45 @@ def test_run_mlp_matches_the_sequential():
         x1_copy = x1.clone()
         run_mlp(head, x1)
         assert torch.equal(x1, x1_copy)
+
+
+# ---- graphlab.nn.Dropout: the module around graphlab.ops.dropout (Philox mask, native kernel)
+
+
+def test_philox_dropout_module_is_a_dropout_using_the_op():
+    import graphlab.ops as ops
+    from graphlab.nn import Dropout
+    from graphlab.ops import reference
+
+    layer = Dropout(0.3)
+    assert isinstance(layer, nn.Dropout) and layer.p == 0.3 and not list(layer.parameters())
+    x = torch.randn(40, 7)
+    assert layer.eval()(x) is x and Dropout(0.0).train()(x) is x
+    torch.manual_seed(8)
+    out = layer.train()(x)
+    assert ops.last_path("dropout") in ("cpu", "reference", "torch")
+    if ops.last_path("dropout") == "cpu":  # the op's documented seed: one draw from torch's default generator
+        torch.manual_seed(8)
+        seed = int(torch.randint(0, 2**63 - 1, (1,)).item())
+        torch.testing.assert_close(out, reference.dropout(x, 0.3, True, seed), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(1.5)
+
+
+def test_baseline_models_apply_the_philox_dropout_and_stay_reproducible():
+    import graphlab.ops as ops
+    from graphlab.models import GCN, GIN, GraphSAGE
+
+    x = torch.randn(30, 6)
+    edge_index = torch.randint(0, 30, (2, 90))
+    for cls, kwargs in [(GCN, {}), (GraphSAGE, {}), (GIN, {"pool": None, "num_layers": 2})]:
+        torch.manual_seed(0)
+        model = cls(6, 3, hidden_channels=8, dropout=0.5, **kwargs).train()
+        ops.reset_path_log()
+        outs = []
+        for _ in range(2):
+            torch.manual_seed(1)
+            outs.append(model(x, edge_index))
+        assert ops.path_count("dropout", ops.last_path("dropout") or "") >= 2, cls.__name__
+        torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+        assert not torch.equal(model(x, edge_index), outs[0])  # a fresh seed: another mask
