@@ -356,13 +356,15 @@ def _numbers(entry: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def record_results(out_dir: Path, config: Path, results: Sequence[CategoryResult], command: str,
-                   force: bool = False) -> Path:
+                   force: bool = False, commit: Optional[str] = None) -> Path:
     """Merge ``results`` into ``<out_dir>/expressivity/<config-id>.json`` and regenerate the table.
 
     An entry for the same benchmark/category made with another config file or other settings, or with the same
     ones but other numbers, is never replaced silently: :class:`RecordConflict` (nothing changes) unless ``force``,
-    which keeps the old entry under ``superseded``.
+    which keeps the old entry under ``superseded``. ``commit``: the code version the results came from (default:
+    now).
     """
+    commit = commit or code_version(ignore=out_dir)
     cid = config_id(config)
     path = out_dir / TABLE_NAME / f"{cid.replace('/', '__')}.json"
     with file_lock(path):
@@ -370,7 +372,7 @@ def record_results(out_dir: Path, config: Path, results: Sequence[CategoryResult
         entries = {}
         for result in results:
             entry = {**asdict(result), "fingerprint": _fingerprint(config, result), "command": command,
-                     "commit": code_version(ignore=out_dir)}
+                     "commit": commit}
             old = record["results"].get(result.key)
             if old is not None and (old.get("fingerprint") != entry["fingerprint"] or _numbers(old) != _numbers(entry)):
                 if not force:
@@ -463,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> list[CategoryResult]:
     """``graphlab expressivity ...``; returns the results."""
     args = build_parser().parse_args(argv)
+    commit = code_version(ignore=args.out_dir)  # before the (long) run: the code that produced the numbers
     settings = RPCSettings(**{k: getattr(args, k) for k in asdict(RPCSettings())})
     benchmarks = load_pair_benchmarks(args.benchmark, args.root, args.download)
     factory = config_factory(args.config, settings.output_dim)
@@ -479,5 +482,5 @@ def main(argv: Optional[list[str]] = None) -> list[CategoryResult]:
         atomic_write_json(args.json, [asdict(r) for r in results])
     if not args.no_leaderboard:
         command = "graphlab expressivity " + shlex.join(argv if argv is not None else sys.argv[1:])
-        record_results(args.out_dir, args.config, results, command, args.force)
+        record_results(args.out_dir, args.config, results, command, args.force, commit)
     return results
