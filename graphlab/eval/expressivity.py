@@ -108,7 +108,7 @@ def t2_threshold(q: int, n: int, alpha: float = 0.05) -> float:
 @dataclass(frozen=True)
 class RPCSettings:
     r"""RPC's hyperparameters. Defaults are those of BREC's test script for the subgraph GNNs (GraphPKU/BREC
-    ``SubgraphGNN/test_BREC.py``, DS-/DSS-GNN): ``NUM_RELABEL`` 32, ``OUTPUT_DIM`` 16, ``EPOCH`` 30,
+    ``SUN/test_BREC_ds.py`` and siblings, DS-/DSS-GNN and SUN): ``NUM_RELABEL`` 32, ``OUTPUT_DIM`` 16, ``EPOCH`` 30,
     ``LEARNING_RATE`` 1e-4, ``WEIGHT_DECAY`` 1e-5, ``BATCH_SIZE`` 16, ``LOSS_THRESHOLD`` 0 (no early stop),
     ``MARGIN`` 0, ``EPSILON_MATRIX`` 1e-8, ``EPSILON_CMP`` 1e-6, ``SEED`` 2022, and the significance level 0.05
     behind ``THRESHOLD`` = 72.34. BREC's other model scripts vary epochs, learning rate and loss threshold: set
