@@ -300,14 +300,21 @@ def _train_pair(model: nn.Module, batches: list[Batch], settings: RPCSettings) -
     return settings.epochs
 
 
+Transform = Callable[[Data], Data]
+
+
 def rpc_pair(factory: ModelFactory, g: Data, h: Data, settings: RPCSettings, seed: int,
-             device: torch.device = torch.device("cpu")) -> PairOutcome:
-    """Reliable paired comparison of one pair (see the module docstring)."""
+             device: torch.device = torch.device("cpu"), transform: Optional[Transform] = None) -> PairOutcome:
+    """Reliable paired comparison of one pair (see the module docstring). ``transform`` (e.g. a subgraph policy's
+    pre-transform) is applied to every relabelled graph before batching."""
     rng = np.random.default_rng(seed)
     n = settings.num_permutations
     pair_graphs = _interleave(relabellings(g, n, rng), relabellings(h, n, rng))
     one = g if rng.integers(2) == 0 else h
     reliability_graphs = relabellings(one, 2 * n, rng)
+    if transform is not None:
+        pair_graphs = [transform(graph) for graph in pair_graphs]
+        reliability_graphs = [transform(graph) for graph in reliability_graphs]
     pair_batches = _batches(pair_graphs, settings.batch_size, device)
     reliability_batches = _batches(reliability_graphs, settings.batch_size, device)
     torch.manual_seed(seed)
@@ -322,13 +329,15 @@ def rpc_pair(factory: ModelFactory, g: Data, h: Data, settings: RPCSettings, see
 
 
 def run_rpc(factory: ModelFactory, benchmark: PairBenchmark, settings: RPCSettings,
-            device: torch.device = torch.device("cpu"), log: Optional[Callable[[str], None]] = None) -> CategoryResult:
-    """RPC over every pair of ``benchmark`` (the first ``settings.limit`` when set)."""
+            device: torch.device = torch.device("cpu"), log: Optional[Callable[[str], None]] = None,
+            transform: Optional[Transform] = None) -> CategoryResult:
+    """RPC over every pair of ``benchmark`` (the first ``settings.limit`` when set); ``transform`` as in
+    :func:`rpc_pair`."""
     start = time.perf_counter()
     pairs = benchmark.pairs[:settings.limit] if settings.limit else benchmark.pairs
     distinguished, failures = [], []
     for i, (g, h) in enumerate(pairs):
-        outcome = rpc_pair(factory, g, h, settings, seed=settings.seed + i, device=device)
+        outcome = rpc_pair(factory, g, h, settings, seed=settings.seed + i, device=device, transform=transform)
         if outcome.distinguished:
             distinguished.append(i)
         if not outcome.reliable:

@@ -132,6 +132,32 @@ def test_a_triangle_counting_model_distinguishes_exactly_the_pairs_with_differen
     assert result.reliability_failures == 0
 
 
+class SumOfFeatures(nn.Module):
+    """An MLP of each node's features, summed per graph: it sees only what the features carry."""
+
+    def __init__(self, out_channels: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, out_channels))
+
+    def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor) -> Tensor:
+        return scatter(self.mlp(x), batch, dim=0, reduce="sum")
+
+
+def add_triangle_counts(graph: Data) -> Data:
+    adjacency = torch.zeros(graph.num_nodes, graph.num_nodes)
+    adjacency[graph.edge_index[0], graph.edge_index[1]] = 1.0
+    triangles = torch.diagonal(adjacency @ adjacency @ adjacency) / 2
+    return Data(x=triangles.unsqueeze(-1), edge_index=graph.edge_index, num_nodes=graph.num_nodes)
+
+
+def test_a_transform_reaches_the_model():
+    settings = ex.RPCSettings(**FAST)
+    blind = ex.run_rpc(lambda: SumOfFeatures(settings.output_dim), tiny_benchmark(), settings)
+    told = ex.run_rpc(lambda: SumOfFeatures(settings.output_dim), tiny_benchmark(), settings,
+                      transform=add_triangle_counts)
+    assert (blind.distinguished_pairs, told.distinguished_pairs) == ([], [0])
+
+
 def test_relabel_is_an_isomorphism():
     graph = tiny_benchmark().pairs[0][1]
     graph.x = torch.arange(6.0).view(6, 1)
