@@ -247,19 +247,29 @@ def graph_outputs(model: nn.Module, batch: Batch) -> Tensor:
 
 # --------------------------------------------------------------------------- RPC
 def relabel(graph: Data, rng: np.random.Generator) -> Data:
-    """``graph`` with nodes renamed by a random permutation ``π`` (node ``v`` becomes ``π(v)``) and edges shuffled."""
+    """``graph`` with nodes renamed by a random permutation ``π`` (node ``v`` becomes ``π(v)``) and edges shuffled
+    (``x`` and ``edge_attr``, when present, move with their nodes and edges)."""
     n = graph.num_nodes
     perm = torch.from_numpy(rng.permutation(n))
-    edge_index = perm[graph.edge_index][:, torch.from_numpy(rng.permutation(graph.edge_index.shape[1]))]
+    edge_order = torch.from_numpy(rng.permutation(graph.edge_index.shape[1]))
     x = torch.empty_like(graph.x)
     x[perm] = graph.x
-    return Data(x=x, edge_index=edge_index, num_nodes=n)
+    out = Data(x=x, edge_index=perm[graph.edge_index][:, edge_order], num_nodes=n)
+    if getattr(graph, "edge_attr", None) is not None:
+        out.edge_attr = graph.edge_attr[edge_order]
+    return out
+
+
+def _as_stored(graph: Data) -> Data:
+    out = Data(x=graph.x, edge_index=graph.edge_index, num_nodes=graph.num_nodes)
+    if getattr(graph, "edge_attr", None) is not None:
+        out.edge_attr = graph.edge_attr
+    return out
 
 
 def relabellings(graph: Data, count: int, rng: np.random.Generator) -> list[Data]:
     """``count`` relabellings of ``graph``: the graph as stored, then ``count - 1`` random ones."""
-    return [Data(x=graph.x, edge_index=graph.edge_index, num_nodes=graph.num_nodes)] + [
-        relabel(graph, rng) for _ in range(count - 1)]
+    return [_as_stored(graph)] + [relabel(graph, rng) for _ in range(count - 1)]
 
 
 def _interleave(first: list[Data], second: list[Data]) -> list[Data]:

@@ -161,11 +161,15 @@ def test_a_transform_reaches_the_model():
 def test_relabel_is_an_isomorphism():
     graph = tiny_benchmark().pairs[0][1]
     graph.x = torch.arange(6.0).view(6, 1)
+    graph.edge_attr = torch.arange(float(graph.edge_index.shape[1])).view(-1, 1)
     copy = ex.relabel(graph, np.random.default_rng(3))
-    # node v's feature moves with v: each edge's endpoint features are preserved as a multiset
-    before = sorted(tuple(graph.x[graph.edge_index[:, e]].view(-1).tolist()) for e in range(graph.edge_index.shape[1]))
-    after = sorted(tuple(copy.x[copy.edge_index[:, e]].view(-1).tolist()) for e in range(copy.edge_index.shape[1]))
-    assert before == after
+
+    def edges(g: Data) -> list[tuple[float, ...]]:  # (feature of source, feature of target, edge feature)
+        return sorted((*g.x[g.edge_index[:, e]].view(-1).tolist(), float(g.edge_attr[e])) for e in
+                      range(g.edge_index.shape[1]))
+
+    assert edges(graph) == edges(copy)
+    assert not torch.equal(graph.edge_index, copy.edge_index)
 
 
 # --------------------------------------------------------------------------- GIN from a config on real pairs
