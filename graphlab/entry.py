@@ -1,4 +1,5 @@
-"""The ``graphlab`` console script: routes ``graphlab leaderboard ...`` to the multi-seed runner, ``graphlab plot ...`` to
+"""The ``graphlab`` console script: routes ``graphlab leaderboard ...`` to the multi-seed runner, ``graphlab
+expressivity ...`` to the expressivity suite (:func:`graphlab.eval.expressivity.main`), ``graphlab plot ...`` to
 :func:`graphlab.eval.figures.main`, ``graphlab store ...`` to :func:`graphlab.data.store.convert.main`, and every other
 subcommand (``fit``, ``validate``, ``test``, ``predict``) to the Lightning CLI.
 
@@ -21,10 +22,11 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from graphlab import cli, runner
 from graphlab.data.store import convert as store
-from graphlab.eval import figures
+from graphlab.eval import expressivity, figures
 from graphlab.eval.leaderboard import RecordConflict
 
 ROUTES: dict[str, Callable[[list[str]], Any]] = {
+    "expressivity": lambda argv: expressivity.main(argv),
     "leaderboard": lambda argv: runner.main(argv),
     "plot": lambda argv: figures.main(argv),
     "store": lambda argv: store.main(argv),

@@ -19,6 +19,7 @@ from graphlab.data.store import (
     write_store,
 )
 from graphlab.data.synthetic import CSBMData, CSLData, RandomLinkData
+from graphlab.data.expressivity import EXPData
 
 __all__ = [
     "CSBMData",
@@ -27,6 +28,7 @@ __all__ = [
     "DiskFeatureStore",
     "DiskGraphStore",
     "DiskStoreData",
+    "EXPData",
     "GraphDataModule",
     "GraphlabNeighborSampler",
     "MovieLens100K",
