@@ -20,6 +20,8 @@ from torch_geometric.data import Dataset, InMemoryDataset
 from graphlab.transforms.subgraph import SubgraphPairs
 
 SUBGRAPH_KEYS = ("policy", "num_hops", "max_dis")
+#: the batch fields SubgraphPairs adds, which the subgraph models take as keyword arguments
+PAIR_FIELDS = ("pair_dis", "pair_mask", "pair_label", "deleted_edge_index")
 CACHE_VERSION = 1  # bump when SubgraphPairs' output changes for the same arguments
 
 

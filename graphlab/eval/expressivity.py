@@ -59,6 +59,7 @@ from torch_geometric.data import Batch, Data
 
 from graphlab._io import atomic_write_json, atomic_write_text, file_lock
 from graphlab.data.expressivity import BENCHMARKS, BREC_FILES, PairBenchmark, load_pair_benchmarks
+from graphlab.data.subgraph import PAIR_FIELDS, subgraph_transform
 from graphlab.eval.leaderboard import RecordConflict, code_version, config_id
 
 TABLE_NAME = "expressivity"
@@ -228,6 +229,15 @@ def build_model(spec: dict[str, Any], in_channels: int, out_channels: int) -> nn
     return parser.instantiate_classes(cfg).model
 
 
+def config_transform(config: Path) -> Optional[Transform]:
+    """The per-graph pre-transform a config's data section asks for: ``data.init_args.subgraph`` (the subgraph
+    GNNs' pair fields, :class:`graphlab.transforms.SubgraphPairs`), applied to every relabelled graph; else ``None``."""
+    cfg = yaml.safe_load(config.read_text()) or {}
+    data = cfg.get("data") if isinstance(cfg, dict) else None
+    option = ((data or {}).get("init_args") or {}).get("subgraph") if isinstance(data, dict) else None
+    return subgraph_transform(option)
+
+
 def config_factory(config: Path, output_dim: int, in_channels: int = 1) -> ModelFactory:
     spec = model_spec(config)
     return lambda: build_model(spec, in_channels, output_dim)
@@ -236,8 +246,7 @@ def config_factory(config: Path, output_dim: int, in_channels: int = 1) -> Model
 def graph_outputs(model: nn.Module, batch: Batch) -> Tensor:
     """The model's output per graph, ``[B, q]``, calling ``forward`` as the graphlab tasks do."""
     params = inspect.signature(model.forward).parameters
-    kwargs = {k: getattr(batch, k) for k in ("batch", "edge_attr") if k in params and getattr(batch, k, None)
-              is not None}
+    kwargs = {k: getattr(batch, k) for k in ("batch", "edge_attr", "ptr") + PAIR_FIELDS if k in params and getattr(batch, k, None) is not None}
     out = model(batch.x, batch.edge_index, **kwargs)
     if out.dim() != 2 or out.shape[0] != batch.num_graphs:
         raise ValueError(f"the model returned shape {tuple(out.shape)} for {batch.num_graphs} graphs: the "
@@ -489,10 +498,11 @@ def main(argv: Optional[list[str]] = None) -> list[CategoryResult]:
     benchmarks = load_pair_benchmarks(args.benchmark, args.root, args.download)
     factory = config_factory(args.config, settings.output_dim)
     factory()  # fail on a bad model before any training
+    transform = config_transform(args.config)
     log = None if args.quiet else (lambda text: print(text, file=sys.stderr))
     results = []
     for benchmark in benchmarks:
-        result = run_rpc(factory, benchmark, settings, torch.device(args.device), log)
+        result = run_rpc(factory, benchmark, settings, torch.device(args.device), log, transform=transform)
         print(f"[expressivity] {args.config} {result.key}: distinguished {result.distinguished}/{result.total} "
               f"(tested {result.pairs_tested}), reliability failures {result.reliability_failures}, "
               f"T2 threshold {result.threshold:.2f}, {result.seconds} s")

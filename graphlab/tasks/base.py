@@ -19,14 +19,14 @@ from torch import Tensor, nn
 
 from graphlab.distributed import (batch_items, gather_objects, is_distributed, loader_item_indices, row_keys,
                                   unique_by_key)
+from graphlab.data.subgraph import PAIR_FIELDS
 from graphlab.eval.metrics import evaluate
 from graphlab.info import DatasetInfo
 from graphlab.tasks.checkpoint import LastCheckpoint
 
 # Batch fields passed to a model whose ``forward`` names them: the usual PyG ones, and the pair fields of
 # graphlab.transforms.SubgraphPairs (with ``ptr``) that the subgraph models read.
-BATCH_FIELDS = ("edge_weight", "edge_attr", "batch", "ptr", "pair_dis", "pair_mask", "pair_label",
-                "deleted_edge_index")
+BATCH_FIELDS = ("edge_weight", "edge_attr", "batch", "ptr") + PAIR_FIELDS
 
 
 class GraphTask(L.LightningModule):

@@ -265,3 +265,22 @@ def test_the_cli_reports_user_errors_in_one_line(capsys):
         entry.main(["expressivity", "--config", str(GIN_CONFIG), "--benchmark", "brec:nope"])
     assert exit_info.value.code == 2
     assert "unknown BREC category 'nope'" in capsys.readouterr().err
+
+
+def test_config_transform_reads_the_subgraph_option(tmp_path):
+    """A subgraph config's ``data.init_args.subgraph`` becomes the per-graph pre-transform; a plain config has none."""
+    from graphlab.eval.expressivity import config_transform
+    from graphlab.transforms import SubgraphPairs
+
+    sub = tmp_path / "sub.yaml"
+    sub.write_text("model: {class_path: graphlab.models.GIN}\n"
+                   "data: {class_path: graphlab.data.CSLData, init_args: {subgraph: {policy: ego, num_hops: 2}}}\n")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("model: {class_path: graphlab.models.GIN}\ndata: {class_path: graphlab.data.CSLData}\n")
+    transform = config_transform(sub)
+    assert isinstance(transform, SubgraphPairs) and transform.policy == "ego" and transform.num_hops == 2
+    assert config_transform(plain) is None
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {class_path: graphlab.models.GIN}\ndata: {init_args: {subgraph: {hops: 2}}}\n")
+    with pytest.raises(ValueError, match="unknown subgraph option"):
+        config_transform(bad)
