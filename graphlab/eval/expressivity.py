@@ -58,7 +58,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
 from graphlab._io import atomic_write_json, atomic_write_text, file_lock
-from graphlab.data.expressivity import BENCHMARKS, BREC_FILES, PairBenchmark, load_pair_benchmarks
+from graphlab.data.expressivity import BENCHMARKS, BREC_COUNTS, BREC_FILES, PairBenchmark, load_pair_benchmarks
 from graphlab.data.subgraph import PAIR_FIELDS, subgraph_transform
 from graphlab.eval.leaderboard import RecordConflict, code_version, config_id
 
@@ -431,23 +431,182 @@ def _cell(entry: Optional[dict[str, Any]]) -> str:
     return text
 
 
-def render_table(records: list[dict[str, Any]]) -> str:
+# --------------------------------------------------------------------------- published BREC counts
+PAPER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "basic": ("basic",),
+    "regular_140": ("regular", "strongly_regular", "4vertex", "distance_regular"),
+    "extension": ("extension",),
+    "cfi": ("cfi",),
+}
+"""The columns of BREC's Table 2 (Wang & Zhang, arXiv 2304.07702) and the graphlab categories each one covers: the
+paper's "Regular (140)" merges simple regular, strongly regular, 4-vertex condition and distance regular pairs."""
+MERGED_COLUMN = "brec:regular_140"
+"""Our column for the paper's merged "Regular (140)": the sum of our four regular-family categories."""
+
+
+@dataclass(frozen=True)
+class BrecReferences:
+    """Published BREC counts from ``references.yaml``'s ``brec:`` section: ``results[config_id][paper_column]``,
+    the 3-WL counts ``three_wl[paper_column]`` (the bound no model may exceed), and the citation of each."""
+
+    results: dict[str, dict[str, int]]
+    three_wl: dict[str, int]
+    sources: dict[str, str]  # config id (or "3-WL") -> citation
+
+
+def _paper_row(path: Path, where: str, entry: Any, sources: dict[str, Any]) -> tuple[dict[str, int], str]:
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: {where} must be a mapping {{basic: N, regular_140: N, extension: N, cfi: N, "
+                         f"total: N, source: KEY}}, got {entry!r}")
+    source = entry.get("source")
+    if source not in sources:
+        raise ValueError(f"{path}: {where}.source {source!r} is not a key of `sources` ({sorted(sources)}); add the "
+                         "citation there")
+    counts = {k: v for k, v in entry.items() if k not in ("source", "total")}
+    unknown = sorted(set(counts) - set(PAPER_COLUMNS))
+    if unknown:
+        raise ValueError(f"{path}: {where} has unknown column(s) {unknown}; the paper's columns are "
+                         f"{sorted(PAPER_COLUMNS)} (regular_140 is its merged Regular (140)) plus total")
+    for column, value in counts.items():
+        limit = sum(BREC_COUNTS[c] for c in PAPER_COLUMNS[column])
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+            raise ValueError(f"{path}: {where}.{column} must be a whole number of pairs in [0, {limit}], "
+                             f"got {value!r}")
+    total = entry.get("total")
+    if total is not None and (set(counts) != set(PAPER_COLUMNS) or total != sum(counts.values())):
+        raise ValueError(f"{path}: {where}.total is {total!r} but the columns {counts} sum to "
+                         f"{sum(counts.values())}; a total needs all four columns and must equal their sum "
+                         "(a typo in one of them?)")
+    return counts, str(sources[source])
+
+
+def load_brec_references(out_dir: Path) -> Optional[BrecReferences]:
+    """The ``brec:`` section of ``<out_dir>/references.yaml``: ``{results: {config-id: {basic, regular_140,
+    extension, cfi, total, source}}, three_wl: {... , source}}``, each ``source`` a key of the file's
+    ``sources``. No file: ``None`` (a table without published counts); a file without the section, or a malformed
+    one: :class:`ValueError` naming the file and the fix."""
+    path = out_dir / "references.yaml"
+    if not path.is_file():
+        return None
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML ({err}); fix or delete it") from err
+    section = raw.get("brec") if isinstance(raw, dict) else None
+    if not isinstance(section, dict) or not isinstance(section.get("results"), dict):
+        raise ValueError(f"{path} has no `brec:` section with `results: {{config-id: {{basic, regular_140, extension, "
+                         "cfi, total, source}}}}` and `three_wl: {...}`; add it (the published counts of BREC's "
+                         "Table 2) or write the table to an --out-dir without references.yaml")
+    sources = raw.get("sources") if isinstance(raw.get("sources"), dict) else {}
+    results, cited = {}, {}
+    for cid, entry in section["results"].items():
+        results[str(cid)], cited[str(cid)] = _paper_row(path, f"brec.results[{cid!r}]", entry, sources)
+    if "three_wl" not in section:
+        raise ValueError(f"{path}: the `brec:` section needs `three_wl: {{basic, regular_140, extension, cfi, total, "
+                         "source}}`, the 3-WL counts of BREC's Table 2 (the bound for every model)")
+    three_wl, cited["3-WL"] = _paper_row(path, "brec.three_wl", section["three_wl"], sources)
+    return BrecReferences(results, three_wl, cited)
+
+
+def _ours(record: dict[str, Any], paper_column: str) -> tuple[Optional[int], int, int]:
+    """Our count for one paper column: (distinguished summed over the categories it covers, or ``None`` when none
+    ran in full; pairs in those categories; how many of the categories ran in full)."""
+    entries = [record["results"].get(f"brec:{c}") for c in PAPER_COLUMNS[paper_column]]
+    full = [e for e in entries if e is not None and e.get("pairs_tested", e["total"]) == e["total"]]
+    if not full:
+        return None, 0, 0
+    return sum(e["distinguished"] for e in full), sum(e["total"] for e in full), len(full)
+
+
+def _paper_note(record: dict[str, Any], paper_column: str, refs: BrecReferences) -> str:
+    """`` (paper N)`` after our cell, and a flag when our full count exceeds the 3-WL count."""
+    note = ""
+    published = refs.results.get(record["config_id"], {}).get(paper_column)
+    if published is not None:
+        note += f" (paper {published})"
+    ours, _, done = _ours(record, paper_column)
+    bound = refs.three_wl.get(paper_column)
+    if ours is not None and done == len(PAPER_COLUMNS[paper_column]) and bound is not None and ours > bound:
+        note += f" **above 3-WL ({bound})**"
+    return note
+
+
+def _merged_cell(record: dict[str, Any]) -> str:
+    ours, total, done = _ours(record, "regular_140")
+    if ours is None:
+        return "—"
+    text = f"{ours}/{total}"
+    parts = len(PAPER_COLUMNS["regular_140"])
+    return text if done == parts else text + f" ({done} of {parts} categories)"
+
+
+def _table_cell(record: dict[str, Any], column: str, refs: Optional[BrecReferences]) -> str:
+    if column == MERGED_COLUMN:
+        return _merged_cell(record) + (_paper_note(record, "regular_140", refs) if refs else "")
+    cell = _cell(record["results"].get(column))
+    category = column.removeprefix("brec:")
+    if refs is None or not column.startswith("brec:") or (category,) not in PAPER_COLUMNS.values():
+        return cell
+    return (cell or "—") + _paper_note(record, category, refs)
+
+
+def _columns(records: list[dict[str, Any]], refs: Optional[BrecReferences]) -> list[str]:
     keys = {k for r in records for k in r["results"]}
-    columns = [c for c in COLUMN_ORDER if c in keys] + sorted(keys - set(COLUMN_ORDER))
+    if refs is not None and refs.results:
+        published = {c for row in refs.results.values() for c in row}
+        keys |= {f"brec:{c}" for c in published if c != "regular_140"}
+        keys |= {MERGED_COLUMN} if "regular_140" in published else set()
+    if any(f"brec:{c}" in keys for c in PAPER_COLUMNS["regular_140"]):
+        keys.add(MERGED_COLUMN)
+    order = list(COLUMN_ORDER)
+    order.insert(order.index("brec:distance_regular") + 1, MERGED_COLUMN)
+    return [c for c in order if c in keys] + sorted(keys - set(order))
+
+
+def _footer(refs: BrecReferences, shown: set[str]) -> list[str]:
+    listed = sorted({refs.sources[cid] for cid in refs.results if cid in shown})
+    three_wl_source = "the table cited above" if refs.sources["3-WL"] in listed else refs.sources["3-WL"]
+    bound = ", ".join(f"{c} {refs.three_wl[c]}" for c in PAPER_COLUMNS if c in refs.three_wl)
+    if set(refs.three_wl) == set(PAPER_COLUMNS):
+        bound += f", total {sum(refs.three_wl.values())}"
+    merged_pairs = sum(BREC_COUNTS[c] for c in PAPER_COLUMNS["regular_140"])
+    lines = [""]
+    if listed:
+        lines += ["Published counts `(paper N)` beside ours (from `references.yaml`): " + "; ".join(listed) + ".", ""]
+    return lines + [
+        f"`{MERGED_COLUMN}` is the sum of our regular, strongly_regular, 4vertex and distance_regular columns "
+        f"({merged_pairs} pairs), the paper's merged Regular (140).",
+        "",
+        f"3-WL, the bound for every model here ({three_wl_source}): {bound}. A cell above it is flagged "
+        "**above 3-WL**.",
+    ]
+
+
+def render_table(records: list[dict[str, Any]], references: Optional[BrecReferences] = None) -> str:
+    """The markdown table: a row per config (and per config with published BREC counts), a column per
+    benchmark/category; with ``references``, each BREC cell also shows the published count ``(paper N)``, the
+    paper's merged Regular (140) gets a column of its own, and a footer names the sources and the 3-WL counts."""
+    rows = {r["config_id"]: r for r in records}
+    if references is not None:
+        for cid in references.results:
+            rows.setdefault(cid, {"config_id": cid, "results": {}})
+    columns = _columns(list(rows.values()), references)
     lines = [
         "# Expressivity: pairs of non-isomorphic graphs distinguished",
         "",
         "BREC's reliable paired comparison (RPC; Wang & Zhang, arXiv 2304.07702), written by `graphlab expressivity`"
         " from the records in `expressivity/`. A cell is distinguished/total; `(first k)` marks a run on the first "
         "k pairs only, `(r unreliable)` the pairs whose reliability check failed (a graph against its own "
-        "relabelling exceeded the threshold). Do not edit: rerun the commands below.",
+        "relabelling exceeded the threshold); `—` not run yet. Do not edit: rerun the commands below.",
         "",
         "| config | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
     ]
-    for record in sorted(records, key=lambda r: r["config_id"]):
-        cells = [_cell(record["results"].get(c)) for c in columns]
-        lines.append(f"| {record['config_id']} | " + " | ".join(cells) + " |")
+    for cid in sorted(rows):
+        cells = [_table_cell(rows[cid], c, references) for c in columns]
+        lines.append(f"| {cid} | " + " | ".join(cells) + " |")
+    if references is not None:
+        lines += _footer(references, set(rows))
     lines += ["", "## Commands", ""]
     for record in sorted(records, key=lambda r: r["config_id"]):
         for key in columns:
@@ -459,9 +618,12 @@ def render_table(records: list[dict[str, Any]]) -> str:
 
 
 def write_table(out_dir: Path) -> Path:
+    """Regenerate ``<out_dir>/expressivity.md`` from the records in ``<out_dir>/expressivity/*.json``, with the
+    published BREC counts of ``<out_dir>/references.yaml`` when that file exists."""
     records = [json.loads(p.read_text()) for p in sorted((out_dir / TABLE_NAME).glob("*.json"))]
+    references = load_brec_references(out_dir)
     path = out_dir / f"{TABLE_NAME}.md"
-    atomic_write_text(path, render_table(records))
+    atomic_write_text(path, render_table(records, references))
     return path
 
 
