@@ -284,3 +284,115 @@ def test_config_transform_reads_the_subgraph_option(tmp_path):
     bad.write_text("model: {class_path: graphlab.models.GIN}\ndata: {init_args: {subgraph: {hops: 2}}}\n")
     with pytest.raises(ValueError, match="unknown subgraph option"):
         config_transform(bad)
+
+
+# --------------------------------------------------------------------------- published BREC counts beside ours
+REPO_LEADERBOARDS = Path(__file__).resolve().parents[2] / "leaderboards"
+CITATION = "Example et al., Table 2"
+
+
+def _references(out_dir: Path, brec: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "references.yaml"
+    path.write_text(f"sources:\n  ex: \"{CITATION}\"\nresults: {{}}\n{brec}")
+    return path
+
+
+GOOD_BREC = ("brec:\n"
+             "  results:\n"
+             "    subgraph/sun/csl: {basic: 58, regular_140: 48, extension: 97, cfi: 15, total: 218, source: ex}\n"
+             "  three_wl: {basic: 60, regular_140: 50, extension: 100, cfi: 60, total: 270, source: ex}\n")
+
+
+def _record(out_dir: Path, cid: str, counts: dict[str, tuple[int, int]]) -> None:
+    """A stored record with ``counts[key] = (distinguished, total)`` (every pair tested)."""
+    results = {key: {"distinguished": d, "total": t, "reliability_failures": 0, "pairs_tested": t,
+                     "command": f"graphlab expressivity --config {cid} --benchmark {key}", "commit": "abc",
+                     "seconds": 1.0} for key, (d, t) in counts.items()}
+    folder = out_dir / "expressivity"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{cid.replace('/', '__')}.json").write_text(json.dumps({"config_id": cid, "results": results}))
+
+
+def _row(table: str, cid: str) -> list[str]:
+    [line] = [line for line in table.splitlines() if line.startswith(f"| {cid} |")]
+    return [cell.strip() for cell in line.strip("|").split("|")][1:]
+
+
+def _header(table: str) -> list[str]:
+    [line] = [line for line in table.splitlines() if line.startswith("| config |")]
+    return [cell.strip() for cell in line.strip("|").split("|")][1:]
+
+
+def test_published_counts_appear_beside_ours_with_the_merged_regular_column(tmp_path):
+    _references(tmp_path, GOOD_BREC)
+    _record(tmp_path, "subgraph/sun/csl", {"brec:basic": (12, 60), "brec:regular": (40, 50),
+                                           "brec:strongly_regular": (0, 50), "brec:4vertex": (3, 20),
+                                           "brec:distance_regular": (2, 20), "brec:cfi": (61, 100)})
+    table = ex.write_table(tmp_path).read_text()
+    cells = dict(zip(_header(table), _row(table, "subgraph/sun/csl")))
+    assert cells["brec:basic"] == "12/60 (paper 58)"
+    assert cells["brec:regular"] == "40/50"  # the paper has no column of its own for it
+    assert cells["brec:regular_140"] == "45/140 (paper 48)"  # 40 + 0 + 3 + 2 against the paper's Regular (140)
+    assert cells["brec:extension"] == "— (paper 97)"  # not run yet
+    assert cells["brec:cfi"] == "61/100 (paper 15) **above 3-WL (60)**"
+    assert f"Published counts `(paper N)` beside ours (from `references.yaml`): {CITATION}." in table
+    assert "3-WL, the bound for every model here (the table cited above): basic 60, regular_140 50, extension " \
+           "100, cfi 60, total 270." in table
+
+
+def test_a_partial_regular_family_is_marked_and_not_checked_against_3wl(tmp_path):
+    _references(tmp_path, GOOD_BREC)
+    _record(tmp_path, "subgraph/sun/csl", {"brec:regular": (50, 50), "brec:strongly_regular": (50, 50)})
+    cells = dict(zip(*(lambda t: (_header(t), _row(t, "subgraph/sun/csl")))(ex.write_table(tmp_path).read_text())))
+    assert cells["brec:regular_140"] == "100/100 (2 of 4 categories) (paper 48)"  # 100 > 50, but incomplete
+
+
+def test_a_config_with_published_counts_but_no_run_gets_a_row_and_others_keep_theirs(tmp_path):
+    _references(tmp_path, GOOD_BREC)
+    _record(tmp_path, "expressivity/gin", {"csl": (0, 45)})
+    table = ex.write_table(tmp_path).read_text()
+    header = _header(table)
+    assert header == ["csl", "brec:basic", "brec:regular_140", "brec:extension", "brec:cfi"]
+    assert _row(table, "expressivity/gin") == ["0/45", "—", "—", "—", "—"]
+    assert _row(table, "subgraph/sun/csl") == ["", "— (paper 58)", "— (paper 48)", "— (paper 97)", "— (paper 15)"]
+
+
+def test_without_a_references_file_the_table_has_no_published_counts(tmp_path):
+    _record(tmp_path, "expressivity/gin", {"brec:basic": (0, 60)})
+    table = ex.write_table(tmp_path).read_text()
+    assert "(paper" not in table and "3-WL" not in table
+    assert _row(table, "expressivity/gin") == ["0/60"]
+
+
+def test_the_repository_references_hold_the_cited_brec_rows():
+    """The published rows typed into leaderboards/references.yaml (BREC Table 2: SUN and 3-WL), checked against the
+    numbers as read in the cited source, and that the committed table shows them."""
+    refs = ex.load_brec_references(REPO_LEADERBOARDS)
+    assert refs.results["subgraph/sun/csl"] == {"basic": 60, "regular_140": 50, "extension": 100, "cfi": 13}
+    assert refs.three_wl == {"basic": 60, "regular_140": 50, "extension": 100, "cfi": 60}
+    assert "2304.07702" in refs.sources["3-WL"] and "Table 2" in refs.sources["subgraph/sun/csl"]
+    table = (REPO_LEADERBOARDS / "expressivity.md").read_text()
+    assert "| subgraph/sun/csl |" in table and "(paper 13)" in table and "total 270" in table
+
+
+@pytest.mark.parametrize("brec, match", [
+    ("", r"references\.yaml has no `brec:` section"),
+    ("brec: {three_wl: {}}\n", r"references\.yaml has no `brec:` section"),
+    ("brec:\n  results: {a/b: {basic: 1, source: ex}}\n", r"needs `three_wl:"),
+    ("brec:\n  results: {a/b: {basic: 1, source: nope}}\n", r"brec\.results\['a/b'\]\.source 'nope' is not a key"),
+    ("brec:\n  results: {a/b: {regular: 1, source: ex}}\n", r"unknown column\(s\) \['regular'\].*regular_140"),
+    ("brec:\n  results: {a/b: {basic: 61, source: ex}}\n", r"brec\.results\['a/b'\]\.basic must be .* \[0, 60\]"),
+    ("brec:\n  results: {a/b: {regular_140: 141, source: ex}}\n", r"regular_140 must be .* \[0, 140\]"),
+    ("brec:\n  results: {a/b: {cfi: '13', source: ex}}\n", r"cfi must be a whole number"),
+    ("brec:\n  results: {a/b: {basic: 60, regular_140: 50, extension: 100, cfi: 13, total: 222, source: ex}}\n",
+     r"total is 222 but the columns .* sum to 223"),
+    ("brec:\n  results: {a/b: [60, 50]}\n", r"brec\.results\['a/b'\] must be a mapping"),
+    ("brec: [\n", r"is not valid YAML"),
+])
+def test_a_missing_or_malformed_brec_section_names_the_file(tmp_path, brec, match):
+    path = _references(tmp_path, brec)
+    with pytest.raises(ValueError, match=match) as info:
+        ex.write_table(tmp_path)
+    assert str(path) in str(info.value)
+    assert not (tmp_path / "expressivity.md").exists()
