@@ -33,8 +33,8 @@ per graph (a graph-level model with a readout); its ``out_channels`` is set to t
 Results go to a JSON file (``--json``: a list with one object per benchmark/category) and to
 ``leaderboards/expressivity.md`` (a row per model config, a column per benchmark/category), regenerated from the
 records in ``leaderboards/expressivity/*.json``, with the published BREC counts of ``leaderboards/references.yaml``
-(section ``brec:``, BREC's Table 2) beside ours and its 3-WL counts as the bound; a stored result made with other settings or giving other numbers
-is never overwritten silently (:class:`~graphlab.eval.leaderboard.RecordConflict`, ``--force`` keeps the old one
+(section ``brec:``, BREC's Table 2) beside ours and its 3-WL counts as the bound; a stored result made with other
+settings or giving other numbers is never overwritten silently (:class:`~graphlab.eval.leaderboard.RecordConflict`, ``--force`` keeps the old one
 under ``superseded``).
 """
 
