@@ -387,7 +387,10 @@ def render_summary(family: str, records: list[dict[str, Any]],
 
 
 def _all_records(out_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(out_dir.glob("*/*.json"))]
+    """Every leaderboard record under ``out_dir/<dataset>/`` (records of other tools kept there, such as the
+    expressivity suite's ``expressivity/<config>.json``, carry no ``dataset`` and are skipped)."""
+    records = (json.loads(p.read_text()) for p in sorted(out_dir.glob("*/*.json")))
+    return [r for r in records if isinstance(r, dict) and "dataset" in r and "config_id" in r]
 
 
 def write_table(out_dir: Path, dataset: str) -> Path:

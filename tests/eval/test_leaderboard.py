@@ -363,6 +363,21 @@ def test_render_only_rebuilds_tables_and_summaries_from_records(tmp_path):
     assert "paper 50.00 ± 1.00" in (out / "fam-summary.md").read_text()
 
 
+def test_render_only_skips_the_expressivity_records(tmp_path):
+    """``leaderboards/expressivity/<config>.json`` (the expressivity suite's records) is not a dataset table."""
+    out = tmp_path / "lb"
+    _write_references(out, REFS)
+    rec = _record("fam/m1/ds1", "ds1", 0.815)
+    (out / "ds1").mkdir(parents=True)
+    (out / "ds1" / "fam__m1__ds1.json").write_text(json.dumps(rec))
+    (out / "expressivity").mkdir()
+    (out / "expressivity" / "expressivity__gin.json").write_text(json.dumps({"config_id": "expressivity/gin",
+                                                                            "results": {}}))
+    runner.main(["--render-only", "--out-dir", str(out)])
+    assert "fam/m1/ds1" in (out / "ds1.md").read_text()
+    assert not (out / "expressivity.md").exists()
+
+
 def test_config_is_required_unless_render_only(capsys):
     with pytest.raises(SystemExit):
         runner.main([])
