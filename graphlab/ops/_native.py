@@ -62,6 +62,7 @@ import warnings
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -275,6 +276,23 @@ def available() -> bool:
     """Whether the CPU path will use the native kernels. ``torch.compile`` evaluates it once while tracing
     (building the library then if need be) and keeps the answer in the compiled graph."""
     return enabled() and library() is not None
+
+
+_DECLARED: dict[Callable[[ctypes.CDLL], None], set[int]] = {}
+
+
+def declared_library(declare: Callable[[ctypes.CDLL], None]) -> ctypes.CDLL:
+    """The native library with ``declare(lib)`` (the ctypes ``argtypes`` / ``restype`` of one kernel family, e.g.
+    :mod:`graphlab.ops._native_scan`) applied once per loaded library; a ``RuntimeError`` naming the reason when the
+    library is unavailable."""
+    lib = library()
+    if lib is None:
+        raise RuntimeError(f"native kernels unavailable: {unavailable_reason()}")
+    done = _DECLARED.setdefault(declare, set())
+    if id(lib) not in done:
+        declare(lib)
+        done.add(id(lib))
+    return lib
 
 
 class use_native:  # noqa: N801 - call-or-context-manager like set_backend

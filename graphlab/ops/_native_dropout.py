@@ -22,7 +22,6 @@ VALUE_DTYPES = tuple(_SUFFIX)
 # Below this many elements one thread is faster than starting pthreads (a thread start costs ~20-50 us).
 _PARALLEL_MIN_ELEMENTS = 1 << 15
 _U64_MAX = 2**64 - 1
-_declared: set[int] = set()
 
 
 def available() -> bool:
@@ -30,21 +29,19 @@ def available() -> bool:
     return _native.available()
 
 
+def _declare(lib: ctypes.CDLL) -> None:
+    ptr, i64, u64, cint, dbl = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64, ctypes.c_int, ctypes.c_double
+    for suffix in _SUFFIX.values():
+        fwd, apply = getattr(lib, f"dr_fwd_{suffix}"), getattr(lib, f"dr_apply_{suffix}")
+        fwd.argtypes = [ptr, ptr, ptr, i64, u64, u64, u64, dbl, cint]
+        apply.argtypes = [ptr, ptr, ptr, i64, dbl, cint]
+        fwd.restype = apply.restype = None
+    lib.dr_bits.argtypes = [ptr, i64, u64, u64, u64, cint]
+    lib.dr_bits.restype = None
+
+
 def _lib() -> ctypes.CDLL:
-    lib = _native.library()
-    if lib is None:
-        raise RuntimeError(f"native kernels unavailable: {_native.unavailable_reason()}")
-    if id(lib) not in _declared:
-        ptr, i64, u64, cint, dbl = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64, ctypes.c_int, ctypes.c_double
-        for suffix in _SUFFIX.values():
-            fwd, apply = getattr(lib, f"dr_fwd_{suffix}"), getattr(lib, f"dr_apply_{suffix}")
-            fwd.argtypes = [ptr, ptr, ptr, i64, u64, u64, u64, dbl, cint]
-            apply.argtypes = [ptr, ptr, ptr, i64, dbl, cint]
-            fwd.restype = apply.restype = None
-        lib.dr_bits.argtypes = [ptr, i64, u64, u64, u64, cint]
-        lib.dr_bits.restype = None
-        _declared.add(id(lib))
-    return lib
+    return _native.declared_library(_declare)
 
 
 def _threads(n: int) -> int:

@@ -36,7 +36,6 @@ _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _CHUNK_VALUES = 4096
 # Below this many (position, state) updates one thread is faster than starting pthreads.
 _PARALLEL_MIN_WORK = 1 << 15
-_declared: set[int] = set()
 
 
 def available() -> bool:
@@ -44,23 +43,21 @@ def available() -> bool:
     return _native.available()
 
 
+def _declare(lib: ctypes.CDLL) -> None:
+    ptr, i64, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    for suffix in _SUFFIX.values():
+        fwd, bwd = getattr(lib, f"ss_fwd_{suffix}"), getattr(lib, f"ss_bwd_{suffix}")
+        fwd.argtypes = [ptr] * 9 + [i64] * 7 + [cint]
+        bwd.argtypes = [ptr] * 13 + [i64] * 9 + [cint]
+        fwd.restype = bwd.restype = ctypes.c_int  # nonzero: a thread could not allocate its scratch buffer
+    lib.ss_exp_f32.argtypes = [ptr, ptr, i64, cint]
+    lib.ss_exp_f32.restype = None
+    lib.ss_vec16_forward.argtypes = []
+    lib.ss_vec16_forward.restype = cint
+
+
 def _lib() -> ctypes.CDLL:
-    lib = _native.library()
-    if lib is None:
-        raise RuntimeError(f"native kernels unavailable: {_native.unavailable_reason()}")
-    if id(lib) not in _declared:
-        ptr, i64, cint = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-        for suffix in _SUFFIX.values():
-            fwd, bwd = getattr(lib, f"ss_fwd_{suffix}"), getattr(lib, f"ss_bwd_{suffix}")
-            fwd.argtypes = [ptr] * 9 + [i64] * 7 + [cint]
-            bwd.argtypes = [ptr] * 13 + [i64] * 9 + [cint]
-            fwd.restype = bwd.restype = ctypes.c_int  # nonzero: a thread could not allocate its scratch buffer
-        lib.ss_exp_f32.argtypes = [ptr, ptr, i64, cint]
-        lib.ss_exp_f32.restype = None
-        lib.ss_vec16_forward.argtypes = []
-        lib.ss_vec16_forward.restype = cint
-        _declared.add(id(lib))
-    return lib
+    return _native.declared_library(_declare)
 
 
 def vectorised_forward() -> bool:
