@@ -43,7 +43,7 @@ import io
 import json
 from math import comb
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import networkx as nx
 import numpy as np
@@ -55,6 +55,7 @@ from torch_geometric.loader import DataLoader as PyGDataLoader
 from graphlab._io import atomic_write_bytes
 from graphlab.data.base import DatasetInfo, GraphDataModule, PartLoaderMixin
 from graphlab.data.splits import IndexSplit
+from graphlab.data.subgraph import subgraph_transform
 
 Target = Literal["triangle", "tailed_triangle", "star", "cycle4", "cycle5", "clique4"]
 TARGETS: tuple[str, ...] = ("triangle", "tailed_triangle", "star", "cycle4", "cycle5", "clique4")
@@ -174,6 +175,9 @@ class SubstructureCountData(PartLoaderMixin, GraphDataModule):
         seed: seed of the generator and of the 60/20/20 split.
         batch_size: graphs per batch (SWL's counting runs use 512).
         num_workers: DataLoader worker processes.
+        subgraph: ``None`` (off) or the arguments of :class:`graphlab.transforms.SubgraphPairs`
+            (``{policy, num_hops, max_dis}``): the pair fields of the subgraph models, computed in memory once per
+            graph when the set is first read.
     """
 
     def __init__(
@@ -186,8 +190,11 @@ class SubstructureCountData(PartLoaderMixin, GraphDataModule):
         seed: int = 0,
         batch_size: int = 512,
         num_workers: int = 0,
+        subgraph: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__(root)
+        self.subgraph = subgraph
+        self._pairs_transform = subgraph_transform(subgraph)  # validates the option now
         if target not in TARGETS:
             raise ValueError(f"unknown counting target {target!r}; choose one of {', '.join(TARGETS)}")
         check_generator_settings(num_graphs, min_nodes, max_nodes)
@@ -252,11 +259,13 @@ class SubstructureCountData(PartLoaderMixin, GraphDataModule):
                                  f"normalised MAE is undefined; use more graphs or a wider node range")
             self._std = std
             ptr = raw["edge_ptr"].tolist()
-            self._graphs = [
+            graphs = [
                 Data(x=torch.ones(int(n), 1), edge_index=raw["edge_index"][:, ptr[i]:ptr[i + 1]], num_nodes=int(n),
                      y=torch.tensor([[float(c) / std]]), count=c.view(1))
                 for i, (n, c) in enumerate(zip(raw["num_nodes"], counts))
             ]
+            pairs = self._pairs_transform
+            self._graphs = graphs if pairs is None else [pairs(g) for g in graphs]
         return self._graphs
 
     @property

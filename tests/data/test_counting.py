@@ -194,3 +194,17 @@ def test_stale_cache_is_refused(root):
     torch.save(data, dm.cache_path)
     with pytest.raises(ValueError, match="delete the file"):
         _module(root, target="triangle", seed=11).raw_set()
+
+
+def test_subgraph_option_adds_the_pair_fields(root):
+    """``subgraph:`` runs SubgraphPairs on every graph (same fields as applying the transform by hand); bad keys fail."""
+    from graphlab.transforms import SubgraphPairs
+
+    plain = _module(root, num_graphs=20)
+    paired = _module(root, num_graphs=20, subgraph={"policy": "node_marking", "max_dis": 3})
+    for g, h in zip(plain.graphs, paired.graphs):
+        expected = SubgraphPairs(max_dis=3, policy="node_marking")(g.clone())
+        assert torch.equal(h.pair_dis, expected.pair_dis) and torch.equal(h.y, g.y)
+    assert not hasattr(plain.graphs[0], "pair_dis") or plain.graphs[0].pair_dis is None
+    with pytest.raises(ValueError, match="unknown subgraph option"):
+        _module(root, num_graphs=20, subgraph={"hops": 2})
