@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from graphlab.nn.subgraph import GNNAKConv, PairEmbedding, SUNConv, pair_index_from_batch, subgraph_readout
+from graphlab.nn.subgraph.swl import reset_children
 from graphlab.ops import PairIndex
 
 NodeEncoder = Literal["linear", "atom", "none"]
@@ -137,9 +138,7 @@ class GNNAK(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        reset_children(self)
 
     def forward(self, x: Tensor, edge_index: Tensor, *, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None, ptr: Optional[Tensor] = None, pair_mask: Optional[Tensor] = None,
@@ -203,9 +202,7 @@ class SUN(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        reset_children(self)
 
     def forward(self, x: Tensor, edge_index: Tensor, *, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None, ptr: Optional[Tensor] = None, pair_mask: Optional[Tensor] = None,

@@ -46,6 +46,7 @@ from graphlab.nn.subgraph import (
     PairEmbedding,
     SSWLPlusConv,
     pair_index_from_batch,
+    reset_children,
 )
 from graphlab.ops import PairIndex, pool_pairs, segment_reduce
 
@@ -97,9 +98,7 @@ class _PairModel(nn.Module):
         return None if self.edge_encoders is None else self.hidden_channels
 
     def reset_parameters(self) -> None:
-        for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        reset_children(self)
 
     def _dtype(self) -> torch.dtype:
         return self.head[0].weight.dtype
@@ -257,9 +256,6 @@ class _ESAN(_PairModel):
                          edge_encoder, edge_dim, dropout)
         self.use_distances = use_distances
         self.needs_distances = use_distances
-
-    def _layer(self, i: int) -> nn.Module:
-        raise NotImplementedError
 
     def _phi(self, per_subgraph: Tensor) -> Tensor:
         return per_subgraph

@@ -12,6 +12,7 @@ from graphlab.nn.subgraph.swl import (
     SSWLPlusConv,
     batch_pair_index,
     pair_index_from_batch,
+    reset_children,
     subgraph_readout,
 )
 from graphlab.nn.subgraph.ak import GNNAKConv
@@ -19,6 +20,6 @@ from graphlab.nn.subgraph.sun import SUNConv
 
 __all__ = [
     "DSConv", "DSSConv", "PairEmbedding", "SSWLPlusConv", "batch_pair_index", "pair_index_from_batch",
-    "subgraph_readout",
+    "reset_children", "subgraph_readout",
     "GNNAKConv", "SUNConv",
 ]

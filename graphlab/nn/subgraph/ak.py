@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphlab.nn.subgraph.swl import mlp
+from graphlab.nn.subgraph.swl import mlp, reset_children
 from graphlab.ops import PairIndex, column_sum, pair_atom, segment_reduce
 
 ENCODINGS: tuple[str, ...] = ("centroid", "subgraph", "context")
@@ -140,9 +140,7 @@ class GNNAKConv(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        reset_children(self)
         with torch.no_grad():
             self.eps.zero_()
 

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from graphlab.nn.subgraph.ak import diagonal_rows
-from graphlab.nn.subgraph.swl import mlp
+from graphlab.nn.subgraph.swl import mlp, reset_children
 from graphlab.ops import PairIndex, column_sum, gather_reduce, pair_atom, segment_reduce
 
 U_TERMS: tuple[str, ...] = ("vv", "kk", "kv", "ro", "vk", "vv_root", "ro_root")
@@ -73,9 +73,7 @@ class SUNConv(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        reset_children(self)
         with torch.no_grad():
             self.eps.zero_()
 

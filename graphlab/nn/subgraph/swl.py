@@ -101,7 +101,8 @@ def _check_layer_input(layer: nn.Module, h: Tensor, edge_attr: Tensor | None) ->
         raise ValueError(f"{name} expects edge_attr of shape [E, {layer.edge_dim}], got {tuple(edge_attr.shape)}")
 
 
-def _reset(module: nn.Module) -> None:
+def reset_children(module: nn.Module) -> None:
+    """``reset_parameters()`` of every submodule of ``module`` that has one (not of ``module`` itself)."""
     for child in module.modules():
         if child is not module and hasattr(child, "reset_parameters"):
             child.reset_parameters()
@@ -161,8 +162,8 @@ class SSWLPlusConv(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        _reset(self.mlps)
-        _reset(self.edge_lins)
+        reset_children(self.mlps)
+        reset_children(self.edge_lins)
         self.norm.reset_parameters()
         with torch.no_grad():
             self.eps.zero_()
@@ -263,7 +264,7 @@ class DSSConv(nn.Module):
     def reset_parameters(self) -> None:
         for m in (self.mlp_sub, self.mlp_graph, self.norm_sub, self.norm_graph, self.edge_sub, self.edge_graph):
             if m is not None:
-                _reset(m) if isinstance(m, nn.Sequential) else m.reset_parameters()
+                reset_children(m) if isinstance(m, nn.Sequential) else m.reset_parameters()
         with torch.no_grad():
             self.eps.zero_()
 
