@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from graphlab.nn.subgraph.ak import diagonal_rows
+from graphlab.nn.subgraph.ak import check_edge_attr, diagonal_rows
 from graphlab.nn.subgraph.swl import mlp, reset_children
 from graphlab.ops import PairIndex, column_sum, gather_reduce, pair_atom, segment_reduce
 
@@ -85,12 +85,7 @@ class SUNConv(nn.Module):
             raise ValueError(f"h has {h.size(0)} rows but the batch has R = Σ n_g² = {index.num_pairs} pairs")
         if not index.node_rooted:
             raise ValueError(f"{name} needs one subgraph per node (a root); edge-deleted subgraphs have none")
-        if (self.edge_dim is None) != (edge_attr is None):
-            raise ValueError(f"{name} was built with edge_dim={self.edge_dim} but edge_attr is "
-                             f"{'missing' if edge_attr is None else 'given'}; build it with the edge width or "
-                             f"pass/drop edge_attr accordingly")
-        if edge_attr is not None and (edge_attr.dim() != 2 or edge_attr.size(1) != self.edge_dim):
-            raise ValueError(f"{name} expects edge_attr of shape [E, {self.edge_dim}], got {tuple(edge_attr.shape)}")
+        check_edge_attr(self, edge_attr)
 
     def _edges(self, gin: str, edge_attr: Tensor | None, dtype: torch.dtype) -> Tensor | None:
         return None if self.edge_lins is None else self.edge_lins[gin](edge_attr).to(dtype)
