@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
+import json
 import shlex
 import sys
 import time
@@ -65,13 +66,49 @@ def _split_arg(datamodule: Any) -> Optional[str]:
     return next((name for name in SPLIT_ARGS if name in params), None)
 
 
+RUN_FINGERPRINT = "fingerprint.json"
+
+
+def claim_run_dir(run_dir: Path, config: Path, run_fingerprint: str) -> Optional[Path]:
+    """The ``last.ckpt`` to resume this seed from, or ``None`` to start over; ``run_dir`` then holds
+    ``fingerprint.json`` naming the config and arguments its checkpoints come from.
+
+    A checkpoint is resumed only when that file matches ``run_fingerprint``: a killed run of another config (or
+    of other arguments, or from before this file existed) would otherwise be continued silently under the new
+    config whenever its parameters happen to fit. Such a folder is moved aside, with a message, to
+    ``<run_dir>.superseded.<its fingerprint>.<n>``; nothing is deleted.
+    """
+    marker = run_dir / RUN_FINGERPRINT
+    try:
+        stored = json.loads(marker.read_text()).get("fingerprint") if marker.is_file() else None
+    except (ValueError, AttributeError):
+        stored = None  # unreadable: treated as unknown
+    if stored == run_fingerprint:
+        try:
+            return find_checkpoint(run_dir, "last")
+        except CheckpointNotFound:
+            return None
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        n = 0
+        while (aside := run_dir.with_name(f"{run_dir.name}.superseded.{stored or 'unknown'}.{n}")).exists():
+            n += 1
+        run_dir.rename(aside)
+        print(f"[leaderboard] {run_dir} came from another config or other arguments (fingerprint "
+              f"{stored or 'unknown'}, this run {run_fingerprint}); moved it to {aside} and starting this seed over",
+              file=sys.stderr)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(marker, {"fingerprint": run_fingerprint, "config": str(config)})
+    return None
+
+
 def run_seed(config: Path, seed: int, extra: list[str], run_dir: Path, split_arg: Optional[str],
              num_splits: int) -> SeedResult:
     """Fit with ``seed`` (and split ``seed``), then validate and test the best checkpoint.
 
-    Logs and checkpoints go to ``run_dir/version_N``. When an earlier, killed attempt of this seed left a
-    ``last.ckpt`` there, the fit resumes from it (epoch, optimiser, scheduler, callbacks and random-number
-    states; see :class:`graphlab.tasks.LastCheckpoint`) instead of starting over.
+    Logs and checkpoints go to ``run_dir/version_N``. When an earlier, killed attempt of this seed with the same
+    config and arguments left a ``last.ckpt`` there, the fit resumes from it (epoch, optimiser, scheduler,
+    callbacks and random-number states; see :class:`graphlab.tasks.LastCheckpoint`) instead of starting over; a
+    folder left by another config is moved aside (:func:`claim_run_dir`).
     """
     args = ["--config", str(config), *extra, f"--seed_everything={seed}",
             "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
@@ -88,12 +125,9 @@ def run_seed(config: Path, seed: int, extra: list[str], run_dir: Path, split_arg
     with _plain_argv():
         cli = build_cli(args, run=False)
     trainer, task, datamodule = cli.trainer, cli.model, cli.datamodule
-    try:
-        resume: Optional[Path] = find_checkpoint(run_dir, "last")
-        print(f"[leaderboard] seed {seed}: resuming from {resume}")
-    except CheckpointNotFound:
-        resume = None
+    resume = claim_run_dir(run_dir, config, fingerprint(config, extra))
     if resume is not None:
+        print(f"[leaderboard] seed {seed}: resuming from {resume}")
         keep_checkpoint_dir(trainer, resume.parent)
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
     ckpt = trainer.checkpoint_callback

@@ -432,3 +432,47 @@ def test_parallel_processes_on_one_record_keep_each_others_seeds(tmp_path, fake,
     assert seen == [1, 2]  # 0 was on disk at the start, 3 appeared before its turn
     assert record["seeds"] == [0, 1, 2, 3]
     assert [r["seed"] for r in json.loads(_record_file(tmp_path).read_text())["runs"]] == [0, 1, 2, 3]
+
+
+# ------------------------------------------------------------------ which checkpoint a seed resumes from
+def _fake_last_ckpt(run_dir, version=0):
+    folder = run_dir / f"version_{version}" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "last.ckpt").write_bytes(b"weights")
+    return folder / "last.ckpt"
+
+
+def test_a_fresh_seed_folder_starts_over_and_records_its_fingerprint(tmp_path):
+    from graphlab.runner import RUN_FINGERPRINT, claim_run_dir
+
+    run_dir = tmp_path / "seed_0"
+    assert claim_run_dir(run_dir, Path("configs/x.yaml"), "abc") is None
+    assert json.loads((run_dir / RUN_FINGERPRINT).read_text()) == {"fingerprint": "abc", "config": "configs/x.yaml"}
+
+
+def test_a_killed_run_of_the_same_config_is_resumed(tmp_path):
+    from graphlab.runner import claim_run_dir
+
+    run_dir = tmp_path / "seed_0"
+    claim_run_dir(run_dir, Path("configs/x.yaml"), "abc")
+    last = _fake_last_ckpt(run_dir)
+    assert claim_run_dir(run_dir, Path("configs/x.yaml"), "abc") == last
+
+
+@pytest.mark.parametrize("earlier", ["other", None])  # another config's run, or one from before the marker file
+def test_a_run_of_another_config_is_moved_aside_not_resumed(tmp_path, capsys, earlier):
+    from graphlab.runner import RUN_FINGERPRINT, claim_run_dir
+
+    run_dir = tmp_path / "seed_0"
+    if earlier is not None:
+        claim_run_dir(run_dir, Path("configs/x.yaml"), earlier)
+    _fake_last_ckpt(run_dir)
+    assert claim_run_dir(run_dir, Path("configs/x.yaml"), "abc") is None
+    aside = tmp_path / f"seed_0.superseded.{earlier or 'unknown'}.0"
+    assert (aside / "version_0" / "checkpoints" / "last.ckpt").read_bytes() == b"weights"  # kept, not deleted
+    assert "moved it to" in capsys.readouterr().err
+    assert sorted(p.name for p in run_dir.iterdir()) == [RUN_FINGERPRINT]
+    # a second change of config moves the new folder aside under the next free name
+    _fake_last_ckpt(run_dir)
+    assert claim_run_dir(run_dir, Path("configs/x.yaml"), "def") is None
+    assert (tmp_path / "seed_0.superseded.abc.0" / "version_0" / "checkpoints" / "last.ckpt").is_file()
