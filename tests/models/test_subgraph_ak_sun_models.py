@@ -71,7 +71,8 @@ def models(molecules: bool) -> list[nn.Module]:
                   mini_layers=2, **enc),
             SUN(in_channels, 3, hidden_channels=8, num_layers=2, num_labels=2, use_transpose=True, **enc),
             SUN(in_channels, 3, hidden_channels=8, num_layers=2, residual=True, use_readout=False, use_mlp=False,
-                **enc)]
+                **enc),
+            SUN(in_channels, 3, hidden_channels=8, num_layers=2, num_labels=2, use_distances=True, **enc)]
 
 
 def randomise_norms(module: nn.Module) -> None:
@@ -186,3 +187,25 @@ def test_bad_configuration() -> None:
         call(GNNAK(4, 2, edge_encoder="linear", edge_dim=2).double(), b, edge_attr=True)
     with pytest.raises(ValueError, match="needs pair_dis"):
         call(GNNAK(4, 2, plus=True).double(), b, pair_dis=True)
+
+
+def test_sun_distance_embedding_is_added_to_the_initial_pair_states() -> None:
+    """With every distance embedding zeroed, SUN(use_distances=True) is SUN without it (same other parameters);
+    with them it differs, and changing one pair's distance changes the output."""
+    b = batch_of(featurise(graphs(), molecules=False))
+    torch.manual_seed(0)
+    plain = SUN(4, 3, hidden_channels=8, num_layers=2, num_labels=2).double().eval()
+    torch.manual_seed(0)
+    with_dis = SUN(4, 3, hidden_channels=8, num_layers=2, num_labels=2, use_distances=True).double().eval()
+    randomise_norms(plain)
+    with_dis.load_state_dict(plain.state_dict())  # PairEmbedding always holds the distance table
+    assert not torch.allclose(call(with_dis, b), call(plain, b))
+    with torch.no_grad():
+        with_dis.embedding.dist.weight.zero_()
+    torch.testing.assert_close(call(with_dis, b), call(plain, b), **TOL)
+
+
+def test_sun_use_distances_needs_pair_dis() -> None:
+    b = batch_of(featurise(graphs(), molecules=False))
+    with pytest.raises(ValueError, match="use_distances=True.*no pair_dis"):
+        call(SUN(4, 2, num_labels=2, use_distances=True).double(), b, pair_dis=True)

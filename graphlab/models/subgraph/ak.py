@@ -167,7 +167,8 @@ class SUN(nn.Module):
     mean over the subgraphs and an MLP:
 
     .. math::
-        h^{(0)}(k, v) = \mathrm{Enc}(x_v) \;[+\, \mathrm{Emb}(\mathbb{1}[k = v])], \qquad
+        h^{(0)}(k, v) = \mathrm{Enc}(x_v) \;[+\, \mathrm{Emb}(\mathbb{1}[k = v])]
+        \;[+\, \mathrm{DistEmb}(\min(d(k, v), D))], \qquad
         y = \mathrm{MLP}\Big(\frac{1}{n} \sum_k \frac{1}{n} \sum_v h^{(L)}(k, v)\Big)
 
     Args:
@@ -179,20 +180,24 @@ class SUN(nn.Module):
         use_readout, use_transpose, use_mlp, readout_pool: see :class:`~graphlab.nn.subgraph.SUNConv`
             (official OGB: ``use_readout=False, use_mlp=False``).
         num_labels: 2 to embed ``pair_label`` (root marking, policies ``node_marking`` / ``ego_plus``), else 0.
+        use_distances: add the distance embedding of :class:`~graphlab.nn.subgraph.PairEmbedding` (the SWL
+            models' distance encoding; not in the official SUN, off by default).
+        max_dis: :math:`D`, the ``max_dis`` of the ``subgraph:`` option (used with ``use_distances``).
         node_encoder, edge_encoder, edge_dim: as :class:`GNNAK`.
     """
 
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: int = 64, num_layers: int = 6,
                  dropout: float = 0.0, residual: bool = False, use_readout: bool = True, use_transpose: bool = False,
                  use_mlp: bool = True, readout_pool: Literal["sum", "mean"] = "sum", num_labels: int = 0,
-                 node_encoder: NodeEncoder = "linear", edge_encoder: EdgeEncoder = "none",
-                 edge_dim: int = 0) -> None:
+                 use_distances: bool = False, max_dis: int = 5, node_encoder: NodeEncoder = "linear",
+                 edge_encoder: EdgeEncoder = "none", edge_dim: int = 0) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.in_channels, self.out_channels, self.dropout, self.residual = in_channels, out_channels, dropout, residual
+        self.use_distances = use_distances
         self.encoder = _node_encoder(node_encoder, in_channels, hidden_channels)
-        self.embedding = PairEmbedding(hidden_channels, num_labels=num_labels)
+        self.embedding = PairEmbedding(hidden_channels, max_dis, num_labels=num_labels)
         self.edge_encoders, self.layer_edge_dim = _edge_setup(edge_encoder, edge_dim, hidden_channels, num_layers)
         self.layers = nn.ModuleList(
             SUNConv(hidden_channels, hidden_channels, self.layer_edge_dim, use_readout, use_transpose, use_mlp,
@@ -207,13 +212,17 @@ class SUN(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor, *, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None, ptr: Optional[Tensor] = None, pair_mask: Optional[Tensor] = None,
                 pair_dis: Optional[Tensor] = None, pair_label: Optional[Tensor] = None) -> Tensor:
-        """``[B, out_channels]``; ``pair_dis`` is accepted (and unused: SUN has no distance features)."""
+        """``[B, out_channels]``; ``pair_dis`` is read with ``use_distances`` only."""
         if self.embedding.num_labels and pair_label is None:
             raise ValueError("SUN(num_labels=2) embeds the root mark but the batch has no pair_label; use the "
                              "node_marking or ego_plus policy of SubgraphPairs, or num_labels=0")
+        if self.use_distances and pair_dis is None:
+            raise ValueError("SUN(use_distances=True) embeds d(k, v) but the batch has no pair_dis; preprocess "
+                             "with graphlab.transforms.SubgraphPairs (the DataModule's subgraph: option)")
         index = _batch_index(x, edge_index, batch, ptr, pair_mask)
         node = self.encoder(x.long() if isinstance(self.encoder, AtomEncoder) else x.to(_dtype(self)))
-        h = self.embedding(node, index, None, pair_label if self.embedding.num_labels else None)
+        h = self.embedding(node, index, pair_dis if self.use_distances else None,
+                           pair_label if self.embedding.num_labels else None)
         h = F.dropout(h, self.dropout, self.training)
         for i, layer in enumerate(self.layers):
             e = _edges(self.edge_encoders, i, edge_attr, self.layer_edge_dim, h.dtype)
