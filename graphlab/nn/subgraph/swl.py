@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphlab.nn.norm import batch_norm_relu
 from graphlab.ops import (
     PairIndex,
     column_sum,
@@ -176,34 +177,35 @@ class SSWLPlusConv(nn.Module):
         _check_layer_input(self, h, edge_attr)
         out: Tensor | None = None
         for i, a in enumerate(self.atoms):
-            hidden = self._atom_hidden(h, index, i, a, edge_attr)  # ReLU(BN(W_1^a((1+eps_a) h + AGG_a(h))))
+            z = self._atom_input(h, index, i, a, edge_attr)  # W_1^a((1+eps_a) h + AGG_a(h)), the BN input
             lin2 = self.mlps[a][3]
-            if out is None or lin2.bias is not None:
-                term = lin2(hidden)
-                out = term if out is None else out + term
-            else:  # Σ_a W_2^a hidden_a accumulated in place of a sum of [R, F] terms
-                out = torch.addmm(out, hidden, lin2.weight.t())
-        return torch.relu(self.norm(out))
+            # Σ_a W_2^a ReLU(BN(z_a)), accumulated by addmm; ReLU(BN(z_a)) is recomputed in backward, not kept
+            out = batch_norm_relu(z, self.mlps[a][1], lin2.weight, out)
+            if lin2.bias is not None:
+                out = out + lin2.bias
+        return batch_norm_relu(out, self.norm)
 
-    def _atom_hidden(self, h: Tensor, index: PairIndex, i: int, atom: str, edge_attr: Tensor | None) -> Tensor:
-        r"""The hidden layer of :math:`\mathrm{MLP}_a`. Every atom is linear in :math:`h` (``edge_mode="add"``), so
-        the first linear map is applied before aggregating, :math:`W_1 \mathrm{AGG}_a(h) = \mathrm{AGG}_a(h W_1^\top)`,
-        and the edge vectors are mapped at edge level (:math:`E` rows, not one per pair-CSR entry); the GIN term is
-        one fused ``addcmul``. The GINE form is not linear and takes the direct route."""
-        lin1, norm = self.mlps[atom][0], self.mlps[atom][1]
+    def _atom_input(self, h: Tensor, index: PairIndex, i: int, atom: str, edge_attr: Tensor | None) -> Tensor:
+        r"""The input of :math:`\mathrm{MLP}_a`'s BatchNorm, :math:`W_1((1+\epsilon_a) h + \mathrm{AGG}_a(h))`.
+        Every atom is linear in :math:`h` (``edge_mode="add"``), so the first linear map is applied before
+        aggregating, :math:`W_1 \mathrm{AGG}_a(h) = \mathrm{AGG}_a(h W_1^\top)`, and the edge vectors are mapped at
+        edge level (:math:`E` rows, not one per pair-CSR entry); the GIN term is added in place to the atom's
+        fresh output (one ``addcmul_``, no further ``[R, F]`` tensor). The GINE form is not linear and takes the
+        direct route."""
+        lin1 = self.mlps[atom][0]
         if self.edge_mode == "gine" and atom in LOCAL_ATOMS:
             y = ((1 + self.eps[i]) * h if self.gin else 0) + self.aggregate(h, index, atom, edge_attr)
-            return torch.relu(norm(lin1(y)))
+            return lin1(y)
         p = F.linear(h, lin1.weight)
         edge = None
         if atom in self.edge_lins and edge_attr is not None:
             edge = F.linear(self.edge_lins[atom](edge_attr), lin1.weight)
-        z = pair_atom(p, index, atom, edge, "add")
+        z = pair_atom(p, index, atom, edge, "add")  # a fresh [R, F] tensor ("uv", which returns p, is no atom here)
         if self.gin:
-            z = torch.addcmul(z, p, 1 + self.eps[i])
+            z = z.addcmul_(p, 1 + self.eps[i])
         if lin1.bias is not None:
-            z = z + lin1.bias
-        return torch.relu(norm(z))
+            z = z.add_(lin1.bias)
+        return z
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, atoms={self.atoms}, "
