@@ -109,6 +109,25 @@ def reset_children(module: nn.Module) -> None:
             child.reset_parameters()
 
 
+class _AddScaled(torch.autograd.Function):
+    r"""In place :math:`z \mathrel{+}= (1 + \epsilon) p` (the GIN term of :class:`SSWLPlusConv`), with the
+    :math:`\epsilon` gradient :math:`\langle g, p \rangle` taken as one dot product. ``torch.addcmul_`` with a
+    0-dim :math:`1 + \epsilon` computes it as two ``[R, F]`` products and a sum."""
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, p: Tensor, eps: Tensor) -> Tensor:
+        ctx.save_for_backward(p, eps)
+        ctx.mark_dirty(z)
+        return z.addcmul_(p, 1 + eps)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        p, eps = ctx.saved_tensors
+        d_p = grad * (1 + eps) if ctx.needs_input_grad[1] else None
+        d_eps = torch.dot(grad.reshape(-1), p.reshape(-1)).to(eps.dtype) if ctx.needs_input_grad[2] else None
+        return grad, d_p, d_eps
+
+
 class SSWLPlusConv(nn.Module):
     r"""One aggregation layer of the SWL family (Zhang et al., "A Complete Expressiveness Hierarchy for Subgraph
     GNNs via Subgraph Weisfeiler-Lehman Tests", ICML 2023).
@@ -202,7 +221,7 @@ class SSWLPlusConv(nn.Module):
             edge = F.linear(self.edge_lins[atom](edge_attr), lin1.weight)
         z = pair_atom(p, index, atom, edge, "add")  # a fresh [R, F] tensor ("uv", which returns p, is no atom here)
         if self.gin:
-            z = z.addcmul_(p, 1 + self.eps[i])
+            z = _AddScaled.apply(z, p, self.eps[i])
         if lin1.bias is not None:
             z = z.add_(lin1.bias)
         return z
