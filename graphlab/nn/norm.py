@@ -123,3 +123,42 @@ def batch_norm_relu(x: Tensor, norm: nn.BatchNorm1d, weight: Optional[Tensor] = 
                          f"{tuple(x.shape)}; use a larger batch or eval mode")
     return _BatchNormReLU.apply(x, norm.weight, norm.bias, weight, acc, running_mean, running_var, batch_stats,
                                 factor, norm.eps)
+
+
+def batch_norm_rows(x: Tensor, counts: Tensor, norm: nn.BatchNorm1d) -> Tensor:
+    r""":math:`\mathrm{BN}` of a batch in which row :math:`s` of ``x`` stands for ``counts[s]`` identical rows:
+    row :math:`s` of ``norm(x.repeat_interleave(counts, 0))``, with the same running-statistics update, computed on
+    the distinct rows only. With :math:`c_s` = ``counts``, :math:`R = \sum_s c_s`:
+
+    .. math::
+        \mu = \frac{1}{R} \sum_s c_s x_s, \qquad \mathrm{Var} = \frac{1}{R} \sum_s c_s (x_s - \mu)^2
+
+    (the running variance gets :math:`\frac{R}{R - 1} \mathrm{Var}`, as ``nn.BatchNorm1d`` does). Differentiable
+    by autograd (the statistics are ``[F]`` reductions over the :math:`S` distinct rows).
+
+    Shapes: ``x`` [S, F], ``counts`` [S] (integer, >= 0) → [S, F].
+    """
+    if not isinstance(norm, nn.BatchNorm1d):
+        raise TypeError(f"norm must be a torch.nn.BatchNorm1d, got {type(norm).__name__}")
+    if x.dim() != 2 or x.size(1) != norm.num_features:
+        raise ValueError(f"batch_norm_rows expects x of shape [S, {norm.num_features}], got {tuple(x.shape)}")
+    if counts.shape != (x.size(0),) or counts.is_floating_point():
+        raise ValueError(f"counts must be an integer tensor of shape [S] = [{x.size(0)}] (rows each row of x "
+                         f"stands for), got {counts.dtype} {tuple(counts.shape)}")
+    batch_stats, running_mean, running_var, factor = _bn_stats(x, norm)
+    if batch_stats:
+        rows = int(counts.sum())
+        if rows < 2:
+            raise ValueError(f"batch norm in training mode needs more than 1 row per channel, got {rows} rows; use "
+                             f"a larger batch or eval mode")
+        weight = counts.to(x.dtype)[:, None] / rows
+        mean = (weight * x).sum(0)
+        var = (weight * (x - mean).square()).sum(0)
+        if running_mean is not None and running_var is not None:
+            with torch.no_grad():
+                running_mean.mul_(1 - factor).add_(mean.to(running_mean.dtype), alpha=factor)
+                running_var.mul_(1 - factor).add_(var.to(running_var.dtype), alpha=factor * rows / (rows - 1))
+    else:
+        mean, var = running_mean.to(x.dtype), running_var.to(x.dtype)
+    out = (x - mean) * torch.rsqrt(var + norm.eps)
+    return out if norm.weight is None else torch.addcmul(norm.bias, out, norm.weight)

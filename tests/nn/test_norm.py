@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from graphlab.nn.norm import batch_norm_relu
+from graphlab.nn.norm import batch_norm_relu, batch_norm_rows
 from graphlab.nn.subgraph import SSWLPlusConv, pair_index_from_batch
 from graphlab.ops.pairs import pair_atom
 from graphlab.transforms import SubgraphPairs
@@ -83,6 +83,8 @@ def test_gradcheck(training: bool, linear: bool) -> None:
 
     gamma, beta = norm.weight, norm.bias
     assert torch.autograd.gradcheck(f, (x, gamma, beta, weight, acc))
+    counts = torch.tensor([2, 0, 1, 3, 1, 1, 2])
+    assert torch.autograd.gradcheck(lambda x, gamma, beta: batch_norm_rows(x, counts, norm), (x, gamma, beta))
 
 
 def saved_sizes(fn) -> list[int]:
@@ -126,6 +128,31 @@ def test_bad_input() -> None:
         batch_norm_relu(torch.randn(1, 4), norm.train())
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("settings", BN_SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "default")
+def test_batch_norm_rows_equals_batchnorm_of_the_repeated_rows(settings: dict, training: bool) -> None:
+    norm = make_norm(5, 5, **settings).train(training)
+    ref = copy.deepcopy(norm)
+    gen = torch.Generator().manual_seed(6)
+    counts = torch.tensor([3, 1, 0, 4, 2, 7])  # a zero: a row that stands for no pair row
+    for _ in range(2):
+        x = (torch.randn(6, 5, generator=gen, dtype=torch.float64) * 3 - 1).requires_grad_()
+        out = batch_norm_rows(x, counts, norm)
+        want = ref(x.repeat_interleave(counts, 0))
+        torch.testing.assert_close(out.repeat_interleave(counts, 0), want, **TOL)
+        g = torch.randn(want.shape, generator=gen, dtype=torch.float64)
+        got = torch.autograd.grad((out.repeat_interleave(counts, 0) * g).sum(), [x, *norm.parameters()])
+        expected = torch.autograd.grad((want * g).sum(), [x, *ref.parameters()])
+        for a, b in zip(got, expected):
+            torch.testing.assert_close(a, b, **TOL)
+        for a, b in zip(norm.buffers(), ref.buffers()):
+            torch.testing.assert_close(a, b, **TOL)
+    with pytest.raises(ValueError, match="counts must be an integer tensor"):
+        batch_norm_rows(x, counts.double(), norm)
+    with pytest.raises(ValueError, match="more than 1 row"):
+        batch_norm_rows(x, torch.tensor([0, 1, 0, 0, 0, 0]), norm.train())
+
+
 # --------------------------------------------------------------------------------------------- SSWLPlusConv
 def sswl_plain(conv: SSWLPlusConv, h: Tensor, index, edge_attr: Tensor | None) -> Tensor:
     r"""The layer's definition with its own nn modules: ReLU(BN(Σ_a MLP_a((1+ε_a) h + AGG_a(h))))."""
@@ -137,8 +164,8 @@ def sswl_plain(conv: SSWLPlusConv, h: Tensor, index, edge_attr: Tensor | None) -
     return torch.relu(conv.norm(total))
 
 
-def small_batch() -> Batch:
-    t = SubgraphPairs(max_dis=3)
+def small_batch(policy: str = "node_marking") -> Batch:
+    t = SubgraphPairs(max_dis=3, policy=policy)
     graphs = [Data(edge_index=torch.tensor([[0, 1, 1, 2, 2, 0, 2, 3], [1, 0, 2, 1, 0, 2, 3, 2]]), num_nodes=4),
               Data(edge_index=torch.tensor([[0, 1], [1, 0]]), num_nodes=3)]
     return Batch.from_data_list([t(g) for g in graphs])
@@ -146,10 +173,15 @@ def small_batch() -> Batch:
 
 @pytest.mark.parametrize("config", [dict(atoms=("uL", "vL", "vv"), edge_dim=2), dict(atoms=("uL", "vL", "vv")),
                                     dict(atoms=("uL", "vL", "vv"), edge_dim=2, edge_mode="gine"),
-                                    dict(atoms=("uG",), gin=False)], ids=["sswl+edges", "sswl+", "gine", "pool"])
-def test_sswl_plus_conv_training_mode_matches_plain_modules(config: dict) -> None:
-    batch = small_batch()
-    index = pair_index_from_batch(batch.edge_index, batch.ptr)
+                                    dict(atoms=("uG",), gin=False), dict(atoms=("vG",), gin=False)],
+                         ids=["sswl+edges", "sswl+", "gine", "pool-uG", "pool-vG"])
+@pytest.mark.parametrize("policy", ["node_marking", "ego", "edge_deletion"])
+def test_sswl_plus_conv_training_mode_matches_plain_modules(config: dict, policy: str) -> None:
+    if policy == "edge_deletion" and "vv" in config.get("atoms", ()):
+        pytest.skip("vv needs node-rooted subgraphs")
+    batch = small_batch(policy)
+    index = pair_index_from_batch(batch.edge_index, batch.ptr, batch.get("pair_mask"),
+                                  batch.get("deleted_edge_index"))
     conv = SSWLPlusConv(3, 5, **config).double().train()
     gen = torch.Generator().manual_seed(4)
     with torch.no_grad():

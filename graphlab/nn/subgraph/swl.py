@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphlab.nn.norm import batch_norm_relu
+from graphlab.nn.norm import batch_norm_relu, batch_norm_rows
 from graphlab.ops import (
     PairIndex,
     column_sum,
@@ -37,6 +37,7 @@ from graphlab.ops import (
     pair_atom,
     pair_index,
     pool_pairs,
+    segment_reduce,
     to_csr,
 )
 
@@ -156,9 +157,14 @@ class SSWLPlusConv(nn.Module):
 
     Computation: every atom is linear in :math:`h` (with ``edge_mode="add"``), so each MLP's first linear map is
     applied before the atom, :math:`W_1^a \mathrm{AGG}_a(h) = \mathrm{AGG}_a(h W_1^{a\top})`; the edge vectors are
-    mapped by :math:`W_1^a W_a` at edge level (``E`` rows), the GIN term is one ``addcmul``, and
-    :math:`\sum_a W_2^a(\cdot)` accumulates with ``addmm``. The MLPs' linear biases are omitted: each feeds a
-    BatchNorm, which cancels a constant shift (:func:`mlp`). ``edge_mode="gine"`` takes the direct route.
+    mapped by :math:`W_1^a W_a` at edge level (``E`` rows), the GIN term is added in place to the atom's output, and
+    :math:`\sum_a W_2^a \mathrm{ReLU}(\mathrm{BN}_a(\cdot))` accumulates through
+    :func:`graphlab.nn.norm.batch_norm_relu`, which keeps only each BN input for backward (the ReLU output is
+    recomputed). A pooling layer (``gin=False`` and one global atom, ``uG`` or ``vG``) runs on the pooled rows and
+    broadcasts at the end (:meth:`_global_forward`). The MLPs' linear biases are omitted: each feeds a BatchNorm,
+    which cancels a constant shift (:func:`mlp`). ``edge_mode="gine"`` takes the direct route. Parameters and
+    ``state_dict`` keys are those of the plain modules (``mlps.<atom>.{0,1,3}``, ``norm``), which
+    ``tests/nn/test_norm.py`` checks the layer against in training and eval mode.
     """
 
     def __init__(self, in_channels: int, out_channels: int, atoms: Sequence[str] = ("uL", "vL", "vv"),
@@ -194,6 +200,8 @@ class SSWLPlusConv(nn.Module):
 
     def forward(self, h: Tensor, index: PairIndex, edge_attr: Tensor | None = None) -> Tensor:
         _check_layer_input(self, h, edge_attr)
+        if not self.gin and len(self.atoms) == 1 and self.atoms[0] in ("uG", "vG"):
+            return self._global_forward(h, index, self.atoms[0])
         out: Tensor | None = None
         for i, a in enumerate(self.atoms):
             z = self._atom_input(h, index, i, a, edge_attr)  # W_1^a((1+eps_a) h + AGG_a(h)), the BN input
@@ -203,6 +211,21 @@ class SSWLPlusConv(nn.Module):
             if lin2.bias is not None:
                 out = out + lin2.bias
         return batch_norm_relu(out, self.norm)
+
+    def _global_forward(self, h: Tensor, index: PairIndex, atom: str) -> Tensor:
+        r"""A pooling layer (``gin=False``, one global atom): :math:`\mathrm{uG}(h)(u, v) = \sum_w h(u, w)` is the
+        same for every :math:`v` (``vG``: for every :math:`u`), and so is everything after it, row by row. The layer
+        runs on the :math:`S` pooled rows (one per subgraph, or per node), each standing for its ``counts`` pair
+        rows in the BatchNorm statistics (:func:`graphlab.nn.norm.batch_norm_rows`), and is broadcast at the end:
+        the same output as on the :math:`R` rows, with :math:`S \ll R` rows of dense work."""
+        if atom == "uG":
+            pooled, rows = segment_reduce(h, index.root_ptr, "sum", validate=False), index.root
+        else:
+            pooled, rows = column_sum(h, index), index.node
+        counts = torch.bincount(rows, minlength=pooled.size(0))
+        lin1, norm, lin2 = self.mlps[atom][0], self.mlps[atom][1], self.mlps[atom][3]
+        hidden = torch.relu(batch_norm_rows(lin1(pooled), counts, norm))
+        return torch.relu(batch_norm_rows(lin2(hidden), counts, self.norm)).index_select(0, rows)
 
     def _atom_input(self, h: Tensor, index: PairIndex, i: int, atom: str, edge_attr: Tensor | None) -> Tensor:
         r"""The input of :math:`\mathrm{MLP}_a`'s BatchNorm, :math:`W_1((1+\epsilon_a) h + \mathrm{AGG}_a(h))`.
