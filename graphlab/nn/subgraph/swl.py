@@ -236,8 +236,8 @@ class SSWLPlusConv(nn.Module):
         direct route."""
         lin1 = self.mlps[atom][0]
         if self.edge_mode == "gine" and atom in LOCAL_ATOMS:
-            y = ((1 + self.eps[i]) * h if self.gin else 0) + self.aggregate(h, index, atom, edge_attr)
-            return lin1(y)
+            y = self.aggregate(h, index, atom, edge_attr)  # a fresh [R, F] tensor
+            return lin1(_AddScaled.apply(y, h, self.eps[i]) if self.gin else y)
         p = F.linear(h, lin1.weight)
         edge = None
         if atom in self.edge_lins and edge_attr is not None:
