@@ -37,10 +37,15 @@ graphs of the size (``ok`` when ≤ 1e-6).
 on random ``[R, F]`` states, forward and backward; graphlab builds its ``PairIndex`` inside the step): the part of
 the epoch in which the engines differ (the MLPs, batch norms and the optimiser are the same dense code in both).
 
-``--molesol``: one graphlab GNN-SSWL+ training epoch on ogbg-molesol (scaffold train split, batch 128, 6 layers,
-width 96, max_dis 5, atom and bond encoders; ``SubgraphPairs`` as a cached pre-transform) in a subprocess, next to
-the anchor figures measured for the official code in ``shared/reference/anchors-measured.md`` (not re-run here).
-It needs ``$GRAPHLAB_DATA`` pointing at a writable copy of ``shared/data``.
+``--molesol``: training epochs of the model of ``--molesol-config`` (default
+``configs/subgraph/gnn-sswl-plus/ogbg-molesol.yaml``: :class:`graphlab.models.GNNSSWLPlus`, 6 layers, width 96,
+max_dis 5, atom and bond encoders, the default ``edge_mode="add"``) on that config's DataModule (scaffold train split,
+batch 128, ``SubgraphPairs`` cached), through its task's forward and loss (``GraphPrediction.call_model``,
+``.loss``) and optimiser, in a subprocess; then the same model with ``edge_mode="gine"`` (the official code's
+:math:`\sum_w \mathrm{ReLU}(h + e)`). Wall and process CPU seconds per epoch (the machine is shared: CPU seconds
+are the steadier figure) and peak RSS, next to the anchor figures measured for the official code in
+``shared/reference/anchors-measured.md`` (not re-run here). It needs ``$GRAPHLAB_DATA`` pointing at a writable
+copy of ``shared/data`` (the DataModule caches the pairs there).
 
 Examples::
 
@@ -52,10 +57,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -67,7 +72,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from graphlab.nn.subgraph import DSConv, PairEmbedding, SSWLPlusConv, pair_index_from_batch, subgraph_readout
-from graphlab.ops import pair_atom, pool_pairs
+from graphlab.ops import pair_atom
 from graphlab.transforms.subgraph import shortest_path_distances
 
 MAX_DIS = 5
@@ -282,60 +287,54 @@ def run_cell(args: argparse.Namespace, model: str, engine: str, n: int) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- molesol
+MOLESOL_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "configs", "subgraph",
+                              "gnn-sswl-plus", "ogbg-molesol.yaml")
+
+
+def _class(path: str) -> type:
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
 def molesol_epoch(args: argparse.Namespace) -> dict:
-    """One graphlab GNN-SSWL+ training epoch on ogbg-molesol (this process; see module docstring)."""
+    """Training epochs of the model of ``--molesol-config`` on its DataModule, through its task's forward and
+    loss (this process; see the module docstring)."""
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # ogb's own torch.load predates weights_only
-    from ogb.graphproppred import PygGraphPropPredDataset
-    from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
-    from torch_geometric.loader import DataLoader
+    import yaml
 
-    from graphlab.nn.subgraph import batch_pair_index
-    from graphlab.transforms import SubgraphPairs
-
-    root = os.environ.get("GRAPHLAB_DATA")
-    if not root:
+    if not os.environ.get("GRAPHLAB_DATA"):
         raise ValueError("--molesol needs GRAPHLAB_DATA pointing at a writable copy of shared/data")
-    torch.manual_seed(args.seed)
+    with open(args.molesol_config) as f:
+        config = yaml.safe_load(f)
     start = time.perf_counter()
-    bench_root = os.path.join(root, "subgraph_bench")  # its own processed/ (with the pre-transform)
-    if not os.path.isdir(os.path.join(bench_root, "ogbg_molesol")):
-        shutil.copytree(os.path.join(root, "ogbg_molesol"), os.path.join(bench_root, "ogbg_molesol"),
-                        ignore=shutil.ignore_patterns("processed"))
-    dataset = PygGraphPropPredDataset("ogbg-molesol", root=bench_root, pre_transform=SubgraphPairs(max_dis=MAX_DIS))
+    data = _class(config["data"]["class_path"])(**config["data"]["init_args"])  # root: $GRAPHLAB_DATA
+    data.setup("fit")
+    loader = data.train_dataloader()
     prepare = time.perf_counter() - start
-    loader = DataLoader(dataset[dataset.get_idx_split()["train"]], batch_size=128, shuffle=True)
-    dim = args.dim
-
-    class Net(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.atom, self.bond = AtomEncoder(dim), BondEncoder(dim)
-            self.embed = PairEmbedding(dim, max_dis=MAX_DIS)
-            self.convs = nn.ModuleList([SSWLPlusConv(dim, dim, LAYER_ATOMS["sswl+"], edge_dim=dim, edge_mode="gine")
-                                        for _ in range(args.layers)])
-            self.pool = SSWLPlusConv(dim, dim, ("uG",), gin=False)
-            self.head = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, 1))
-
-        def forward(self, batch) -> Tensor:  # noqa: ANN001 - a PyG Batch
-            index = batch_pair_index(batch, validate=False)
-            h, e = self.embed(self.atom(batch.x), index, batch.pair_dis), self.bond(batch.edge_attr)
-            for conv in self.convs:
-                h = conv(h, index, e)
-            return self.head(pool_pairs(self.pool(h, index), index)[1]).view(-1)
-
-    model = Net()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    torch.manual_seed(args.seed)
+    task_config, model_config = config["model"], config["model"]["init_args"]["model"]
+    model_args = dict(model_config.get("init_args", {}))
+    if args.edge_mode is not None:
+        model_args["edge_mode"] = args.edge_mode
+    model = _class(model_config["class_path"])(data.info.num_features, data.info.num_outputs, **model_args)
+    task_args = {k: v for k, v in task_config.get("init_args", {}).items() if k != "model"}
+    task = _class(task_config["class_path"])(model, info=data.info, **task_args)
+    task.train()
+    optimizer = task.configure_optimizers()
     rss_before = _rss_mib()
-    times = []
+    times, cpu = [], []
     for _ in range(args.epochs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for batch in loader:
             optimizer.zero_grad()
-            torch.nn.functional.l1_loss(model(batch), batch.y.view(-1).float()).backward()
+            task.loss(task.call_model(batch), batch.y).backward()  # GraphPrediction's training forward and loss
             optimizer.step()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     peak = _peak_rss_mib()
-    return {"prepare_s": prepare, "epochs_s": times, "peak_mib": peak, "extra_mib": max(0.0, peak - rss_before)}
+    return {"prepare_s": prepare, "epochs_s": times, "cpu_s": cpu, "peak_mib": peak,
+            "extra_mib": max(0.0, peak - rss_before), "model": type(model).__name__,
+            "edge_mode": model_args.get("edge_mode", "add")}
 
 
 # --------------------------------------------------------------------------------------------- table
@@ -363,17 +362,23 @@ def print_grid(args: argparse.Namespace) -> None:
 
 
 def print_molesol(args: argparse.Namespace) -> None:
-    command = [sys.executable, os.path.abspath(__file__), "--molesol-worker", "--dim", str(args.dim),
-               "--layers", str(args.layers), "--epochs", str(args.epochs), "--seed", str(args.seed),
-               "--threads", str(args.threads)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"molesol worker failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    epochs = ", ".join(f"{t:.2f}" for t in result["epochs_s"])
-    print(f"ogbg-molesol GNN-SSWL+ (graphlab, width {args.dim}, {args.layers}+1 layers, batch 128, "
-          f"{torch.get_num_threads()} threads): train epochs {epochs} s; peak RSS {result['peak_mib']:.0f} MiB "
-          f"(+{result['extra_mib']:.0f} MiB over the loaded data); pre-transform/load {result['prepare_s']:.1f} s")
+    """The config's model (its own ``edge_mode``), then the same model with ``edge_mode="gine"`` (the official
+    code's form of the local atoms), each in a fresh subprocess."""
+    print(f"ogbg-molesol training epochs ({args.threads} threads; {os.path.relpath(args.molesol_config)}; "
+          f"wall s, process CPU s, peak RSS)")
+    for edge_mode in (None, "gine"):
+        command = [sys.executable, os.path.abspath(__file__), "--molesol-worker", "--epochs", str(args.epochs),
+                   "--seed", str(args.seed), "--threads", str(args.threads), "--molesol-config",
+                   args.molesol_config, *(["--edge-mode", edge_mode] if edge_mode else [])]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"molesol worker failed:\n{done.stderr[-3000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        epochs = ", ".join(f"{t:.2f}" for t in result["epochs_s"])
+        cpu = ", ".join(f"{t:.2f}" for t in result["cpu_s"])
+        label = f"{result['model']} edge_mode={result['edge_mode']}" + (" (config)" if edge_mode is None else "")
+        print(f"  {label}: train epochs {epochs} s (CPU {cpu} s); peak RSS {result['peak_mib']:.0f} MiB "
+              f"(+{result['extra_mib']:.0f} MiB over the loaded data); load {result['prepare_s']:.1f} s", flush=True)
     print(f"  anchor: {ANCHOR_MOLESOL}")
 
 
@@ -390,7 +395,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--molesol", action="store_true", help="also time one ogbg-molesol epoch")
+    parser.add_argument("--molesol", action="store_true", help="also time ogbg-molesol training epochs")
+    parser.add_argument("--molesol-config", default=os.path.normpath(MOLESOL_CONFIG),
+                        help="the graphlab config whose model, DataModule and task --molesol trains")
+    parser.add_argument("--edge-mode", choices=("add", "gine"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--atoms-only", action="store_true",
                         help="time only the aggregations (every atom once per layer, forward + backward) instead of "
                              "training the full model: the part the two engines differ in")

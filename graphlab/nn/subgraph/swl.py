@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphlab.nn.norm import batch_norm_relu, batch_norm_rows
 from graphlab.ops import (
     PairIndex,
     column_sum,
@@ -36,6 +37,7 @@ from graphlab.ops import (
     pair_atom,
     pair_index,
     pool_pairs,
+    segment_reduce,
     to_csr,
 )
 
@@ -108,6 +110,25 @@ def reset_children(module: nn.Module) -> None:
             child.reset_parameters()
 
 
+class _AddScaled(torch.autograd.Function):
+    r"""In place :math:`z \mathrel{+}= (1 + \epsilon) p` (the GIN term of :class:`SSWLPlusConv`), with the
+    :math:`\epsilon` gradient :math:`\langle g, p \rangle` taken as one dot product. ``torch.addcmul_`` with a
+    0-dim :math:`1 + \epsilon` computes it as two ``[R, F]`` products and a sum."""
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, p: Tensor, eps: Tensor) -> Tensor:
+        ctx.save_for_backward(p, eps)
+        ctx.mark_dirty(z)
+        return z.addcmul_(p, 1 + eps)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        p, eps = ctx.saved_tensors
+        d_p = grad * (1 + eps) if ctx.needs_input_grad[1] else None
+        d_eps = torch.dot(grad.reshape(-1), p.reshape(-1)).to(eps.dtype) if ctx.needs_input_grad[2] else None
+        return grad, d_p, d_eps
+
+
 class SSWLPlusConv(nn.Module):
     r"""One aggregation layer of the SWL family (Zhang et al., "A Complete Expressiveness Hierarchy for Subgraph
     GNNs via Subgraph Weisfeiler-Lehman Tests", ICML 2023).
@@ -136,9 +157,14 @@ class SSWLPlusConv(nn.Module):
 
     Computation: every atom is linear in :math:`h` (with ``edge_mode="add"``), so each MLP's first linear map is
     applied before the atom, :math:`W_1^a \mathrm{AGG}_a(h) = \mathrm{AGG}_a(h W_1^{a\top})`; the edge vectors are
-    mapped by :math:`W_1^a W_a` at edge level (``E`` rows), the GIN term is one ``addcmul``, and
-    :math:`\sum_a W_2^a(\cdot)` accumulates with ``addmm``. The MLPs' linear biases are omitted: each feeds a
-    BatchNorm, which cancels a constant shift (:func:`mlp`). ``edge_mode="gine"`` takes the direct route.
+    mapped by :math:`W_1^a W_a` at edge level (``E`` rows), the GIN term is added in place to the atom's output, and
+    :math:`\sum_a W_2^a \mathrm{ReLU}(\mathrm{BN}_a(\cdot))` accumulates through
+    :func:`graphlab.nn.norm.batch_norm_relu`, which keeps only each BN input for backward (the ReLU output is
+    recomputed). A pooling layer (``gin=False`` and one global atom, ``uG`` or ``vG``) runs on the pooled rows and
+    broadcasts at the end (:meth:`_global_forward`). The MLPs' linear biases are omitted: each feeds a BatchNorm,
+    which cancels a constant shift (:func:`mlp`). ``edge_mode="gine"`` takes the direct route. Parameters and
+    ``state_dict`` keys are those of the plain modules (``mlps.<atom>.{0,1,3}``, ``norm``), which
+    ``tests/nn/test_norm.py`` checks the layer against in training and eval mode.
     """
 
     def __init__(self, in_channels: int, out_channels: int, atoms: Sequence[str] = ("uL", "vL", "vv"),
@@ -174,36 +200,54 @@ class SSWLPlusConv(nn.Module):
 
     def forward(self, h: Tensor, index: PairIndex, edge_attr: Tensor | None = None) -> Tensor:
         _check_layer_input(self, h, edge_attr)
+        if not self.gin and len(self.atoms) == 1 and self.atoms[0] in ("uG", "vG"):
+            return self._global_forward(h, index, self.atoms[0])
         out: Tensor | None = None
         for i, a in enumerate(self.atoms):
-            hidden = self._atom_hidden(h, index, i, a, edge_attr)  # ReLU(BN(W_1^a((1+eps_a) h + AGG_a(h))))
+            z = self._atom_input(h, index, i, a, edge_attr)  # W_1^a((1+eps_a) h + AGG_a(h)), the BN input
             lin2 = self.mlps[a][3]
-            if out is None or lin2.bias is not None:
-                term = lin2(hidden)
-                out = term if out is None else out + term
-            else:  # Σ_a W_2^a hidden_a accumulated in place of a sum of [R, F] terms
-                out = torch.addmm(out, hidden, lin2.weight.t())
-        return torch.relu(self.norm(out))
+            # Σ_a W_2^a ReLU(BN(z_a)), accumulated by addmm; ReLU(BN(z_a)) is recomputed in backward, not kept
+            out = batch_norm_relu(z, self.mlps[a][1], lin2.weight, out)
+            if lin2.bias is not None:
+                out = out + lin2.bias
+        return batch_norm_relu(out, self.norm)
 
-    def _atom_hidden(self, h: Tensor, index: PairIndex, i: int, atom: str, edge_attr: Tensor | None) -> Tensor:
-        r"""The hidden layer of :math:`\mathrm{MLP}_a`. Every atom is linear in :math:`h` (``edge_mode="add"``), so
-        the first linear map is applied before aggregating, :math:`W_1 \mathrm{AGG}_a(h) = \mathrm{AGG}_a(h W_1^\top)`,
-        and the edge vectors are mapped at edge level (:math:`E` rows, not one per pair-CSR entry); the GIN term is
-        one fused ``addcmul``. The GINE form is not linear and takes the direct route."""
-        lin1, norm = self.mlps[atom][0], self.mlps[atom][1]
+    def _global_forward(self, h: Tensor, index: PairIndex, atom: str) -> Tensor:
+        r"""A pooling layer (``gin=False``, one global atom): :math:`\mathrm{uG}(h)(u, v) = \sum_w h(u, w)` is the
+        same for every :math:`v` (``vG``: for every :math:`u`), and so is everything after it, row by row. The layer
+        runs on the :math:`S` pooled rows (one per subgraph, or per node), each standing for its ``counts`` pair
+        rows in the BatchNorm statistics (:func:`graphlab.nn.norm.batch_norm_rows`), and is broadcast at the end:
+        the same output as on the :math:`R` rows, with :math:`S \ll R` rows of dense work."""
+        if atom == "uG":
+            pooled, rows = segment_reduce(h, index.root_ptr, "sum", validate=False), index.root
+        else:
+            pooled, rows = column_sum(h, index), index.node
+        counts = torch.bincount(rows, minlength=pooled.size(0))
+        lin1, norm, lin2 = self.mlps[atom][0], self.mlps[atom][1], self.mlps[atom][3]
+        hidden = torch.relu(batch_norm_rows(lin1(pooled), counts, norm))
+        return torch.relu(batch_norm_rows(lin2(hidden), counts, self.norm)).index_select(0, rows)
+
+    def _atom_input(self, h: Tensor, index: PairIndex, i: int, atom: str, edge_attr: Tensor | None) -> Tensor:
+        r"""The input of :math:`\mathrm{MLP}_a`'s BatchNorm, :math:`W_1((1+\epsilon_a) h + \mathrm{AGG}_a(h))`.
+        Every atom is linear in :math:`h` (``edge_mode="add"``), so the first linear map is applied before
+        aggregating, :math:`W_1 \mathrm{AGG}_a(h) = \mathrm{AGG}_a(h W_1^\top)`, and the edge vectors are mapped at
+        edge level (:math:`E` rows, not one per pair-CSR entry); the GIN term is added in place to the atom's
+        fresh output (one ``addcmul_``, no further ``[R, F]`` tensor). The GINE form is not linear and takes the
+        direct route."""
+        lin1 = self.mlps[atom][0]
         if self.edge_mode == "gine" and atom in LOCAL_ATOMS:
-            y = ((1 + self.eps[i]) * h if self.gin else 0) + self.aggregate(h, index, atom, edge_attr)
-            return torch.relu(norm(lin1(y)))
+            y = self.aggregate(h, index, atom, edge_attr)  # a fresh [R, F] tensor
+            return lin1(_AddScaled.apply(y, h, self.eps[i]) if self.gin else y)
         p = F.linear(h, lin1.weight)
         edge = None
         if atom in self.edge_lins and edge_attr is not None:
             edge = F.linear(self.edge_lins[atom](edge_attr), lin1.weight)
-        z = pair_atom(p, index, atom, edge, "add")
+        z = pair_atom(p, index, atom, edge, "add")  # a fresh [R, F] tensor ("uv", which returns p, is no atom here)
         if self.gin:
-            z = torch.addcmul(z, p, 1 + self.eps[i])
+            z = _AddScaled.apply(z, p, self.eps[i])
         if lin1.bias is not None:
-            z = z + lin1.bias
-        return torch.relu(norm(z))
+            z = z.add_(lin1.bias)
+        return z
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, atoms={self.atoms}, "
