@@ -23,7 +23,13 @@ from torch import Tensor, nn
 
 from graphlab.models.gnn import Pool, _Readout
 from graphlab.nn.mamba_graph import GMNLayer, GraphMambaLayer
-from graphlab.transforms.tokens import NeighbourhoodTokens, degree_sequences, neighbourhood_tokens, out_degree
+from graphlab.transforms.tokens import (
+    NeighbourhoodTokens,
+    degree_sequences,
+    neighbourhood_tokens,
+    out_degree,
+    token_subgraphs,
+)
 
 __all__ = ["GMN", "GraphMamba"]
 
@@ -196,7 +202,10 @@ class GMN(nn.Module):
         num_walks: :math:`M`.
         repeats: :math:`s`.
         d_state, d_conv, expand: the Mamba blocks' (mamba-ssm defaults 16, 4, 2).
-        local_encoder, token_pool, readout, parallel_mpnn: see :class:`~graphlab.nn.mamba_graph.GMNLayer`.
+        local_encoder, token_pool, readout, parallel_mpnn, token_encoder: see
+            :class:`~graphlab.nn.mamba_graph.GMNLayer` (``token_encoder="subgraph"``: the paper's local MPNN on
+            each token's induced subgraph, built once per forward pass by
+            :func:`graphlab.transforms.token_subgraphs` and shared by the layers).
         eval_seed: seed of the evaluation tokens.
     """
 
@@ -222,6 +231,7 @@ class GMN(nn.Module):
         readout: Literal["last", "mean"] = "mean",
         parallel_mpnn: bool = False,
         eval_seed: int = 0,
+        token_encoder: Literal["graph", "subgraph"] = "graph",
     ) -> None:
         super().__init__()
         _check_common(in_channels, out_channels, hidden_channels, num_layers, dropout)
@@ -234,7 +244,8 @@ class GMN(nn.Module):
         self.encoders = _Encoders(in_channels, hidden_channels, node_encoder, edge_encoder, edge_dim)
         self.layers = nn.ModuleList(
             GMNLayer(hidden_channels, walk_length + 1, d_state, d_conv, expand, dropout, local_encoder, token_pool,
-                     readout, parallel_mpnn, edge_states=edge_encoder != "none") for _ in range(num_layers)
+                     readout, parallel_mpnn, edge_states=edge_encoder != "none", token_encoder=token_encoder)
+            for _ in range(num_layers)
         )
         self.readout = _Readout(hidden_channels, out_channels, pool)
         self.reset_parameters()
@@ -258,8 +269,11 @@ class GMN(nn.Module):
         if tokens is None:
             tokens = self.tokens(edge_index, x.size(0))
         h, e = self.encoders(x, edge_attr)
+        sub_edge_index = sub_edge_id = None
+        if self.layers[0].token_encoder == "subgraph":
+            sub_edge_index, sub_edge_id = token_subgraphs(tokens, edge_index, x.size(0))
         for layer in self.layers:
-            h, e = layer(h, edge_index, tokens.rowptr, tokens.col, tokens.hops, e)
+            h, e = layer(h, edge_index, tokens.rowptr, tokens.col, tokens.hops, e, sub_edge_index, sub_edge_id)
         return self.readout(h, batch)
 
     def __repr__(self) -> str:

@@ -222,11 +222,17 @@ class GMNLayer(nn.Module):
         \tilde h_v = \mathrm{BN}(h_v + \mathrm{Dropout}(y_v)) \; [+\ \mathrm{BN}(\mathrm{MPNN}(h)_v)], \qquad
         h_v \leftarrow \mathrm{BN}(\tilde h_v + \mathrm{Dropout}(\mathrm{FFN}(\tilde h_v))).
 
-    **Choice (the paper's code was never released):** the paper encodes each token's *induced subgraph* with a
-    local MPNN. Here the MPNN (GatedGCN or GIN) runs once on the whole graph and a token is the pool of its nodes'
-    states ("the cheaper option"): one MPNN pass per layer instead of one per token (:math:`N K` subgraphs of up
-    to :math:`M m + 1` nodes), and the pool is one fused :func:`graphlab.ops.gather_reduce` over the token CSR. A
-    token then sees its nodes' full neighbourhoods, not only the induced edges. ``readout="mean"`` (default)
+    **Token encoders** (the paper's code was never released). ``token_encoder="subgraph"`` is the paper's design:
+    the local MPNN (GatedGCN or GIN) runs on each token's *induced subgraph* :math:`G[T_k(v)]`, all :math:`N K`
+    subgraphs at once as one disjoint union over token memberships (built by
+    :func:`graphlab.transforms.token_subgraphs`), and :math:`\mathrm{Pool}` reduces each subgraph's member states.
+    A token then sees its own structure (a triangle is not a path), also when every node state is equal.
+    ``token_encoder="graph"`` (the default, "the cheaper option") runs the MPNN once on the whole graph and pools
+    its states over each node set: one pass over :math:`N` nodes instead of :math:`\sum |T|` memberships, but
+    a token sees its nodes' full neighbourhoods, not its induced edges, so with identical node states (regular
+    graphs, constant features) it only counts its nodes. With edge states (``edge_states``) the subgraph encoder
+    reads the input edge states of the induced edges and the layer passes them on unchanged (updated only by a
+    ``parallel_mpnn`` branch, which runs on the whole graph). ``readout="mean"`` (default)
     averages the outputs of all positions; ``"last"`` reads the output at the node's own token (the last position,
     where the forward scan has read every neighbourhood) -- but there the backward scan has read only that token
     (its state starts at zero), so half of the bidirectional block does no mixing and its :math:`A` gets no
@@ -243,23 +249,31 @@ class GMNLayer(nn.Module):
         readout: ``"last"`` or ``"mean"`` over the token sequence.
         parallel_mpnn: add the local encoder's output as a parallel branch.
         edge_states: the GatedGCN encoder keeps edge states (graphs with edge features).
+        token_encoder: ``"graph"`` or ``"subgraph"`` (see above).
 
     Shapes:
-        x ``[N, F]``, edge_index ``[2, E]``, token_rowptr ``[N K + 1]``, token_col ``[nnz]``, hops ``[K]``
-        -> ``[N, F]``.
+        x ``[N, F]``, edge_index ``[2, E]``, token_rowptr ``[N K + 1]``, token_col ``[nnz]``, hops ``[K]``;
+        with ``token_encoder="subgraph"`` also sub_edge_index ``[2, P]`` over the ``nnz`` memberships and
+        sub_edge_id ``[P]`` into ``edge_index`` (:class:`graphlab.transforms.TokenSubgraphs`) -> ``[N, F]``.
     """
 
     def __init__(self, channels: int, num_hops: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
                  dropout: float = 0.0, local_encoder: Literal["gatedgcn", "gin", "none"] = "gatedgcn",
                  token_pool: Literal["mean", "sum"] = "mean", readout: Literal["last", "mean"] = "mean",
-                 parallel_mpnn: bool = False, ffn_ratio: int = 2, edge_states: bool = False) -> None:
+                 parallel_mpnn: bool = False, ffn_ratio: int = 2, edge_states: bool = False,
+                 token_encoder: Literal["graph", "subgraph"] = "graph") -> None:
         super().__init__()
         for name, value, allowed in (("local_encoder", local_encoder, ("gatedgcn", "gin", "none")),
-                                     ("token_pool", token_pool, ("mean", "sum")), ("readout", readout, ("last", "mean"))):
+                                     ("token_pool", token_pool, ("mean", "sum")), ("readout", readout, ("last", "mean")),
+                                     ("token_encoder", token_encoder, ("graph", "subgraph"))):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if parallel_mpnn and local_encoder == "none":
             raise ValueError("parallel_mpnn needs a local encoder: set local_encoder to 'gatedgcn' or 'gin'")
+        if token_encoder == "subgraph" and local_encoder == "none":
+            raise ValueError("token_encoder='subgraph' runs the local encoder on each token's induced subgraph: set "
+                             "local_encoder to 'gatedgcn' or 'gin'")
+        self.token_encoder = token_encoder
         self.channels, self.num_hops, self.dropout = channels, num_hops, dropout
         self.local_encoder, self.token_pool, self.readout, self.parallel_mpnn = (local_encoder, token_pool, readout,
                                                                                  parallel_mpnn)
@@ -295,23 +309,46 @@ class GMNLayer(nn.Module):
         pooled = gather_reduce(h, token_rowptr, token_col, self.token_pool, validate=False)
         return pooled.view(h.size(0), hops.numel(), -1) + self.hop_embedding(hops)[None]
 
+    def subgraph_token_sequences(self, x: Tensor, token_rowptr: Tensor, token_col: Tensor, hops: Tensor,
+                                 sub_edge_index: Tensor, sub_edge_id: Tensor,
+                                 edge_attr: Optional[Tensor] = None) -> Tensor:
+        """``[N, K, F]`` token vectors with the local encoder run on every token's induced subgraph."""
+        members = torch.arange(token_col.numel(), device=x.device)
+        sub_attr = None if edge_attr is None else edge_attr[sub_edge_id]
+        states, _ = self.encode(x[token_col], sub_edge_index, sub_attr)
+        pooled = gather_reduce(states, token_rowptr, members, self.token_pool, validate=False)
+        return pooled.view(x.size(0), hops.numel(), -1) + self.hop_embedding(hops)[None]
+
     def forward(self, x: Tensor, edge_index: Tensor, token_rowptr: Tensor, token_col: Tensor, hops: Tensor,
-                edge_attr: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+                edge_attr: Optional[Tensor] = None, sub_edge_index: Optional[Tensor] = None,
+                sub_edge_id: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
         if token_rowptr.numel() != x.size(0) * hops.numel() + 1:
             raise ValueError(f"token_rowptr has {token_rowptr.numel()} entries but N * K + 1 = "
                              f"{x.size(0) * hops.numel() + 1} ({x.size(0)} nodes, {hops.numel()} tokens each)")
         if hops.numel() and int(hops.max()) >= self.num_hops:
             raise ValueError(f"hops reach {int(hops.max())} but the layer embeds walk lengths < num_hops = "
                              f"{self.num_hops}; build the layer with num_hops = walk_length + 1")
-        encoded, edge_attr = self.encode(x, edge_index, edge_attr)
-        seq = self.bimamba(self.token_sequences(encoded, token_rowptr, token_col, hops))
+        if self.token_encoder == "subgraph":
+            if sub_edge_index is None or sub_edge_id is None:
+                raise ValueError("token_encoder='subgraph' needs the tokens' induced subgraphs: pass sub_edge_index "
+                                 "and sub_edge_id from graphlab.transforms.token_subgraphs")
+            tokens = self.subgraph_token_sequences(x, token_rowptr, token_col, hops, sub_edge_index, sub_edge_id,
+                                                   edge_attr)
+            encoded = None
+            if self.norm_local is not None:
+                encoded, edge_attr = self.encode(x, edge_index, edge_attr)
+        else:
+            encoded, edge_attr = self.encode(x, edge_index, edge_attr)
+            tokens = self.token_sequences(encoded, token_rowptr, token_col, hops)
+        seq = self.bimamba(tokens)
         y = seq[:, -1] if self.readout == "last" else seq.mean(1)
         h = self.norm_global(x + F.dropout(y, self.dropout, self.training))
-        if self.norm_local is not None:
+        if self.norm_local is not None and encoded is not None:
             h = h + self.norm_local(encoded)
         ff = self.ffn[2](F.dropout(self.ffn[1](self.ffn[0](h)), self.dropout, self.training))
         return self.norm_ffn(h + F.dropout(ff, self.dropout, self.training)), edge_attr
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.channels}, num_hops={self.num_hops}, "
-                f"local_encoder={self.local_encoder!r}, readout={self.readout!r})")
+                f"local_encoder={self.local_encoder!r}, token_encoder={self.token_encoder!r}, "
+                f"readout={self.readout!r})")

@@ -30,12 +30,14 @@ from graphlab.transforms.subgraph import SubgraphPairs, shortest_path_distances
 from graphlab.transforms.tokens import (
     NeighbourhoodTokens,
     NodeSequences,
+    TokenSubgraphs,
     degree_sequences,
     neighbourhood_tokens,
     out_degree,
     random_walks,
+    token_subgraphs,
 )
 
 __all__ = ["AddLaplacianPE", "AddRandomWalkPE", "NeighbourhoodTokens", "NodeSequences", "ReorderNodes",
-           "SheafConnection", "SubgraphPairs", "ToCSR", "degree_sequences", "neighbourhood_tokens", "node_order", "out_degree",
-           "random_walks", "register_csr", "restore_order", "shortest_path_distances"]
+           "SheafConnection", "SubgraphPairs", "ToCSR", "TokenSubgraphs", "degree_sequences", "neighbourhood_tokens", "node_order", "out_degree",
+           "random_walks", "register_csr", "restore_order", "shortest_path_distances", "token_subgraphs"]

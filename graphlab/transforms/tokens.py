@@ -29,8 +29,8 @@ from torch import Tensor
 
 from graphlab.ops import to_csr
 
-__all__ = ["NeighbourhoodTokens", "NodeSequences", "degree_sequences", "neighbourhood_tokens", "out_degree",
-           "random_walks"]
+__all__ = ["NeighbourhoodTokens", "NodeSequences", "TokenSubgraphs", "degree_sequences", "neighbourhood_tokens",
+           "out_degree", "random_walks", "token_subgraphs"]
 
 
 class NodeSequences(NamedTuple):
@@ -53,6 +53,16 @@ class NeighbourhoodTokens(NamedTuple):
     col: Tensor
     hops: Tensor
     num_tokens: int
+
+
+class TokenSubgraphs(NamedTuple):
+    """The induced subgraphs of all tokens as one disjoint union. Its nodes are the token memberships: node ``i``
+    is ``tokens.col[i]`` inside the token whose CSR row holds position ``i``. ``edge_index`` ``[2, P]`` links
+    memberships ``(a, b)`` of the same token whose graph nodes are joined by edge ``edge_id[p]`` of the original
+    ``edge_index`` (``edge_index[:, edge_id[p]] == (tokens.col[a], tokens.col[b])``)."""
+
+    edge_index: Tensor
+    edge_id: Tensor
 
 
 def out_degree(edge_index: Tensor, num_nodes: int) -> Tensor:
@@ -181,3 +191,47 @@ def neighbourhood_tokens(
     token_rowptr = torch.zeros(counts.numel() + 1, dtype=torch.long, device=device)
     torch.cumsum(counts, 0, out=token_rowptr[1:])
     return NeighbourhoodTokens(token_rowptr, visited[keep], hops, k_tokens)
+
+
+def token_subgraphs(tokens: NeighbourhoodTokens, edge_index: Tensor, num_nodes: int) -> TokenSubgraphs:
+    r"""The induced subgraph :math:`G[T]` of every token :math:`T`, batched as one graph over token memberships.
+
+    GMN encodes each token by a local MPNN on its induced subgraph (Behrouz & Hashemi 2024, Sec. 4.1). All
+    :math:`\sum_T |T|^2` ordered member pairs of all tokens are formed at once and looked up among the graph's
+    edges by one binary search over sorted edge keys; every parallel edge and self-loop of :math:`G` between two
+    members is kept. Cost :math:`O(\sum_T |T|^2 \log E)` time and memory, with :math:`|T| \le M \hat m + 1`.
+
+    Args:
+        tokens: from :func:`neighbourhood_tokens` (members of a token are distinct).
+        edge_index: ``[2, E]`` the graph the tokens were sampled on.
+        num_nodes: :math:`N`.
+
+    Returns:
+        :class:`TokenSubgraphs`; its edges are sorted by source membership.
+    """
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"edge_index must be [2, E], got shape {tuple(edge_index.shape)}")
+    device, col = tokens.col.device, tokens.col
+    if col.numel() and int(col.max()) >= num_nodes:
+        raise ValueError(f"tokens hold node {int(col.max())} but the graph has {num_nodes} nodes: the tokens were "
+                         "sampled on another graph")
+    sizes = tokens.rowptr[1:] - tokens.rowptr[:-1]
+    member_token = torch.repeat_interleave(torch.arange(sizes.numel(), device=device), sizes)
+    partners = sizes[member_token]  # each member pairs with every member of its token (itself included)
+    a = torch.repeat_interleave(torch.arange(col.numel(), device=device), partners)
+    first = torch.zeros_like(partners)
+    if partners.numel() > 1:
+        torch.cumsum(partners[:-1], 0, out=first[1:])
+    b = tokens.rowptr[member_token[a]] + torch.arange(a.numel(), device=device) - first[a]
+    key = edge_index[0].to(torch.long) * num_nodes + edge_index[1].to(torch.long)
+    sorted_key, order = torch.sort(key, stable=True)
+    query = col[a] * num_nodes + col[b]
+    lo = torch.searchsorted(sorted_key, query, right=False)
+    hi = torch.searchsorted(sorted_key, query, right=True)
+    hits = hi - lo  # parallel edges give several hits
+    pair = torch.repeat_interleave(torch.arange(query.numel(), device=device), hits)
+    start = torch.zeros_like(hits)
+    if hits.numel() > 1:
+        torch.cumsum(hits[:-1], 0, out=start[1:])
+    rank = lo[pair] + torch.arange(pair.numel(), device=device) - start[pair]
+    return TokenSubgraphs(torch.stack([a[pair], b[pair]]), order[rank])

@@ -9,7 +9,13 @@ from torch_geometric.utils import erdos_renyi_graph
 from graphlab.models import GMN, GraphMamba
 from graphlab.nn import GatedGCNConv, GMNLayer, GraphMambaLayer, Mamba
 from graphlab.nn.mamba_graph import gated_gcn_reference, sequence_mixing
-from graphlab.transforms import NeighbourhoodTokens, degree_sequences, neighbourhood_tokens, out_degree
+from graphlab.transforms import (
+    NeighbourhoodTokens,
+    degree_sequences,
+    neighbourhood_tokens,
+    out_degree,
+    token_subgraphs,
+)
 
 
 def _graphs(sizes=(6, 9, 4), p=0.35, seed=0):
@@ -162,12 +168,14 @@ def _relabel_tokens(tokens: NeighbourhoodTokens, perm: torch.Tensor) -> Neighbou
     return NeighbourhoodTokens(rowptr, torch.tensor([c for r in rows for c in r]), tokens.hops, k)
 
 
-@pytest.mark.parametrize("local_encoder, readout", [("gatedgcn", "last"), ("gin", "mean"), ("none", "last")])
-def test_gmn_with_fixed_tokens_is_equivariant(local_encoder, readout):
+@pytest.mark.parametrize("local_encoder, readout, token_encoder", [
+    ("gatedgcn", "last", "graph"), ("gin", "mean", "graph"), ("none", "last", "graph"),
+    ("gatedgcn", "mean", "subgraph"), ("gin", "last", "subgraph")])
+def test_gmn_with_fixed_tokens_is_equivariant(local_encoder, readout, token_encoder):
     ei, _, n = _graphs()
     torch.manual_seed(0)
     model = GMN(3, 2, hidden_channels=8, num_layers=2, walk_length=2, num_walks=3, repeats=2, d_state=4,
-                local_encoder=local_encoder, readout=readout).double().eval()
+                local_encoder=local_encoder, readout=readout, token_encoder=token_encoder).double().eval()
     x = torch.randn(n, 3, dtype=torch.float64)
     tokens = neighbourhood_tokens(ei, n, 2, 3, 2, torch.Generator().manual_seed(4))
     perm = torch.randperm(n)
@@ -176,10 +184,12 @@ def test_gmn_with_fixed_tokens_is_equivariant(local_encoder, readout):
     torch.testing.assert_close(out, model(x, ei, tokens=tokens)[perm])
 
 
-def test_gmn_batch_equals_per_graph_runs_with_the_same_tokens():
+@pytest.mark.parametrize("token_encoder", ["graph", "subgraph"])
+def test_gmn_batch_equals_per_graph_runs_with_the_same_tokens(token_encoder):
     ei, batch, n = _graphs()
     torch.manual_seed(0)
-    model = GMN(3, 2, hidden_channels=8, num_layers=2, d_state=4, pool="sum").double().eval()
+    model = GMN(3, 2, hidden_channels=8, num_layers=2, d_state=4, pool="sum",
+                token_encoder=token_encoder).double().eval()
     x = torch.randn(n, 3, dtype=torch.float64)
     tokens = neighbourhood_tokens(ei, n, 2, 4, 2, torch.Generator().manual_seed(4))
     together = model(x, ei, batch=batch, tokens=tokens)
@@ -209,10 +219,86 @@ def test_gmn_node_token_is_what_the_last_readout_reads():
     assert not torch.allclose(model2(x, ei), model2(x, empty))  # with m = 2 the walks bring in neighbours
 
 
+def _per_token_reference(layer, x, ei, tokens, edge_attr=None):
+    """Token vectors by a loop: cut each token's induced subgraph out explicitly, run the layer's local encoder on
+    it alone, pool its members."""
+    out = []
+    for row in range(tokens.rowptr.numel() - 1):
+        members = tokens.col[tokens.rowptr[row]:tokens.rowptr[row + 1]].tolist()
+        local = {v: i for i, v in enumerate(members)}
+        keep = [e for e in range(ei.size(1)) if int(ei[0, e]) in local and int(ei[1, e]) in local]
+        sub_ei = torch.tensor([[local[int(ei[0, e])] for e in keep], [local[int(ei[1, e])] for e in keep]],
+                              dtype=torch.long).view(2, -1)
+        states, _ = layer.encode(x[members], sub_ei, None if edge_attr is None else edge_attr[keep])
+        out.append(states.sum(0) if layer.token_pool == "sum" else states.mean(0))
+    k = tokens.num_tokens
+    return torch.stack(out).view(x.size(0), k, -1) + layer.hop_embedding(tokens.hops)[None]
+
+
+@pytest.mark.parametrize("local_encoder, token_pool, edges", [("gin", "sum", False), ("gatedgcn", "mean", False),
+                                                              ("gatedgcn", "sum", True)])
+def test_gmn_subgraph_tokens_equal_per_token_induced_subgraph_runs(local_encoder, token_pool, edges):
+    ei, _, n = _graphs()
+    torch.manual_seed(1)
+    layer = GMNLayer(6, num_hops=3, d_state=4, local_encoder=local_encoder, token_pool=token_pool,
+                     token_encoder="subgraph", edge_states=edges).double().eval()  # eval: BN acts row by row
+    x = torch.randn(n, 6, dtype=torch.float64)
+    e = torch.randn(ei.size(1), 6, dtype=torch.float64) if edges else None
+    tokens = neighbourhood_tokens(ei, n, 2, 3, 1, torch.Generator().manual_seed(2))
+    sub = token_subgraphs(tokens, ei, n)
+    ours = layer.subgraph_token_sequences(x, tokens.rowptr, tokens.col, tokens.hops, *sub, e)
+    torch.testing.assert_close(ours, _per_token_reference(layer, x, ei, tokens, e))
+
+
+def test_gmn_subgraph_tokens_gradcheck():
+    ei, _, n = _graphs(sizes=(5, 4))
+    torch.manual_seed(0)
+    layer = GMNLayer(3, num_hops=3, d_state=2, local_encoder="gin", token_encoder="subgraph").double()
+    tokens = neighbourhood_tokens(ei, n, 2, 2, 1, torch.Generator().manual_seed(0))
+    sub = token_subgraphs(tokens, ei, n)
+    x = torch.randn(n, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda v: layer(v, ei, tokens.rowptr, tokens.col, tokens.hops, None, *sub)[0], (x,))
+
+
+def _triangles_and_hexagon():
+    """Two triangles and one 6-cycle: both 2-regular, so with equal features every MPNN state is equal, and each
+    node's 2-step token {v, v+1, v+2} has 3 nodes in both; it is a triangle in one graph, a path in the other."""
+    def cycle(nodes):
+        return [(u, v) for i, u in enumerate(nodes) for v in (nodes[(i + 1) % len(nodes)], nodes[i - 1])]
+    two_triangles = torch.tensor(cycle([0, 1, 2]) + cycle([3, 4, 5])).t()
+    hexagon = torch.tensor(cycle(list(range(6)))).t()
+    nxt = {0: [0, 1, 2], 1: [1, 2, 0], 2: [2, 0, 1], 3: [3, 4, 5], 4: [4, 5, 3], 5: [5, 3, 4]}
+    rows_t = [sorted(nxt[v]) for v in range(6) for _ in (0,)]
+    rows_h = [sorted([v, (v + 1) % 6, (v + 2) % 6]) for v in range(6)]
+
+    def tokens(rows):
+        full = [r for v in range(6) for r in (rows[v], [v])]  # K = 2: the 2-step token, then the node itself
+        rowptr = torch.tensor([0] + [len(r) for r in full]).cumsum(0)
+        return NeighbourhoodTokens(rowptr, torch.tensor([c for r in full for c in r]), torch.tensor([2, 0]), 2)
+    return (two_triangles, tokens(rows_t)), (hexagon, tokens(rows_h))
+
+
+@pytest.mark.parametrize("local_encoder", ["gin"])  # GatedGCN's gated sum is normalised: a mean, blind to degree
+def test_subgraph_tokens_tell_a_triangle_from_a_path_graph_tokens_cannot(local_encoder):
+    (ei_t, tok_t), (ei_h, tok_h) = _triangles_and_hexagon()
+    x = torch.ones(6, 3, dtype=torch.float64)
+    batch = torch.zeros(6, dtype=torch.long)
+    outputs = {}
+    for token_encoder in ("graph", "subgraph"):
+        torch.manual_seed(0)
+        model = GMN(3, 4, hidden_channels=8, num_layers=2, walk_length=2, repeats=1, d_state=4, pool="sum",
+                    local_encoder=local_encoder, token_encoder=token_encoder).double().eval()
+        outputs[token_encoder] = (model(x, ei_t, batch=batch, tokens=tok_t), model(x, ei_h, batch=batch, tokens=tok_h))
+    torch.testing.assert_close(*outputs["graph"])  # pooled whole-graph states only count the token's nodes
+    assert (outputs["subgraph"][0] - outputs["subgraph"][1]).abs().max() > 1e-3
+
+
 # --------------------------------------------------------------------------- training signals and errors
 @pytest.mark.parametrize("make", [
     lambda: GraphMamba(3, 2, hidden_channels=8, num_layers=2, d_state=4, pool="mean", num_buckets=2),
     lambda: GMN(3, 2, hidden_channels=8, num_layers=2, d_state=4, pool="mean", parallel_mpnn=True),
+    lambda: GMN(3, 2, hidden_channels=8, num_layers=2, d_state=4, pool="mean", token_encoder="subgraph"),
     lambda: GraphMamba(3, 2, hidden_channels=8, num_layers=2, d_state=4, edge_encoder="linear", edge_dim=2),
 ])
 def test_gradients_reach_every_parameter(make):
@@ -241,6 +327,14 @@ def test_bad_input_errors():
         GMN(3, 2, walk_length=-1)
     with pytest.raises(ValueError, match="parallel_mpnn needs a local encoder"):
         GMN(3, 2, local_encoder="none", parallel_mpnn=True)
+    with pytest.raises(ValueError, match="token_encoder='subgraph' runs the local encoder"):
+        GMN(3, 2, local_encoder="none", token_encoder="subgraph")
+    with pytest.raises(ValueError, match="token_encoder must be one of"):
+        GMN(3, 2, token_encoder="induced")
+    with pytest.raises(ValueError, match="needs the tokens' induced subgraphs"):
+        sub_layer = GMNLayer(8, num_hops=3, d_state=4, token_encoder="subgraph")
+        tok = neighbourhood_tokens(ei, n, 2, 2)
+        sub_layer(torch.randn(n, 8), ei, tok.rowptr, tok.col, tok.hops)
     layer = GMNLayer(8, num_hops=2, d_state=4)
     tokens = neighbourhood_tokens(ei, n, 2, 2)
     with pytest.raises(ValueError, match="num_hops = walk_length \\+ 1"):

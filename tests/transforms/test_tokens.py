@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch_geometric.utils import erdos_renyi_graph
 
-from graphlab.transforms import degree_sequences, neighbourhood_tokens, out_degree, random_walks
+from graphlab.transforms import (
+    NeighbourhoodTokens,
+    degree_sequences,
+    neighbourhood_tokens,
+    out_degree,
+    random_walks,
+    token_subgraphs,
+)
 from graphlab.ops import to_csr
 
 
@@ -107,3 +114,46 @@ def test_tokens_deterministic_given_generator_and_bad_input():
         neighbourhood_tokens(ei, n, 2, 0)
     with pytest.raises(ValueError, match="walk_length must be an int >= 0"):
         neighbourhood_tokens(ei, n, -1, 2)
+
+
+def _induced_reference(tokens, edge_index):
+    """(a, b, edge id) for every edge of every token's induced subgraph, by a loop over tokens, members and edges."""
+    triples = set()
+    src, dst = edge_index.tolist()
+    for row in range(tokens.rowptr.numel() - 1):
+        lo, hi = int(tokens.rowptr[row]), int(tokens.rowptr[row + 1])
+        for a in range(lo, hi):
+            for b in range(lo, hi):
+                for e, (u, v) in enumerate(zip(src, dst)):
+                    if u == int(tokens.col[a]) and v == int(tokens.col[b]):
+                        triples.add((a, b, e))
+    return triples
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_token_subgraphs_match_a_loop_reference(seed):
+    """Directed edges, parallel edges and self-loops are all kept exactly once per occurrence."""
+    g = torch.Generator().manual_seed(seed)
+    n = 9
+    ei = torch.randint(0, n, (2, 30), generator=g)
+    ei = torch.cat([ei, ei[:, :4], torch.tensor([[2, 5], [2, 5]])], 1)  # parallel edges and self-loops
+    tokens = neighbourhood_tokens(ei, n, 3, 3, 2, g)
+    sub = token_subgraphs(tokens, ei, n)
+    ours = set(zip(sub.edge_index[0].tolist(), sub.edge_index[1].tolist(), sub.edge_id.tolist()))
+    assert len(ours) == sub.edge_id.numel()  # no duplicates
+    assert ours == _induced_reference(tokens, ei)
+    assert bool((sub.edge_index[0][1:] >= sub.edge_index[0][:-1]).all())  # sorted by source membership
+
+
+def test_token_subgraphs_of_hand_made_tokens_and_errors():
+    ei = torch.tensor([[0, 1, 1, 2, 2, 0], [1, 0, 2, 1, 0, 2]])  # a triangle
+    tokens = NeighbourhoodTokens(torch.tensor([0, 3, 5, 6]), torch.tensor([0, 1, 2, 0, 2, 1]), torch.tensor([1]), 1)
+    sub = token_subgraphs(tokens, ei, 3)
+    pairs = sorted(zip(sub.edge_index[0].tolist(), sub.edge_index[1].tolist()))
+    assert pairs == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (3, 4), (4, 3)]  # row 3-4 = nodes {0, 2}
+    empty = token_subgraphs(tokens, torch.empty(2, 0, dtype=torch.long), 3)
+    assert empty.edge_index.shape == (2, 0) and empty.edge_id.numel() == 0
+    with pytest.raises(ValueError, match="sampled on another graph"):
+        token_subgraphs(tokens, ei, 2)
+    with pytest.raises(ValueError, match="edge_index must be"):
+        token_subgraphs(tokens, ei[0], 3)
