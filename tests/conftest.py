@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import shutil
 import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -22,6 +25,34 @@ def shared_data_dir() -> Optional[Path]:
     env = os.environ.get(SHARED_DATA_ENV)
     path = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
     return path if path.is_dir() else None
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_repo_script(relative: str) -> ModuleType:
+    """Import a script of the repository (``benchmarks/aggregate.py``, ``examples/...``) as a module, once per
+    session: it is registered in ``sys.modules`` before it runs, because dataclasses look their module up there."""
+    path = REPO / relative
+    name = "graphlab_script_" + "_".join(Path(relative).with_suffix("").parts)
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise FileNotFoundError(f"no Python script at {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def repo_script() -> Callable[[str], ModuleType]:
+    """``repo_script("benchmarks/scan.py")``: the script as a module (:func:`load_repo_script`)."""
+    return load_repo_script
 
 
 @pytest.fixture

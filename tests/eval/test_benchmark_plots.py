@@ -3,7 +3,6 @@ the table is a point of the chart, as measured; both go through graphlab.eval.fi
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -14,16 +13,6 @@ from matplotlib.image import imread
 from graphlab.eval import figures
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str):
-    module_name = f"graphlab_benchmark_{name}_plot"
-    if module_name not in sys.modules:  # dataclasses look their module up in sys.modules
-        spec = importlib.util.spec_from_file_location(module_name, BENCHMARKS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
 @pytest.fixture
@@ -45,8 +34,8 @@ def _assert_png(path: Path) -> None:
     assert imread(path).shape[0] > 100
 
 
-def test_aggregate_plot_draws_every_cell_of_the_table(tmp_path, capsys, drawn):
-    bench = _load("aggregate")
+def test_aggregate_plot_draws_every_cell_of_the_table(repo_script, tmp_path, capsys, drawn):
+    bench = repo_script("benchmarks/aggregate.py")
     out = tmp_path / "aggregate.png"
     bench.main(["--E", "100", "300", "--F", "4", "--reduce", "sum", "--repeats", "1", "--warmup", "0",
                 "--methods", "graphlab", "pyg", "--plot", str(out)])
@@ -62,11 +51,11 @@ def test_aggregate_plot_draws_every_cell_of_the_table(tmp_path, capsys, drawn):
             assert f"{points[(panel, method, int(float(row[1])))].time:.1f}" == ms_text
 
 
-def test_sheaf_plot_draws_every_implementation_against_edges(copy_shared, capsys, drawn, monkeypatch, tmp_path):
+def test_sheaf_plot_draws_every_implementation_against_edges(repo_script, copy_shared, capsys, drawn, monkeypatch, tmp_path):
     """The timing children are replaced by fixed numbers (a real run is the slow test below); the dataset is
     real, for its edge count."""
     root = copy_shared("texas")
-    bench = _load("sheaf")
+    bench = repo_script("benchmarks/sheaf.py")
     fake_time = {"official:torch.sparse": 0.2, "official:torch_sparse": 0.1, "graphlab": 0.05}
     fake_memory = {"official:torch.sparse": 40.0, "official:torch_sparse": 30.0, "graphlab": 3.0}
 

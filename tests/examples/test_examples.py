@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.py"))
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"graphlab_example_{name}", REPO / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_examples_folder_holds_the_four_examples():
@@ -35,29 +26,29 @@ def test_each_example_says_what_it_shows_and_how_to_run_it_and_is_linked(path):
     assert f"(examples/{path.name})" in (REPO / "README.md").read_text()  # a Markdown link
 
 
-def test_fused_convs_train_and_match_pygs_layers():
-    result = _load("fused_convs_in_pyg_model").main(["--tiny"])
+def test_fused_convs_train_and_match_pygs_layers(repo_script):
+    result = repo_script("examples/fused_convs_in_pyg_model.py").main(["--tiny"])
     assert result["max_gap_to_pyg"] < 1e-5  # the same weights in torch_geometric.nn's GCNConv / SAGEConv
     assert result["val_acc"] > 0.5  # three balanced classes: chance is 1/3
 
 
 @pytest.mark.parametrize("args", [["--tiny"], ["--tiny", "--sheaf", "general", "--d", "2", "--layer", "conv"]],
                          ids=["diag-diffusion", "general-conv"])
-def test_sheaf_layers_train_in_a_plain_loop(args):
-    result = _load("sheaf_diffusion_loop").main(args)
+def test_sheaf_layers_train_in_a_plain_loop(repo_script, args):
+    result = repo_script("examples/sheaf_diffusion_loop.py").main(args)
     assert result["val_acc"] > 0.5  # three classes, heterophilous graph: chance is 1/3
 
 
-def test_gather_reduce_matches_the_scatter_reference():
-    results = _load("gather_reduce_directly").main(["--tiny"])
+def test_gather_reduce_matches_the_scatter_reference(repo_script):
+    results = repo_script("examples/gather_reduce_directly.py").main(["--tiny"])
     assert set(results) == {"sum", "mean", "max"}
     for reduce, r in results.items():
         assert r["value_gap"] < 1e-4 and r["grad_gap"] < 1e-4, reduce
         assert r["graphlab_ms"] > 0 and r["scatter_ms"] > 0
 
 
-def test_training_from_python_writes_a_checkpoint_and_metrics(tmp_path):
-    result = _load("train_from_python").main(["--tiny", "--out", str(tmp_path)])
+def test_training_from_python_writes_a_checkpoint_and_metrics(repo_script, tmp_path):
+    result = repo_script("examples/train_from_python.py").main(["--tiny", "--out", str(tmp_path)])
     assert result["epochs"] == 15
     assert result["best_val_acc"] > 0.4 and 0.0 <= result["test_acc"] <= 1.0
     assert len(list(tmp_path.rglob("best-*.ckpt"))) == 1

@@ -236,14 +236,8 @@ def test_config_runs_through_cli(path, copy_shared, tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def bench():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "sheaf.py"
-    spec = importlib.util.spec_from_file_location("bench_sheaf", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(repo_script):
+    return repo_script("benchmarks/sheaf.py")
 
 
 @pytest.mark.parametrize("sheaf_type", ["diag", "bundle", "general"])

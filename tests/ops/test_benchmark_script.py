@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from pathlib import Path
 
@@ -13,18 +11,8 @@ import torch
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "aggregate.py"
 
 
-def load_script():
-    name = "graphlab_benchmark_aggregate"
-    if name not in sys.modules:  # dataclasses look their module up in sys.modules
-        spec = importlib.util.spec_from_file_location(name, SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def test_tiny_grid_prints_one_row_per_mode(capsys):
-    bench = load_script()
+def test_tiny_grid_prints_one_row_per_mode(repo_script, capsys):
+    bench = repo_script("benchmarks/aggregate.py")
     bench.main(["--E", "300", "--F", "3", "5", "--reduce", "max", "--repeats", "1", "--warmup", "0",
                 "--methods", "graphlab", "pyg", "sparse.mm"])
     lines = capsys.readouterr().out.strip().splitlines()
@@ -37,8 +25,8 @@ def test_tiny_grid_prints_one_row_per_mode(capsys):
     assert all(float(r[11]) >= 0 and float(r[12]) > 0 and r[13].endswith("%") for r in rows[::2])  # fwd: GB/s
 
 
-def test_grid_axes_label_every_graph(capsys):
-    bench = load_script()
+def test_grid_axes_label_every_graph(repo_script, capsys):
+    bench = repo_script("benchmarks/aggregate.py")
     bench.main(["--E", "400", "--N-ratio", "10", "5", "--F", "2", "--reduce", "sum", "--repeats", "1",
                 "--warmup", "0", "--methods", "graphlab", "--degrees", "uniform", "powerlaw",
                 "--order", "sorted", "random", "--reorder", "none", "rcm"])
@@ -49,8 +37,8 @@ def test_grid_axes_label_every_graph(capsys):
     assert {int(r[2]) for r in rows} == {40, 80}
 
 
-def test_graph_generators_and_edge_orders():
-    bench = load_script()
+def test_graph_generators_and_edge_orders(repo_script):
+    bench = repo_script("benchmarks/aggregate.py")
     gen = torch.Generator().manual_seed(0)
     num_nodes, num_edges = 2000, 20000
     power = bench.chung_lu_edges(num_edges, num_nodes, 2.1, gen)
@@ -67,8 +55,8 @@ def test_graph_generators_and_edge_orders():
                        torch.bincount(uniform.view(-1), minlength=num_nodes).sort().values)
 
 
-def test_peak_memory_sees_a_large_temporary():
-    bench = load_script()
+def test_peak_memory_sees_a_large_temporary(repo_script):
+    bench = repo_script("benchmarks/aggregate.py")
     if bench.HEAP is None:
         pytest.skip("peak memory needs glibc's mallinfo2")
     def hold_temporary() -> torch.Tensor:

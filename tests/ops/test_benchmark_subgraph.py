@@ -3,8 +3,6 @@ fail, and a tiny grid runs end to end (no timing is asserted anywhere)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,18 +14,8 @@ from graphlab.ops import pair_atom
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "subgraph.py"
 
 
-def load_script():
-    name = "graphlab_benchmark_subgraph"
-    if name not in sys.modules:  # dataclasses look their module up in sys.modules
-        spec = importlib.util.spec_from_file_location(name, SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def test_random_batch_is_simple_undirected():
-    bench = load_script()
+def test_random_batch_is_simple_undirected(repo_script):
+    bench = repo_script("benchmarks/subgraph.py")
     batch = bench.random_batch(3, 12, 3.0, torch.Generator().manual_seed(0))
     src, dst = batch.edge_index
     assert not bool((src == dst).any())  # no self-loops
@@ -39,8 +27,8 @@ def test_random_batch_is_simple_undirected():
 
 
 @pytest.mark.parametrize("atom", ["uL", "vL", "vv", "uG"])
-def test_replicated_index_equals_pair_atoms(atom):
-    bench = load_script()
+def test_replicated_index_equals_pair_atoms(repo_script, atom):
+    bench = repo_script("benchmarks/subgraph.py")
     batch = bench.random_batch(3, 7, 3.0, torch.Generator().manual_seed(1))
     lists = bench.replicated_index(batch, (atom,))
     h = torch.randn(3 * 49, 5, dtype=torch.float64)
@@ -53,8 +41,8 @@ def test_replicated_index_equals_pair_atoms(atom):
 
 
 @pytest.mark.parametrize("model", ["sswl+", "ds"])
-def test_engines_agree_and_the_check_can_fail(model, monkeypatch):
-    bench = load_script()
+def test_engines_agree_and_the_check_can_fail(repo_script, model, monkeypatch):
+    bench = repo_script("benchmarks/subgraph.py")
     args = bench.parse_args(["--dim", "6", "--layers", "2"])
     assert bench.max_output_difference(model, 8, args) <= bench.TOLERANCE
     original = bench.replicated_aggregate
@@ -65,8 +53,8 @@ def test_engines_agree_and_the_check_can_fail(model, monkeypatch):
 
 @pytest.mark.parametrize("engine", ["graphlab", "replicated"])
 @pytest.mark.parametrize("atoms_only", [False, True])
-def test_worker_reports_time_and_memory(engine, atoms_only):
-    bench = load_script()
+def test_worker_reports_time_and_memory(repo_script, engine, atoms_only):
+    bench = repo_script("benchmarks/subgraph.py")
     args = bench.parse_args(["--worker", "--models", "sswl+", "--engines", engine, "--sizes", "6",
                              "--graphs", "2", "--batch-size", "1", "--dim", "4", "--layers", "1", "--epochs", "1",
                              "--threads", "1", *(["--atoms-only"] if atoms_only else [])])
@@ -75,8 +63,8 @@ def test_worker_reports_time_and_memory(engine, atoms_only):
 
 
 @pytest.mark.slow
-def test_tiny_grid_prints_one_row_per_model_and_size(capsys):
-    bench = load_script()
+def test_tiny_grid_prints_one_row_per_model_and_size(repo_script, capsys):
+    bench = repo_script("benchmarks/subgraph.py")
     bench.main(["--sizes", "5", "7", "--graphs", "2", "--batch-size", "1", "--dim", "4", "--layers", "1",
                 "--epochs", "1", "--threads", "1"])
     rows = [line.split() for line in capsys.readouterr().out.strip().splitlines()[2:]]

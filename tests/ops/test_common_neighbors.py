@@ -369,17 +369,9 @@ def test_native_source_compiles_without_warnings():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_benchmark_script_runs_on_a_tiny_graph(capsys):
+def test_benchmark_script_runs_on_a_tiny_graph(capsys, repo_script):
     """benchmarks/common_neighbors.py end to end (it also checks that graphlab and the official design agree)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "common_neighbors.py"
-    spec = importlib.util.spec_from_file_location("graphlab_benchmark_common_neighbors", script)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = repo_script("benchmarks/common_neighbors.py")
     module.main(["--graphs", "tiny", "--repeats", "1", "--warmup", "0"])
     rows = capsys.readouterr().out.strip().splitlines()
     assert [r.split()[4] for r in rows[2:4]] == ["sets", "cn-sum"]

@@ -219,16 +219,8 @@ def test_without_native_kernels_it_falls_back_to_torch_dropout():
     assert torch.equal(out, F.dropout(x, 0.3, training=True))
 
 
-def test_benchmark_script_prints_one_row_per_method_and_mode(capsys):
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "dropout.py"
-    spec = importlib.util.spec_from_file_location("graphlab_benchmark_dropout", script)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+def test_benchmark_script_prints_one_row_per_method_and_mode(capsys, repo_script):
+    module = repo_script("benchmarks/dropout.py")
     lines = module.main(["--rows", "50", "--features", "3", "--repeats", "1", "--warmup", "0"])
     rows = [line for line in lines if line.strip().startswith("50")]
     assert len(rows) == 2 * len(module.METHODS)  # fwd and fwd+bwd, every method; no timing is asserted

@@ -4,9 +4,7 @@ gradcheck), every argument combination, chunk sizes, causality, long sequences, 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import itertools
-from pathlib import Path
 
 import pytest
 import torch
@@ -466,12 +464,9 @@ def test_native_boundary_checks_the_skip():
 
 
 # ---------------------------------------------------------------------------------------------- benchmark
-def test_benchmark_script_prints_one_row_per_shape_and_mode(capsys):
+def test_benchmark_script_prints_one_row_per_shape_and_mode(capsys, repo_script):
     """benchmarks/scan.py end to end on a tiny shape (no timing is asserted)."""
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "scan.py"
-    spec = importlib.util.spec_from_file_location("graphlab_benchmark_scan", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = repo_script("benchmarks/scan.py")
     bench.main(["--L", "20", "33", "--d-inner", "4", "--d-state", "16", "--batch", "2", "--methods", "graphlab",
                 "reference", "--modes", "fwd", "--repeats", "1", "--warmup", "0", "--clock", "thread"])
     lines = capsys.readouterr().out.strip().splitlines()

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "store.py"
-
 
 @pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux task I/O accounting")
-def test_store_benchmark_runs_on_a_tiny_graph(tmp_path: Path, capsys) -> None:
-    spec = importlib.util.spec_from_file_location("graphlab_benchmark_store", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+def test_store_benchmark_runs_on_a_tiny_graph(tmp_path: Path, capsys, repo_script) -> None:
+    module = repo_script("benchmarks/store.py")
     module.main(["--scale", "0.0005", "--batches", "3", "--batch-size", "64", "--features", "8", "--no-train",
                  "--workdir", str(tmp_path), "--out", str(tmp_path / "table.txt"),
                  "--methods", "in-memory", "naive memmap", "store -", "store abcd (all)"])
