@@ -110,6 +110,13 @@ class Mamba(nn.Module):
         bias: bool = False,
     ) -> None:
         super().__init__()
+        sizes = {"d_model": d_model, "d_state": d_state, "d_conv": d_conv, "expand": expand}
+        if dt_rank is not None:
+            sizes["dt_rank"] = dt_rank
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r} (mamba-ssm's defaults: d_state=16, "
+                                 "d_conv=4, expand=2, dt_rank=ceil(d_model / 16))")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
         self.d_model, self.d_state, self.d_conv, self.expand = d_model, d_state, d_conv, expand
@@ -144,6 +151,11 @@ class Mamba(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         _check_sequence_input(x, self.d_model, lengths)
         length = x.shape[1]
+        valid = None if lengths is None else valid_mask(lengths.to(x.device), length)[..., None]
+        if valid is not None:  # padding is never read: a NaN/inf there reaches no output and no gradient
+            x = torch.where(valid, x, x.new_zeros(()))
+        if length == 0:  # nothing to scan (the convolution rejects an empty sequence)
+            return self.out_proj(x.new_zeros((x.shape[0], 0, self.d_inner)))
         xs, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)  # [batch, E, L] each
         xs = F.silu(self.conv1d(xs)[..., :length])  # causal: output t sees inputs t - d_conv + 1 .. t
         dt_low, B, C = self.x_proj(xs.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -153,9 +165,7 @@ class Mamba(nn.Module):
             delta_bias=self.dt_proj.bias, delta_softplus=True, lengths=lengths,
         )
         out = self.out_proj(y.transpose(1, 2))
-        if lengths is not None:
-            out = out * valid_mask(lengths.to(x.device), length)[..., None].to(out.dtype)
-        return out
+        return out if valid is None else torch.where(valid, out, out.new_zeros(()))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.d_model}, d_state={self.d_state}, d_conv={self.d_conv}, "
@@ -205,7 +215,7 @@ class BiMamba(nn.Module):
             return ahead + behind
         out = self.merge(torch.cat([ahead, behind], dim=-1))
         if lengths is not None:
-            out = out * valid_mask(lengths.to(x.device), x.shape[1])[..., None].to(out.dtype)
+            out = torch.where(valid_mask(lengths.to(x.device), x.shape[1])[..., None], out, out.new_zeros(()))
         return out
 
     def __repr__(self) -> str:

@@ -328,6 +328,13 @@ def _scan_channels(param: Tensor, num_channels: int, t: int) -> Tensor:
     return param[:, :, :, t].repeat_interleave(per_group, dim=1)
 
 
+def _zero_invalid(t: Tensor, mask: Tensor) -> Tensor:
+    """``[batch, ..., L]`` with 0 where ``mask [batch, L]`` is False (constant ``[D, N]`` unchanged)."""
+    if t.dim() == 2:
+        return t
+    return torch.where(mask.view(mask.shape[0], *([1] * (t.dim() - 2)), mask.shape[1]), t, t.new_zeros(()))
+
+
 def selective_scan(
     u: Tensor,
     delta: Tensor,
@@ -362,13 +369,17 @@ def selective_scan(
     compute = torch.float64 if dtype_in == torch.float64 else torch.float32
     u, delta, A = u.to(compute), delta.to(compute), A.to(compute)
     B, C = B.to(compute), C.to(compute)
+    batch, channels, length = u.shape
+    if mask is None and lengths is not None:
+        mask = torch.arange(length, device=u.device)[None, :] < lengths.to(u.device)[:, None]
+    if mask is not None:  # the inputs of invalid positions are never read: a NaN there must not reach the gradients
+        u, delta = _zero_invalid(u, mask), _zero_invalid(delta, mask)
+        B, C = _zero_invalid(B, mask), _zero_invalid(C, mask)
+        z = None if z is None else _zero_invalid(z, mask)
     if delta_bias is not None:
         delta = delta + delta_bias.to(compute)[:, None]
     if delta_softplus:
         delta = torch.nn.functional.softplus(delta)
-    batch, channels, length = u.shape
-    if mask is None and lengths is not None:
-        mask = torch.arange(length, device=u.device)[None, :] < lengths.to(u.device)[:, None]
     h = u.new_zeros((batch, channels, A.shape[1]))
     ys = []
     for t in range(length):
@@ -387,7 +398,7 @@ def selective_scan(
     if z is not None:
         out = out * torch.nn.functional.silu(z.to(compute))
     if mask is not None:
-        out = out * mask[:, None, :].to(compute)  # the D u term at invalid positions
+        out = _zero_invalid(out, mask)  # the D u term at invalid positions
     out = out.to(dtype_in)
     return (out, h) if return_last_state else out
 

@@ -45,7 +45,9 @@ channels (:data:`BLOCK_ELEMENTS` states at most per buffer): memory stays bounde
 
 **Variable lengths.** ``lengths`` (or a boolean ``mask``) marks the valid positions; an invalid position gets
 :math:`\Delta = 0, u = 0` (the state is carried unchanged, nothing flows into it) and outputs 0. All paths share
-this, and the gradient w.r.t. an invalid position's inputs is 0.
+this, and the gradient w.r.t. an invalid position's inputs is 0. The per-position inputs (``u``, ``delta``,
+``B``, ``C``, ``z``) of invalid positions are replaced by 0 (:func:`zero_invalid`) before anything is computed, so a
+NaN or inf in padding changes no output and no gradient.
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ BLOCK_ELEMENTS = 1 << 20
 def _check_tensor(name: str, t: Any, dims: tuple[int, ...]) -> None:
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.is_complex():
+        raise TypeError(f"{name} has dtype {t.dtype}: mamba-ssm's complex mode is not supported here; pass a real "
+                        f"{name} (Mamba's S4D-real A = -exp(A_log) is real)")
     if not t.is_floating_point():
         raise TypeError(f"{name} has dtype {t.dtype}; it must be floating point (call {name}.float())")
     if t.dim() not in dims:
@@ -143,6 +148,16 @@ def _check_inputs(
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
 
 
+def zero_invalid(t: Tensor, valid: Tensor) -> Tensor:
+    """``t`` (``[batch, ..., L]``; a constant ``[D, N]`` passes through) with 0 at the invalid positions of
+    ``valid [batch, L]``. A ``where``, not a product: ``0 * nan`` is ``nan``, and its gradient at those positions is
+    exactly 0."""
+    if t.dim() == 2:
+        return t
+    keep = valid.view(valid.shape[0], *([1] * (t.dim() - 2)), valid.shape[1])
+    return torch.where(keep, t, t.new_zeros(()))
+
+
 def _valid_positions(lengths: Tensor | None, mask: Tensor | None, length: int, device: torch.device) -> Tensor | None:
     if mask is not None:
         return mask.to(device)
@@ -201,6 +216,9 @@ def selective_scan(
     """
     _check_inputs(u, delta, A, B, C, D, z, delta_bias, lengths, mask, chunk_size)
     valid = _valid_positions(lengths, mask, u.shape[2], u.device)
+    if valid is not None:  # before any arithmetic: a NaN/inf in padding reaches no value and no gradient
+        u, delta, B, C = (zero_invalid(t, valid) for t in (u, delta, B, C))
+        z = None if z is None else zero_invalid(z, valid)
     path = resolve_backend(u, delta, A, B, C)
     if path == "reference":
         record_path(OP_NAME, path)
@@ -214,8 +232,7 @@ def selective_scan(
     if delta_softplus:
         dt = F.softplus(dt)
     if valid is not None:
-        keep = valid[:, None, :].to(compute)
-        uc, dt = uc * keep, dt * keep
+        dt = zero_invalid(dt, valid)  # the bias and softplus made the zeros of the padding nonzero
     Ac, Bc, Cc = A.to(compute), B.to(compute), C.to(compute)
     if path == "cpu":
         _require_cpu(u)
@@ -245,7 +262,7 @@ def _finish(
     if z is not None:
         out = out * F.silu(z.to(y.dtype))
     if valid is not None:
-        out = out * valid[:, None, :].to(y.dtype)
+        out = zero_invalid(out, valid)
     out = out.to(dtype)
     return (out, last) if return_last_state else out
 
@@ -338,7 +355,7 @@ def _channel_blocks(channels: int, per_row: int, group_sizes: list[int]) -> list
     width = max(1, BLOCK_ELEMENTS // max(per_row, 1))
     cuts = {0, channels}
     for size in group_sizes:
-        cuts.update(range(0, channels, size))
+        cuts.update(range(0, channels, max(size, 1)))  # size 0 only when D = 0
     bounds = sorted(cuts)
     blocks = []
     for start, end in zip(bounds[:-1], bounds[1:]):
@@ -434,7 +451,7 @@ class ChunkedScan(torch.autograd.Function):
         y = dtc.new_empty(dtc.shape)
         last = u.new_empty((batch, channels, A.shape[1]))
         blocks = _blocks(Bp, Cp, batch, channels, padded, A.shape[1])
-        ws = _Workspace(max(d1 - d0 for d0, d1 in blocks) * batch * padded * A.shape[1], u)
+        ws = _Workspace(max((d1 - d0 for d0, d1 in blocks), default=0) * batch * padded * A.shape[1], u)
         for d0, d1 in blocks:
             h = _states(dtc[:, :, d0:d1], duc[:, :, d0:d1], A[d0:d1], Bp.block(d0, d1), ws)
             last[:, d0:d1] = h[-1, :, :, -1]
@@ -458,7 +475,7 @@ class ChunkedScan(torch.autograd.Function):
         dA = torch.empty_like(A)
         dB, dC = torch.zeros_like(Bp.value), torch.zeros_like(Cp.value)
         blocks = _blocks(Bp, Cp, batch, channels, padded, A.shape[1])
-        ws = _Workspace(max(d1 - d0 for d0, d1 in blocks) * batch * padded * A.shape[1], u)
+        ws = _Workspace(max((d1 - d0 for d0, d1 in blocks), default=0) * batch * padded * A.shape[1], u)
         for d0, d1 in blocks:
             Ab, Bb, Cb, dtb = A[d0:d1], Bp.block(d0, d1), Cp.block(d0, d1), dtc[:, :, d0:d1]
             shape = (*dtb.shape, A.shape[1])

@@ -158,3 +158,47 @@ def test_bad_arguments():
         BiMamba(8, combine="max")
     with pytest.raises(ValueError, match="dt_min <= dt_max"):
         Mamba(8, dt_min=0.2, dt_max=0.1)
+
+
+# ---------------------------------------------------------------------------------------------- audit (issue 15)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_non_finite_padding_reaches_no_output_and_no_gradient(bidirectional):
+    """NaN/inf in the padding (as a buggy upstream layer might leave there): the valid outputs, the padded outputs
+    (0) and every parameter gradient equal those of the same batch with zeros in the padding."""
+    torch.manual_seed(0)
+    m = (BiMamba(8, d_state=4) if bidirectional else Mamba(8, d_state=4)).double()
+    lengths = torch.tensor([7, 3])
+    x = torch.randn(2, 7, 8, dtype=torch.float64)
+    x[1, 3:] = 0.0
+    poisoned = x.clone()
+    poisoned[1, 3] = float("nan")
+    poisoned[1, 4:] = float("inf")
+    results = []
+    for inp in (x, poisoned):
+        m.zero_grad()
+        out = m(inp, lengths)
+        out.sum().backward()
+        results.append((out, {n: p.grad.clone() for n, p in m.named_parameters()}))
+    (out_c, grads_c), (out_p, grads_p) = results
+    torch.testing.assert_close(out_p, out_c)
+    assert torch.all(out_p[1, 3:] == 0)
+    for name in grads_c:
+        torch.testing.assert_close(grads_p[name], grads_c[name], msg=name)
+
+
+def test_empty_sequences():
+    m = block()
+    for lengths in (None, torch.tensor([0, 0])):
+        out = m(torch.randn(2, 0, 8, dtype=torch.float64), lengths)
+        assert out.shape == (2, 0, 8)
+        out.sum().backward()  # connected to the parameters (zero gradients)
+
+
+@pytest.mark.parametrize("name", ["d_model", "d_state", "d_conv", "expand", "dt_rank"])
+@pytest.mark.parametrize("value", [0, -1, 1.5])
+def test_bad_sizes_are_named(name, value):
+    kwargs = {"d_model": 8, name: value}
+    with pytest.raises(ValueError, match=rf"{name} must be an int >= 1, got {value}"):
+        Mamba(**kwargs)
+    with pytest.raises(ValueError, match=rf"{name} must be an int >= 1"):
+        BiMamba(**kwargs)

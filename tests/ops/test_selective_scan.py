@@ -473,3 +473,54 @@ def test_benchmark_script_prints_one_row_per_shape_and_mode(capsys, repo_script)
     rows = [line.split() for line in lines if not line.startswith("#")][1:]
     assert [(r[0], r[1], r[2]) for r in rows] == [("20", "4", "fwd"), ("33", "4", "fwd")]
     assert all(len(r) == 3 + 2 * 2 + 1 and float(r[-1]) > 0 for r in rows)  # 2 methods x (ms, MiB), 1 ratio
+
+
+# ---------------------------------------------------------------------------------------------- audit (issue 15)
+@pytest.mark.parametrize("path", ["reference", *CPU_PATHS])
+@pytest.mark.parametrize("key", ["u", "delta", "B", "C", "z"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_values_at_invalid_positions_change_no_output_and_no_gradient(path, path_env, key, bad):
+    """A hole in the mask (position 2) and padding at the end (positions 5, 6) hold NaN/inf in one input: the
+    outputs, the last state and every gradient equal those of the same call with zeros there (the reference
+    carries the state over an invalid position, so nothing there may be read -- not even as ``0 * nan``)."""
+    inputs = make_inputs(batch=2, channels=4, length=7, b_kind="shared", c_kind="grouped", groups=2)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[0, 2] = False
+    mask[1, 5:] = False
+    poisoned = {k: v.clone() for k, v in inputs.items()}
+    poisoned[key][0, ..., 2] = bad
+    poisoned[key][1, ..., 5:] = bad
+    clean = {k: v.clone() for k, v in inputs.items()}
+    clean[key][0, ..., 2] = 0.0
+    clean[key][1, ..., 5:] = 0.0
+    results = []
+    for values in (clean, poisoned):
+        x = leaves(values)
+        with path_env(path):
+            out, last = ops.selective_scan(**x, delta_softplus=True, return_last_state=True, mask=mask,
+                                           chunk_size=2)
+        grads = torch.autograd.grad(out.sum() + last.sum(), list(x.values()))
+        results.append((out, last, dict(zip(x, grads))))
+    (out_c, last_c, grads_c), (out_p, last_p, grads_p) = results
+    torch.testing.assert_close(out_p, out_c)
+    torch.testing.assert_close(last_p, last_c)
+    assert torch.all(out_p[0, :, 2] == 0) and torch.all(out_p[1, :, 5:] == 0)
+    for name in grads_c:
+        torch.testing.assert_close(grads_p[name], grads_c[name], msg=f"grad of {name}")
+
+
+@pytest.mark.parametrize("path", CPU_PATHS)
+def test_zero_channels(path, path_env):
+    inputs = leaves(make_inputs(channels=0, groups=1, b_kind="shared", c_kind="grouped"))
+    with path_env(path):
+        out, last = ops.selective_scan(**inputs, delta_softplus=True, return_last_state=True)
+        (out.sum() + last.sum()).backward()
+    assert out.shape == (2, 0, 11) and last.shape == (2, 0, 3)
+    assert torch.all(inputs["B"].grad == 0) and torch.all(inputs["C"].grad == 0)
+
+
+def test_complex_a_is_named():
+    inputs = make_inputs(dtype=torch.float32)
+    inputs["A"] = inputs["A"].to(torch.complex64)
+    with pytest.raises(TypeError, match=r"A has dtype torch.complex64: mamba-ssm's complex mode is not supported"):
+        ops.selective_scan(**inputs)
