@@ -81,6 +81,9 @@ def _check_graph(x: Tensor, edge_index: Tensor) -> None:
         raise ValueError(f"x must be [num_nodes, features], got shape {tuple(x.shape)}")
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
         raise ValueError(f"edge_index must be [2, E], got shape {tuple(edge_index.shape)}")
+    if edge_index.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"edge_index has dtype {edge_index.dtype} but must be torch.int64 or torch.int32; convert "
+                         "it with edge_index.long()")
     if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= x.size(0)):
         raise ValueError(f"edge_index holds node ids outside 0..{x.size(0) - 1} (max {int(edge_index.max())}); "
                          "the graph has x.size(0) nodes")
@@ -137,8 +140,9 @@ class GraphMamba(nn.Module):
         _check_common(in_channels, out_channels, hidden_channels, num_layers, dropout)
         if ordering not in ("degree", "random"):
             raise ValueError(f"ordering must be 'degree' or 'random', got {ordering!r}")
-        if eval_orderings < 1 or num_buckets < 1:
-            raise ValueError(f"eval_orderings and num_buckets must be >= 1, got {eval_orderings}, {num_buckets}")
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (eval_orderings, num_buckets)):
+            raise ValueError(f"eval_orderings and num_buckets must be >= 1 and ints, got {eval_orderings!r}, "
+                             f"{num_buckets!r}")
         if tie_break not in ("random", "index"):
             raise ValueError(f"tie_break must be 'random' or 'index', got {tie_break!r}")
         self.in_channels, self.out_channels, self.pool = in_channels, out_channels, pool
@@ -237,8 +241,8 @@ class GMN(nn.Module):
         _check_common(in_channels, out_channels, hidden_channels, num_layers, dropout)
         for name, value, low in (("walk_length", walk_length, 0), ("num_walks", num_walks, 1),
                                  ("repeats", repeats, 1)):
-            if value < low:
-                raise ValueError(f"{name} must be >= {low}, got {value}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be >= {low} and an int, got {value!r}")
         self.in_channels, self.out_channels, self.pool = in_channels, out_channels, pool
         self.walk_length, self.num_walks, self.repeats, self.eval_seed = walk_length, num_walks, repeats, eval_seed
         self.encoders = _Encoders(in_channels, hidden_channels, node_encoder, edge_encoder, edge_dim)

@@ -244,7 +244,7 @@ def selective_scan(
         else:
             record_path(IMPL_LOG, "torch")
             y, last = ChunkedScan.apply(uc, dt, Ac, Bc, Cc, chunk_size or DEFAULT_CHUNK)
-    elif mamba_ssm_available() and u.is_cuda:
+    elif u.is_cuda and mamba_ssm_supports(compute, A.shape[1], u.shape[2]) and mamba_ssm_available():
         record_path(OP_NAME, "mamba-ssm")
         y, last = _mamba_ssm_scan(uc, dt, Ac, Bc, Cc)
     else:
@@ -281,6 +281,17 @@ def mamba_ssm_available() -> bool:
         return importlib.util.find_spec("mamba_ssm") is not None and torch.cuda.is_available()
     except (ImportError, ValueError):
         return False
+
+
+MAMBA_SSM_MAX_STATE = 256  # mamba-ssm's CUDA scan: d_state <= 256 (MAX_DSTATE of csrc/selective_scan)
+
+
+def mamba_ssm_supports(compute: torch.dtype, state: int, length: int) -> bool:
+    """Whether mamba-ssm's kernel takes this call: its inputs must be float32/float16/bfloat16 (float64 is rejected
+    by its dispatch), ``1 <= d_state <= 256`` and ``L >= 1`` (its last state is read at chunk ``-1``); other calls
+    go to the Triton kernels."""
+    return (compute in (torch.float32, torch.float16, torch.bfloat16) and 1 <= state <= MAMBA_SSM_MAX_STATE
+            and length >= 1)
 
 
 def _mamba_ssm_scan(u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor]:

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from graphlab.ops import to_csr
+from graphlab.ops.csr import check_edge_index
 
 __all__ = ["NeighbourhoodTokens", "NodeSequences", "TokenSubgraphs", "degree_sequences", "neighbourhood_tokens",
            "out_degree", "random_walks", "token_subgraphs"]
@@ -215,6 +216,7 @@ def token_subgraphs(tokens: NeighbourhoodTokens, edge_index: Tensor, num_nodes: 
     if col.numel() and int(col.max()) >= num_nodes:
         raise ValueError(f"tokens hold node {int(col.max())} but the graph has {num_nodes} nodes: the tokens were "
                          "sampled on another graph")
+    check_edge_index(edge_index, num_nodes)  # an id >= N would alias another pair's key src * N + dst
     sizes = tokens.rowptr[1:] - tokens.rowptr[:-1]
     member_token = torch.repeat_interleave(torch.arange(sizes.numel(), device=device), sizes)
     partners = sizes[member_token]  # each member pairs with every member of its token (itself included)

@@ -343,3 +343,21 @@ def test_bad_input_errors():
         layer(torch.randn(n - 1, 8), ei, tokens.rowptr, tokens.col, tokens.hops)
     with pytest.raises(ValueError, match="orderings is empty"):
         GraphMambaLayer(8, d_state=4).global_mixing(torch.randn(n, 8), [])
+
+
+def test_bad_input_errors_audit():
+    ei, _, n = _graphs()
+    x = torch.randn(n, 3)
+    for model in (GraphMamba(3, 2, hidden_channels=8, d_state=4), GMN(3, 2, hidden_channels=8, d_state=4)):
+        with pytest.raises(ValueError, match=r"edge_index has dtype torch.float32 .* edge_index.long\(\)"):
+            model(x, ei.float())
+    for name, value in (("walk_length", 1.5), ("num_walks", True), ("repeats", 2.0)):
+        with pytest.raises(ValueError, match=rf"{name} must be >= \d and an int, got {value}"):
+            GMN(3, 2, **{name: value})
+    with pytest.raises(ValueError, match="eval_orderings and num_buckets must be >= 1 and ints"):
+        GraphMamba(3, 2, eval_orderings=2.5)
+    for model in (GraphMamba, GMN):
+        with pytest.raises(ValueError, match="d_state must be an int >= 1, got 0"):
+            model(3, 2, d_state=0)
+        with pytest.raises(ValueError, match="expand must be an int >= 1, got 0"):
+            model(3, 2, expand=0)

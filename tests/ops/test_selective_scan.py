@@ -524,3 +524,13 @@ def test_complex_a_is_named():
     inputs["A"] = inputs["A"].to(torch.complex64)
     with pytest.raises(TypeError, match=r"A has dtype torch.complex64: mamba-ssm's complex mode is not supported"):
         ops.selective_scan(**inputs)
+
+
+@pytest.mark.parametrize("compute,state,length,expected", [
+    (torch.float32, 16, 64, True), (torch.float64, 16, 64, False), (torch.float32, 256, 64, True),
+    (torch.float32, 257, 64, False), (torch.float32, 16, 0, False),
+])
+def test_mamba_ssm_gets_only_calls_its_kernel_accepts(compute, state, length, expected):
+    """mamba-ssm's CUDA scan dispatches on float32/float16/bfloat16 only and checks d_state <= 256: float64 (the
+    gradcheck dtype) and larger states must go to the Triton kernels instead of failing inside mamba-ssm."""
+    assert scan_module.mamba_ssm_supports(compute, state, length) is expected

@@ -157,3 +157,12 @@ def test_token_subgraphs_of_hand_made_tokens_and_errors():
         token_subgraphs(tokens, ei, 2)
     with pytest.raises(ValueError, match="edge_index must be"):
         token_subgraphs(tokens, ei[0], 3)
+
+
+def test_token_subgraphs_reject_out_of_range_edges():
+    """An edge (0, 9) on 5 nodes has key 0 * 5 + 9 = 1 * 5 + 4: unchecked, it became an edge 1 -> 4 of the token."""
+    tokens = NeighbourhoodTokens(torch.tensor([0, 5]), torch.tensor([0, 1, 2, 3, 4]), torch.tensor([1]), 1)
+    with pytest.raises(ValueError, match=r"edge_index\[1\] \(targets\) has max 9"):
+        token_subgraphs(tokens, torch.tensor([[0], [9]]), 5)
+    with pytest.raises(ValueError, match=r"edge_index\[0\] \(sources\) has a negative entry"):
+        token_subgraphs(tokens, torch.tensor([[-1], [2]]), 5)
