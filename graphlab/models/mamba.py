@@ -84,6 +84,9 @@ def _check_graph(x: Tensor, edge_index: Tensor) -> None:
     if edge_index.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"edge_index has dtype {edge_index.dtype} but must be torch.int64 or torch.int32; convert "
                          "it with edge_index.long()")
+    if x.size(0) == 0:
+        raise ValueError("the input has no nodes: the Mamba models need at least one node per batch; drop empty "
+                         "graphs from the dataset (e.g. a pre_filter on data.num_nodes > 0)")
     if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= x.size(0)):
         raise ValueError(f"edge_index holds node ids outside 0..{x.size(0) - 1} (max {int(edge_index.max())}); "
                          "the graph has x.size(0) nodes")

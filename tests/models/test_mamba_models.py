@@ -361,3 +361,10 @@ def test_bad_input_errors_audit():
             model(3, 2, d_state=0)
         with pytest.raises(ValueError, match="expand must be an int >= 1, got 0"):
             model(3, 2, expand=0)
+
+
+@pytest.mark.parametrize("make", [lambda: GMN(3, 2, hidden_channels=8, d_state=4, pool="sum"),
+                                  lambda: GraphMamba(3, 2, hidden_channels=8, d_state=4)])
+def test_an_input_without_nodes_is_named(make):
+    with pytest.raises(ValueError, match="the input has no nodes"):
+        make()(torch.zeros(0, 3), torch.zeros(2, 0, dtype=torch.long), batch=torch.zeros(0, dtype=torch.long))
