@@ -92,6 +92,12 @@ class SubgraphPairs(BaseTransform):
         if n is None:
             raise ValueError("SubgraphPairs needs the number of nodes; set data.num_nodes (or data.x)")
         edge_index = data.edge_index
+        if not isinstance(edge_index, torch.Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2 \
+                or edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
+            raise ValueError(f"SubgraphPairs needs data.edge_index as an integer tensor [2, E] (sources, targets; "
+                             f"an empty [2, 0] long tensor for a graph without edges), got "
+                             f"{type(edge_index).__name__} {getattr(edge_index, 'dtype', '')} "
+                             f"{tuple(getattr(edge_index, 'shape', ()))}")
         if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
             raise ValueError(f"edge_index has values in [{int(edge_index.min())}, {int(edge_index.max())}] but the "
                              f"graph has {n} nodes; fix edge_index or set data.num_nodes")

@@ -122,3 +122,12 @@ def test_edge_deletion_batches_with_node_increments() -> None:
     offsets = torch.cumsum(torch.tensor([0] + [g.num_nodes for g in graphs[:-1]]), 0)
     want = torch.cat([g.deleted_edge_index + o for g, o in zip(graphs, offsets)], dim=1)
     assert torch.equal(batch.deleted_edge_index, want)
+
+
+@pytest.mark.parametrize("edge_index", [None, torch.tensor([0, 1]), torch.tensor([[0, 1], [1, 0], [0, 0]]),
+                                        torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.ones(2, 2, dtype=torch.bool)])
+def test_malformed_edge_index_is_named(edge_index) -> None:
+    """A missing, 1-D, 3-row, float or bool edge_index used to fail deep inside (AttributeError, unpacking) or, for
+    floats, be read as node numbers silently."""
+    with pytest.raises(ValueError, match=r"SubgraphPairs needs data.edge_index as an integer tensor \[2, E\]"):
+        SubgraphPairs(policy="ego")(Data(edge_index=edge_index, num_nodes=2))
