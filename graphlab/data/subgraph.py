@@ -22,7 +22,8 @@ from graphlab.transforms.subgraph import SubgraphPairs
 SUBGRAPH_KEYS = ("policy", "num_hops", "max_dis")
 #: the batch fields SubgraphPairs adds, which the subgraph models take as keyword arguments
 PAIR_FIELDS = ("pair_dis", "pair_mask", "pair_label", "deleted_edge_index")
-CACHE_VERSION = 1  # bump when SubgraphPairs' output changes for the same arguments
+CACHE_VERSION = 2  # bump when SubgraphPairs' output changes for the same arguments (2: exact ego masks at
+# num_hops == max_dis)
 
 
 def subgraph_transform(option: Optional[Mapping[str, Any]]) -> Optional[SubgraphPairs]:
@@ -40,7 +41,7 @@ def subgraph_transform(option: Optional[Mapping[str, Any]]) -> Optional[Subgraph
 
 
 def cache_key(transform: SubgraphPairs) -> str:
-    """A folder name that spells out the transform's ``repr``, e.g. ``v1-max_dis=5-policy=ego-num_hops=3``."""
+    """A folder name that spells out the transform's ``repr``, e.g. ``v2-max_dis=5-policy=ego-num_hops=3``."""
     body = re.sub(r"^\w+\(|\)$|['\"]", "", repr(transform))
     return f"v{CACHE_VERSION}-" + re.sub(r"[^A-Za-z0-9=_.]+", "-", body).strip("-")
 

@@ -54,6 +54,7 @@ from graphlab.ops.common_neighbors import PairSets, common_neighbors, neighbor_s
 from graphlab.ops.pairs import (
     PairCSR,
     PairIndex,
+    check_edge_attr_rows,
     column_sum,
     edge_deleted_index,
     pair_atom,
@@ -75,6 +76,7 @@ __all__ = [
     "PairSets",
     "cached_csr",
     "cached_transpose",
+    "check_edge_attr_rows",
     "column_sum",
     "common_neighbors",
     "csr_transpose",

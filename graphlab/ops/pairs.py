@@ -126,6 +126,19 @@ class PairIndex:
     def num_pairs(self) -> int:
         return int(self.root.numel())
 
+    @property
+    def num_edges(self) -> int:
+        """``E``: the edges of the batch (columns of its ``edge_index``), the rows an ``edge_attr`` must have."""
+        return int(self.edge_id.numel())
+
+
+def check_edge_attr_rows(edge_attr: Tensor, index: PairIndex, name: str = "edge_attr") -> None:
+    """``edge_attr`` must have one row per edge of the batch: the local atoms index it by edge id without a bounds
+    check, so a shorter tensor would be read past its end and a longer one silently misaligned."""
+    if edge_attr.size(0) != index.num_edges:
+        raise ValueError(f"{name} has {edge_attr.size(0)} rows but the batch has E = {index.num_edges} edges; pass "
+                         f"one row per column of edge_index, in edge_index's order")
+
 
 def _check_pair_inputs(node_ptr: Tensor, rowptr: Tensor, col: Tensor, perm: Tensor | None,
                        pair_mask: Tensor | None) -> None:
@@ -355,6 +368,8 @@ def pair_atom(h: Tensor, index: PairIndex, atom: Atom, edge_attr: Tensor | None 
     if edge_attr is not None and (edge_attr.dim() != 2 or edge_attr.size(1) != h.size(1)):
         raise ValueError(f"edge_attr must be [E, F] with F = {h.size(1)} (embed the edge features first), "
                          f"got {tuple(edge_attr.shape)}")
+    if edge_attr is not None:
+        check_edge_attr_rows(edge_attr, index)
     if atom in ROOTED_ATOMS and not index.node_rooted:
         raise ValueError(f"atom {atom!r} needs one subgraph per node (a root); edge-deleted subgraphs support "
                          f"uv, uL, uG, vG")

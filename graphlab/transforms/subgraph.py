@@ -43,14 +43,23 @@ POLICIES: tuple[str, ...] = ("node_marking", "node_deletion", "edge_deletion", "
 PAIR_KEYS: tuple[str, ...] = ("pair_dis", "pair_mask", "pair_label", "deleted_edge_index")
 
 
+def _bfs_distances(edge_index: torch.Tensor, num_nodes: int) -> np.ndarray:
+    """``[n, n]`` float: the exact BFS distance from row ``u`` to column ``v`` over the edges ``src -> dst``,
+    ``inf`` where ``v`` is unreachable from ``u``."""
+    src, dst = edge_index.cpu().numpy()
+    adj = scipy.sparse.csr_matrix((np.ones(src.size), (src, dst)), shape=(num_nodes, num_nodes))
+    return shortest_path(adj, method="D", unweighted=True, directed=True)
+
+
+def _cap(dist: np.ndarray, max_dis: int) -> torch.Tensor:
+    out = np.where(np.isinf(dist), max_dis + 1, np.minimum(dist, max_dis))
+    return torch.from_numpy(out.astype(np.int64))
+
+
 def shortest_path_distances(edge_index: torch.Tensor, num_nodes: int, max_dis: int) -> torch.Tensor:
     """``[n, n]`` long: BFS distance from row ``u`` to column ``v`` over the edges ``src -> dst``, capped at
     ``max_dis``, ``max_dis + 1`` where ``v`` is unreachable from ``u``."""
-    src, dst = edge_index.cpu().numpy()
-    adj = scipy.sparse.csr_matrix((np.ones(src.size), (src, dst)), shape=(num_nodes, num_nodes))
-    dist = shortest_path(adj, method="D", unweighted=True, directed=True)  # inf where unreachable
-    out = np.where(np.isinf(dist), max_dis + 1, np.minimum(dist, max_dis))
-    return torch.from_numpy(out.astype(np.int64))
+    return _cap(_bfs_distances(edge_index, num_nodes), max_dis)
 
 
 def _undirected_edges(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
@@ -92,14 +101,21 @@ class SubgraphPairs(BaseTransform):
         if n is None:
             raise ValueError("SubgraphPairs needs the number of nodes; set data.num_nodes (or data.x)")
         edge_index = data.edge_index
+        if not isinstance(edge_index, torch.Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2 \
+                or edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
+            raise ValueError(f"SubgraphPairs needs data.edge_index as an integer tensor [2, E] (sources, targets; "
+                             f"an empty [2, 0] long tensor for a graph without edges), got "
+                             f"{type(edge_index).__name__} {getattr(edge_index, 'dtype', '')} "
+                             f"{tuple(getattr(edge_index, 'shape', ()))}")
         if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
             raise ValueError(f"edge_index has values in [{int(edge_index.min())}, {int(edge_index.max())}] but the "
                              f"graph has {n} nodes; fix edge_index or set data.num_nodes")
-        dis = shortest_path_distances(edge_index, n, self.max_dis)
-        data.pair_dis = dis.reshape(-1)
+        exact = _bfs_distances(edge_index, n)
+        data.pair_dis = _cap(exact, self.max_dis).reshape(-1)
         root = torch.eye(n, dtype=torch.bool).reshape(-1)
         if self.policy in ("ego", "ego_plus"):
-            data.pair_mask = (dis <= self.num_hops).reshape(-1)
+            # from the exact distances: with num_hops == max_dis the capped ones would put every reachable node in
+            data.pair_mask = torch.from_numpy(exact <= self.num_hops).reshape(-1)
         elif self.policy == "node_deletion":
             data.pair_mask = ~root
         if self.policy in ("node_marking", "ego_plus"):

@@ -63,7 +63,7 @@ def test_pyg_tu_subgraph_option(copy_shared) -> None:
     batch = next(iter(dm.train_dataloader()))
     n = batch.ptr[1:] - batch.ptr[:-1]
     assert batch.pair_dis.numel() == int((n * n).sum()) and batch.pair_mask.dtype == torch.bool
-    assert any((root / "MUTAG").glob("all/subgraph/v1-*")) or any((root / "MUTAG").rglob("subgraph"))
+    assert any((root / "MUTAG").glob("all/subgraph/v2-*")) or any((root / "MUTAG").rglob("subgraph"))
 
 
 def test_bad_subgraph_options() -> None:

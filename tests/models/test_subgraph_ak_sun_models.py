@@ -209,3 +209,22 @@ def test_sun_use_distances_needs_pair_dis() -> None:
     b = batch_of(featurise(graphs(), molecules=False))
     with pytest.raises(ValueError, match="use_distances=True.*no pair_dis"):
         call(SUN(4, 2, num_labels=2, use_distances=True).double(), b, pair_dis=True)
+
+
+@pytest.mark.parametrize("i", range(5))
+def test_a_plain_batch_or_an_edge_deleted_one_is_refused(i: int) -> None:
+    """A Batch without SubgraphPairs fields used to run GNN-AK (and SUN without root marks) with every subgraph the
+    whole graph; an edge-deletion batch used to be run as if no policy were set (``deleted_edge_index`` was not a
+    forward argument, so the task dropped it)."""
+    model = models(molecules=False)[i].double()
+    data = featurise(graphs(), molecules=False)
+    plain = Batch.from_data_list(data)
+    kw = dict(edge_attr=plain.edge_attr, batch=plain.batch, ptr=plain.ptr)
+    if not getattr(model, "use_distances", False) and not getattr(getattr(model, "embedding", None), "num_labels", 0):
+        with pytest.raises(ValueError, match="needs pair_dis and the other pair fields of graphlab.transforms."
+                                             "SubgraphPairs"):
+            model(plain.x, plain.edge_index, **kw)
+    b = batch_of(data, "edge_deletion")
+    with pytest.raises(ValueError, match="needs one subgraph per node|no pair_label"):
+        model(b.x, b.edge_index, edge_attr=b.edge_attr, batch=b.batch, ptr=b.ptr, pair_dis=b.pair_dis,
+              deleted_edge_index=b.deleted_edge_index)

@@ -251,6 +251,28 @@ def test_bad_input() -> None:
         GNNSSWLPlus(IN, 1, 8, 2, max_dis=1).double()(b.x, b.edge_index, ptr=b.ptr, pair_dis=b.pair_dis)
 
 
+@pytest.mark.parametrize("name", ["ds-plain", "dss-plain", *MODELS])
+def test_a_batch_without_subgraph_pairs_is_refused(name: str) -> None:
+    """A plain Batch (no SubgraphPairs fields) used to run DS-/DSS-GNN silently with every subgraph the whole
+    graph (n copies of GIN)."""
+    build = {"ds-plain": lambda: DSGNN(IN, 2, HID, 2), "dss-plain": lambda: DSSGNN(IN, 2, HID, 2)}
+    model = (build[name]() if name in build else MODELS[name]()).double()
+    b = Batch.from_data_list(graphs())
+    with pytest.raises(ValueError, match="needs pair_dis and the other pair fields of graphlab.transforms."
+                                         "SubgraphPairs.*subgraph:"):
+        model(b.x, b.edge_index, batch=b.batch, ptr=b.ptr)
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if m not in ("ds", "dss")])
+def test_the_swl_family_refuses_edge_deleted_subgraphs(name: str) -> None:
+    """The SWL models need a root per subgraph; they used to drop ``deleted_edge_index`` (not a forward argument,
+    so the task never passed it) and run an edge-deletion batch as if no policy were set."""
+    b = Batch.from_data_list(prepare(graphs(), "edge_deletion"))
+    with pytest.raises(ValueError, match="needs one subgraph per node.*edge_deletion"):
+        MODELS[name]().double()(b.x, b.edge_index, batch=b.batch, ptr=b.ptr, pair_dis=b.pair_dis,
+                                deleted_edge_index=b.deleted_edge_index)
+
+
 def test_molecule_encoders() -> None:
     """OGB categorical atoms and bonds go through AtomEncoder / BondEncoder."""
     n = 4

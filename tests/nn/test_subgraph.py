@@ -177,6 +177,26 @@ def test_bad_input() -> None:
         pair_index_from_batch(torch.tensor([[0], [99]]), batch.ptr)
 
 
+
+@pytest.mark.parametrize("rows", [1, -1])  # too few (was read past its end), too many (was silently misaligned)
+def test_edge_attr_with_another_number_of_rows_than_edges_is_refused(rows: int) -> None:
+    batch = make_batch("ego")
+    index = index_of(batch, True)
+    num_edges = batch.edge_index.size(1)
+    e = torch.randn(rows if rows > 0 else num_edges + 1, 2)
+    h = torch.randn(index.num_pairs, 2)
+    for atom in ("uL", "vL"):
+        for mode in ("add", "gine"):
+            with pytest.raises(ValueError, match=f"edge_attr has {e.size(0)} rows but the batch has E = {num_edges}"):
+                pair_atom(h, index, atom, e, mode)
+    for conv in (SSWLPlusConv(2, 3, edge_dim=2), SSWLPlusConv(2, 3, edge_dim=2, edge_mode="gine"),
+                 DSSConv(2, 3, edge_dim=2)):
+        with pytest.raises(ValueError, match=f"edge_attr has {e.size(0)} rows but the batch has E = {num_edges}"):
+            conv(h, index, e)
+    with pytest.raises(ValueError, match="h has 5 rows but the batch has"):
+        DSSConv(2, 3)(torch.randn(5, 2), index)
+
+
 # ------------------------------------------------------------------------------------------------------ layers
 
 

@@ -434,3 +434,16 @@ def test_bad_input() -> None:
         sun(torch.randn(idx.num_pairs + 1, F_IN, dtype=torch.float64), idx, batch.edge_attr)
     with pytest.raises(ValueError, match="readout_pool"):
         SUNConv(F_IN, 4, readout_pool="max")
+
+
+@pytest.mark.parametrize("rows", [1, -1])  # too few (was read past its end), too many (was silently misaligned)
+def test_edge_attr_with_another_number_of_rows_than_edges_is_refused(rows: int) -> None:
+    batch = make_batch("ego", 1)
+    idx = index_of(batch)
+    num_edges = batch.edge_index.size(1)
+    e = torch.randn(rows if rows > 0 else num_edges + 1, E_DIM, dtype=torch.float64)
+    match = f"edge_attr has {e.size(0)} rows but the batch has E = {num_edges}"
+    with pytest.raises(ValueError, match=match):
+        GNNAKConv(F_IN, 4, edge_dim=E_DIM).double()(batch.x, idx, batch.pair_dis, e)
+    with pytest.raises(ValueError, match=match):
+        SUNConv(F_IN, 4, E_DIM).double()(torch.randn(idx.num_pairs, F_IN, dtype=torch.float64), idx, e)

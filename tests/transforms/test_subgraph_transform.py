@@ -122,3 +122,26 @@ def test_edge_deletion_batches_with_node_increments() -> None:
     offsets = torch.cumsum(torch.tensor([0] + [g.num_nodes for g in graphs[:-1]]), 0)
     want = torch.cat([g.deleted_edge_index + o for g, o in zip(graphs, offsets)], dim=1)
     assert torch.equal(batch.deleted_edge_index, want)
+
+
+@pytest.mark.parametrize("edge_index", [None, torch.tensor([0, 1]), torch.tensor([[0, 1], [1, 0], [0, 0]]),
+                                        torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.ones(2, 2, dtype=torch.bool)])
+def test_malformed_edge_index_is_named(edge_index) -> None:
+    """A missing, 1-D, 3-row, float or bool edge_index used to fail deep inside (AttributeError, unpacking) or, for
+    floats, be read as node numbers silently."""
+    with pytest.raises(ValueError, match=r"SubgraphPairs needs data.edge_index as an integer tensor \[2, E\]"):
+        SubgraphPairs(policy="ego")(Data(edge_index=edge_index, num_nodes=2))
+
+
+@pytest.mark.parametrize("policy", ["ego", "ego_plus"])
+def test_ego_mask_at_num_hops_equal_to_max_dis_matches_networkx(policy: str) -> None:
+    """num_hops == max_dis is allowed, but the mask used to be read from the capped distances, where every node
+    farther than max_dis reads max_dis: the "3-hop" ego nets of a 10-node path were its whole component."""
+    n, k = 10, 3
+    g = nx.path_graph(n)
+    g.add_node(n)  # an isolated node: unreachable, outside every other ego net
+    edge_index = to_undirected(torch.tensor(list(g.edges)).T, num_nodes=n + 1)
+    data = SubgraphPairs(max_dis=k, policy=policy, num_hops=k)(Data(edge_index=edge_index, num_nodes=n + 1))
+    want = torch.tensor([[v in nx.ego_graph(g, u, radius=k) for v in range(n + 1)] for u in range(n + 1)])
+    assert torch.equal(data.pair_mask.view(n + 1, n + 1), want)
+    assert int(data.pair_dis.view(n + 1, n + 1)[0, n - 1]) == k  # the stored distance is still capped

@@ -25,6 +25,7 @@ from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from graphlab.nn.subgraph import GNNAKConv, PairEmbedding, SUNConv, pair_index_from_batch, subgraph_readout
 from graphlab.nn.subgraph.swl import reset_children
+from graphlab.models.subgraph.swl import check_pair_fields
 from graphlab.ops import PairIndex
 
 NodeEncoder = Literal["linear", "atom", "none"]
@@ -142,8 +143,11 @@ class GNNAK(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, *, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None, ptr: Optional[Tensor] = None, pair_mask: Optional[Tensor] = None,
-                pair_dis: Optional[Tensor] = None, pair_label: Optional[Tensor] = None) -> Tensor:
-        """``[B, out_channels]``; ``pair_label`` is accepted (and unused) so every ``SubgraphPairs`` policy works."""
+                pair_dis: Optional[Tensor] = None, pair_label: Optional[Tensor] = None,
+                deleted_edge_index: Optional[Tensor] = None) -> Tensor:
+        """``[B, out_channels]``; ``pair_label`` is accepted (and unused) so every node-rooted ``SubgraphPairs``
+        policy works; an edge-deletion batch (``deleted_edge_index``) is refused."""
+        check_pair_fields(self, self.layers[0].max_dis, pair_dis, deleted_edge_index, node_rooted=True)
         index = _batch_index(x, edge_index, batch, ptr, pair_mask)
         h = self.encoder(x.long() if isinstance(self.encoder, AtomEncoder) else x.to(_dtype(self)))
         for i, (layer, norm) in enumerate(zip(self.layers, self.norms)):
@@ -211,14 +215,17 @@ class SUN(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, *, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None, ptr: Optional[Tensor] = None, pair_mask: Optional[Tensor] = None,
-                pair_dis: Optional[Tensor] = None, pair_label: Optional[Tensor] = None) -> Tensor:
-        """``[B, out_channels]``; ``pair_dis`` is read with ``use_distances`` only."""
+                pair_dis: Optional[Tensor] = None, pair_label: Optional[Tensor] = None,
+                deleted_edge_index: Optional[Tensor] = None) -> Tensor:
+        """``[B, out_channels]``; ``pair_dis`` is read with ``use_distances`` only (but must be there: the batch
+        comes from ``SubgraphPairs``); an edge-deletion batch (``deleted_edge_index``) is refused."""
         if self.embedding.num_labels and pair_label is None:
             raise ValueError("SUN(num_labels=2) embeds the root mark but the batch has no pair_label; use the "
                              "node_marking or ego_plus policy of SubgraphPairs, or num_labels=0")
         if self.use_distances and pair_dis is None:
             raise ValueError("SUN(use_distances=True) embeds d(k, v) but the batch has no pair_dis; preprocess "
                              "with graphlab.transforms.SubgraphPairs (the DataModule's subgraph: option)")
+        check_pair_fields(self, self.embedding.max_dis, pair_dis, deleted_edge_index, node_rooted=True)
         index = _batch_index(x, edge_index, batch, ptr, pair_mask)
         node = self.encoder(x.long() if isinstance(self.encoder, AtomEncoder) else x.to(_dtype(self)))
         h = self.embedding(node, index, pair_dis if self.use_distances else None,

@@ -55,6 +55,23 @@ EdgeEncoder = Literal["none", "bond", "linear"]
 EdgeMode = Literal["add", "gine"]
 
 
+def check_pair_fields(model: nn.Module, max_dis: int, pair_dis: Optional[Tensor],
+                      deleted_edge_index: Optional[Tensor], node_rooted: bool) -> None:
+    """The batch must come from :class:`graphlab.transforms.SubgraphPairs` (which always stores ``pair_dis``, and
+    ``deleted_edge_index`` for edge deletion): a plain ``Batch`` would run every subgraph as the whole graph, and a
+    model with one subgraph per node (``node_rooted``) cannot read edge-deleted subgraphs."""
+    name = type(model).__name__
+    if pair_dis is None and deleted_edge_index is None:
+        raise ValueError(f"{name} needs pair_dis and the other pair fields of graphlab.transforms.SubgraphPairs "
+                         f"(without them every subgraph would be the whole graph): set the DataModule's `subgraph:` "
+                         f"option (e.g. subgraph: {{policy: node_marking, max_dis: {max_dis}}}) or apply "
+                         f"SubgraphPairs as a pre_transform")
+    if node_rooted and deleted_edge_index is not None:
+        raise ValueError(f"{name} needs one subgraph per node (a root) but the batch has edge-deleted subgraphs "
+                         f"(SubgraphPairs(policy='edge_deletion')); use the node_marking, node_deletion, ego or "
+                         f"ego_plus policy (DSGNN and DSSGNN take edge_deletion)")
+
+
 def _ptr_from_batch(batch: Optional[Tensor], num_nodes: int, device: torch.device) -> Tensor:
     if batch is None:
         return torch.tensor([0, num_nodes], device=device)
@@ -65,7 +82,7 @@ def _ptr_from_batch(batch: Optional[Tensor], num_nodes: int, device: torch.devic
 class _PairModel(nn.Module):
     """Shared parts: node / edge encoders, the pair index, the input checks, the MLP head."""
 
-    needs_distances = True
+    node_rooted = True  # one subgraph per node; DS/DSS-GNN also take edge-deleted subgraphs
 
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: int, num_layers: int,
                  max_dis: int, node_encoder: NodeEncoder, edge_encoder: EdgeEncoder, edge_dim: int,
@@ -107,10 +124,7 @@ class _PairModel(nn.Module):
                 ptr: Optional[Tensor], pair_dis: Optional[Tensor], pair_mask: Optional[Tensor],
                 deleted_edge_index: Optional[Tensor]) -> tuple[PairIndex, Tensor]:
         name = type(self).__name__
-        if self.needs_distances and pair_dis is None and deleted_edge_index is None:
-            raise ValueError(f"{name} needs the pair distances of graphlab.transforms.SubgraphPairs: set the "
-                             f"DataModule's `subgraph:` option (e.g. subgraph: {{policy: node_marking, max_dis: "
-                             f"{self.max_dis}}}) or apply SubgraphPairs as a pre_transform")
+        check_pair_fields(self, self.max_dis, pair_dis, deleted_edge_index, self.node_rooted)
         if self.edge_encoders is not None and edge_attr is None:
             raise ValueError(f"{name} was built with edge_encoder={self.edge_encoder_kind!r} but the batch has no "
                              f"edge_attr; use edge_encoder='none'")
@@ -179,9 +193,11 @@ class SubgraphWL(_PairModel):
 
     def forward(self, x: Tensor, edge_index: Tensor, *, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None, ptr: Optional[Tensor] = None, pair_dis: Optional[Tensor] = None,
-                pair_mask: Optional[Tensor] = None, pair_label: Optional[Tensor] = None) -> Tensor:
-        """``[B, out_channels]`` from a SubgraphPairs batch (keyword fields as the Batch names them)."""
-        index, x = self._inputs(x, edge_index, edge_attr, batch, ptr, pair_dis, pair_mask, None)
+                pair_mask: Optional[Tensor] = None, pair_label: Optional[Tensor] = None,
+                deleted_edge_index: Optional[Tensor] = None) -> Tensor:
+        """``[B, out_channels]`` from a SubgraphPairs batch (keyword fields as the Batch names them; an
+        edge-deletion batch, ``deleted_edge_index``, is refused: the SWL family needs a root per subgraph)."""
+        index, x = self._inputs(x, edge_index, edge_attr, batch, ptr, pair_dis, pair_mask, deleted_edge_index)
         h = self.embed(x, index, pair_dis, pair_label)
         for i, conv in enumerate(self.convs):
             h = self._drop(conv(h, index, self._edges(i, edge_attr)))
@@ -249,13 +265,14 @@ class GNNSSWLPlus(SubgraphWL):
 class _ESAN(_PairModel):
     """DS-/DSS-GNN: layers, then subgraph mean pool, the DeepSets map ``phi``, mean over subgraphs, MLP head."""
 
+    node_rooted = False  # edge-deleted subgraphs too
+
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: int, num_layers: int, max_dis: int,
                  use_distances: bool, node_encoder: NodeEncoder, edge_encoder: EdgeEncoder, edge_dim: int,
                  dropout: float) -> None:
         super().__init__(in_channels, out_channels, hidden_channels, num_layers, max_dis, node_encoder,
                          edge_encoder, edge_dim, dropout)
         self.use_distances = use_distances
-        self.needs_distances = use_distances
 
     def _phi(self, per_subgraph: Tensor) -> Tensor:
         return per_subgraph

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphlab.nn.subgraph.swl import mlp, reset_children
-from graphlab.ops import PairIndex, column_sum, pair_atom, segment_reduce
+from graphlab.ops import PairIndex, check_edge_attr_rows, column_sum, pair_atom, segment_reduce
 
 ENCODINGS: tuple[str, ...] = ("centroid", "subgraph", "context")
 Pool = Literal["sum", "mean"]
@@ -83,8 +83,9 @@ def _linear_bn_relu(channels: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(channels, channels), nn.BatchNorm1d(channels), nn.ReLU())
 
 
-def check_edge_attr(layer: nn.Module, edge_attr: Tensor | None) -> None:
-    """``edge_attr`` must be given exactly when ``layer`` was built with an ``edge_dim``, as ``[E, edge_dim]``."""
+def check_edge_attr(layer: nn.Module, edge_attr: Tensor | None, index: PairIndex) -> None:
+    """``edge_attr`` must be given exactly when ``layer`` was built with an ``edge_dim``, as ``[E, edge_dim]`` with
+    one row per edge of the batch."""
     name, edge_dim = type(layer).__name__, layer.edge_dim
     if (edge_dim is None) != (edge_attr is None):
         raise ValueError(f"{name} was built with edge_dim={edge_dim} but edge_attr is "
@@ -92,6 +93,8 @@ def check_edge_attr(layer: nn.Module, edge_attr: Tensor | None) -> None:
                          f"pass/drop edge_attr accordingly")
     if edge_attr is not None and (edge_attr.dim() != 2 or edge_attr.size(1) != edge_dim):
         raise ValueError(f"{name} expects edge_attr of shape [E, {edge_dim}], got {tuple(edge_attr.shape)}")
+    if edge_attr is not None:
+        check_edge_attr_rows(edge_attr, index)
 
 
 class GNNAKConv(nn.Module):
@@ -170,7 +173,7 @@ class GNNAKConv(nn.Module):
         if self.hop_dim and pair_dis.numel() and int(pair_dis.max()) > self.max_dis + 1:
             raise ValueError(f"pair_dis has value {int(pair_dis.max())} but {name}(max_dis={self.max_dis}) embeds "
                              f"0..{self.max_dis + 1}; use the max_dis of SubgraphPairs")
-        check_edge_attr(self, edge_attr)
+        check_edge_attr(self, edge_attr, index)
 
     def hop_index(self, index: PairIndex, pair_dis: Tensor, rows: Tensor) -> Tensor:
         """``[M]`` the hop-embedding index of the masked rows: distance + 1 (0 is the official "outside")."""

@@ -85,7 +85,7 @@ class SUNConv(nn.Module):
             raise ValueError(f"h has {h.size(0)} rows but the batch has R = Σ n_g² = {index.num_pairs} pairs")
         if not index.node_rooted:
             raise ValueError(f"{name} needs one subgraph per node (a root); edge-deleted subgraphs have none")
-        check_edge_attr(self, edge_attr)
+        check_edge_attr(self, edge_attr, index)
 
     def _edges(self, gin: str, edge_attr: Tensor | None, dtype: torch.dtype) -> Tensor | None:
         return None if self.edge_lins is None else self.edge_lins[gin](edge_attr).to(dtype)

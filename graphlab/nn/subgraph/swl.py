@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from graphlab.nn.norm import batch_norm_relu, batch_norm_rows
 from graphlab.ops import (
     PairIndex,
+    check_edge_attr_rows,
     column_sum,
     edge_deleted_index,
     gather_reduce,
@@ -90,10 +91,12 @@ def mlp(in_channels: int, out_channels: int) -> nn.Sequential:
                          nn.Linear(out_channels, out_channels, bias=False))
 
 
-def _check_layer_input(layer: nn.Module, h: Tensor, edge_attr: Tensor | None) -> None:
+def _check_layer_input(layer: nn.Module, h: Tensor, index: PairIndex, edge_attr: Tensor | None) -> None:
     name = layer.__class__.__name__
     if h.dim() != 2 or h.size(1) != layer.in_channels:
         raise ValueError(f"{name} expects h of shape [R, {layer.in_channels}], got {tuple(h.shape)}")
+    if h.size(0) != index.num_pairs:
+        raise ValueError(f"{name}: h has {h.size(0)} rows but the batch has {index.num_pairs} pair rows")
     if layer.edge_dim is not None and edge_attr is None:
         raise ValueError(f"{name} was built with edge_dim={layer.edge_dim}; pass edge_attr")
     if layer.edge_dim is None and edge_attr is not None:
@@ -101,6 +104,8 @@ def _check_layer_input(layer: nn.Module, h: Tensor, edge_attr: Tensor | None) ->
                          f"to use them or do not pass edge_attr")
     if layer.edge_dim is not None and (edge_attr.dim() != 2 or edge_attr.size(1) != layer.edge_dim):
         raise ValueError(f"{name} expects edge_attr of shape [E, {layer.edge_dim}], got {tuple(edge_attr.shape)}")
+    if edge_attr is not None:
+        check_edge_attr_rows(edge_attr, index)
 
 
 def reset_children(module: nn.Module) -> None:
@@ -199,7 +204,7 @@ class SSWLPlusConv(nn.Module):
         return pair_atom(h, index, atom, edge, self.edge_mode)
 
     def forward(self, h: Tensor, index: PairIndex, edge_attr: Tensor | None = None) -> Tensor:
-        _check_layer_input(self, h, edge_attr)
+        _check_layer_input(self, h, index, edge_attr)
         if not self.gin and len(self.atoms) == 1 and self.atoms[0] in ("uG", "vG"):
             return self._global_forward(h, index, self.atoms[0])
         out: Tensor | None = None
@@ -313,7 +318,7 @@ class DSSConv(nn.Module):
             self.eps.zero_()
 
     def forward(self, h: Tensor, index: PairIndex, edge_attr: Tensor | None = None) -> Tensor:
-        _check_layer_input(self, h, edge_attr)
+        _check_layer_input(self, h, index, edge_attr)
         e_sub = None if self.edge_sub is None else self.edge_sub(edge_attr)
         sub = self.mlp_sub((1 + self.eps[0]) * h + pair_atom(h, index, "uL", e_sub))
         subs_of_node = torch.repeat_interleave(index.num_subgraphs, index.num_nodes).to(h.dtype)
