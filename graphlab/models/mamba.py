@@ -214,6 +214,8 @@ class GMN(nn.Module):
             each token's induced subgraph, built once per forward pass by
             :func:`graphlab.transforms.token_subgraphs` and shared by the layers).
         eval_seed: seed of the evaluation tokens.
+        eval_samples: token samples averaged in evaluation (seeds ``eval_seed``, ``eval_seed + 1``, ...), as
+            Graph-Mamba averages orderings; ``1``: one sample.
     """
 
     def __init__(
@@ -239,15 +241,17 @@ class GMN(nn.Module):
         parallel_mpnn: bool = False,
         eval_seed: int = 0,
         token_encoder: Literal["graph", "subgraph"] = "graph",
+        eval_samples: int = 1,
     ) -> None:
         super().__init__()
         _check_common(in_channels, out_channels, hidden_channels, num_layers, dropout)
         for name, value, low in (("walk_length", walk_length, 0), ("num_walks", num_walks, 1),
-                                 ("repeats", repeats, 1)):
+                                 ("repeats", repeats, 1), ("eval_samples", eval_samples, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be >= {low} and an int, got {value!r}")
         self.in_channels, self.out_channels, self.pool = in_channels, out_channels, pool
         self.walk_length, self.num_walks, self.repeats, self.eval_seed = walk_length, num_walks, repeats, eval_seed
+        self.eval_samples = eval_samples
         self.encoders = _Encoders(in_channels, hidden_channels, node_encoder, edge_encoder, edge_dim)
         self.layers = nn.ModuleList(
             GMNLayer(hidden_channels, walk_length + 1, d_state, d_conv, expand, dropout, local_encoder, token_pool,
@@ -262,19 +266,27 @@ class GMN(nn.Module):
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
-    def tokens(self, edge_index: Tensor, num_nodes: int) -> NeighbourhoodTokens:
-        """Sample the tokens of every node (global RNG in training, ``eval_seed`` in evaluation)."""
+    def tokens(self, edge_index: Tensor, num_nodes: int, sample: int = 0) -> NeighbourhoodTokens:
+        """Sample the tokens of every node (global RNG in training, seed ``eval_seed + sample`` in evaluation)."""
         generator = None
         if not self.training:
-            generator = torch.Generator(device=edge_index.device).manual_seed(self.eval_seed)
+            generator = torch.Generator(device=edge_index.device).manual_seed(self.eval_seed + sample)
         return neighbourhood_tokens(edge_index, num_nodes, self.walk_length, self.num_walks, self.repeats, generator)
 
     def forward(self, x: Tensor, edge_index: Tensor, *, edge_attr: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None, tokens: Optional[NeighbourhoodTokens] = None) -> Tensor:
-        """``tokens`` overrides the sampling (e.g. fixed tokens, to test equivariance)."""
+        """``tokens`` overrides the sampling (e.g. fixed tokens, to test equivariance); without it, evaluation
+        averages the outputs of ``eval_samples`` token samples."""
         _check_graph(x, edge_index)
-        if tokens is None:
-            tokens = self.tokens(edge_index, x.size(0))
+        if tokens is not None:
+            return self._forward(x, edge_index, edge_attr, batch, tokens)
+        samples = 1 if self.training else self.eval_samples
+        outputs = [self._forward(x, edge_index, edge_attr, batch, self.tokens(edge_index, x.size(0), i))
+                   for i in range(samples)]
+        return outputs[0] if samples == 1 else torch.stack(outputs).mean(0)
+
+    def _forward(self, x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor], batch: Optional[Tensor],
+                 tokens: NeighbourhoodTokens) -> Tensor:
         h, e = self.encoders(x, edge_attr)
         sub_edge_index = sub_edge_id = None
         if self.layers[0].token_encoder == "subgraph":

@@ -368,3 +368,27 @@ def test_bad_input_errors_audit():
 def test_an_input_without_nodes_is_named(make):
     with pytest.raises(ValueError, match="the input has no nodes"):
         make()(torch.zeros(0, 3), torch.zeros(2, 0, dtype=torch.long), batch=torch.zeros(0, dtype=torch.long))
+
+
+def test_gmn_eval_averages_eval_samples_token_samples_and_training_draws_one():
+    ei, batch, n = _graphs()
+    torch.manual_seed(0)
+    model = GMN(3, 2, hidden_channels=8, num_layers=2, d_state=4, pool="sum", eval_seed=7,
+                eval_samples=3).double().eval()
+    x = torch.randn(n, 3, dtype=torch.float64)
+    by_hand = [model(x, ei, batch=batch, tokens=neighbourhood_tokens(ei, n, 2, 4, 2,
+                                                                    torch.Generator().manual_seed(7 + i)))
+               for i in range(3)]
+    assert not torch.allclose(by_hand[0], by_hand[1])  # the samples differ, so the average is not one of them
+    torch.testing.assert_close(model(x, ei, batch=batch), torch.stack(by_hand).mean(0))
+    single = GMN(3, 2, hidden_channels=8, num_layers=2, d_state=4, pool="sum", eval_seed=7).double().eval()
+    single.load_state_dict(model.state_dict())
+    torch.testing.assert_close(single(x, ei, batch=batch), by_hand[0])
+    model.train()
+    torch.manual_seed(3)
+    trained = model(x, ei, batch=batch)
+    torch.manual_seed(3)
+    tokens = neighbourhood_tokens(ei, n, 2, 4, 2)
+    torch.testing.assert_close(trained, model(x, ei, batch=batch, tokens=tokens))  # one fresh sample per step
+    with pytest.raises(ValueError, match="eval_samples must be >= 1"):
+        GMN(3, 2, eval_samples=0)
