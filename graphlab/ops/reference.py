@@ -328,8 +328,9 @@ def _scan_channels(param: Tensor, num_channels: int, t: int) -> Tensor:
     return param[:, :, :, t].repeat_interleave(per_group, dim=1)
 
 
-def _zero_invalid(t: Tensor, mask: Tensor) -> Tensor:
-    """``[batch, ..., L]`` with 0 where ``mask [batch, L]`` is False (constant ``[D, N]`` unchanged)."""
+def zero_invalid(t: Tensor, mask: Tensor) -> Tensor:
+    """``t`` (``[batch, ..., L]``; a constant ``[D, N]`` passes through) with 0 where ``mask [batch, L]`` is False.
+    A ``where``, not a product: ``0 * nan`` is ``nan``, and its gradient at those positions is exactly 0."""
     if t.dim() == 2:
         return t
     return torch.where(mask.view(mask.shape[0], *([1] * (t.dim() - 2)), mask.shape[1]), t, t.new_zeros(()))
@@ -373,9 +374,9 @@ def selective_scan(
     if mask is None and lengths is not None:
         mask = torch.arange(length, device=u.device)[None, :] < lengths.to(u.device)[:, None]
     if mask is not None:  # the inputs of invalid positions are never read: a NaN there must not reach the gradients
-        u, delta = _zero_invalid(u, mask), _zero_invalid(delta, mask)
-        B, C = _zero_invalid(B, mask), _zero_invalid(C, mask)
-        z = None if z is None else _zero_invalid(z, mask)
+        u, delta = zero_invalid(u, mask), zero_invalid(delta, mask)
+        B, C = zero_invalid(B, mask), zero_invalid(C, mask)
+        z = None if z is None else zero_invalid(z, mask)
     if delta_bias is not None:
         delta = delta + delta_bias.to(compute)[:, None]
     if delta_softplus:
@@ -398,7 +399,7 @@ def selective_scan(
     if z is not None:
         out = out * torch.nn.functional.silu(z.to(compute))
     if mask is not None:
-        out = _zero_invalid(out, mask)  # the D u term at invalid positions
+        out = zero_invalid(out, mask)  # the D u term at invalid positions
     out = out.to(dtype_in)
     return (out, h) if return_last_state else out
 

@@ -61,6 +61,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from graphlab.ops import _native_scan, reference
+from graphlab.ops.reference import zero_invalid
 from graphlab.ops._backend import record_path, resolve_backend
 
 OP_NAME = "selective_scan"
@@ -146,16 +147,6 @@ def _check_inputs(
             raise ValueError(f"mask must have shape [batch, L] = {(batch, length)}, got {tuple(mask.shape)}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-
-
-def zero_invalid(t: Tensor, valid: Tensor) -> Tensor:
-    """``t`` (``[batch, ..., L]``; a constant ``[D, N]`` passes through) with 0 at the invalid positions of
-    ``valid [batch, L]``. A ``where``, not a product: ``0 * nan`` is ``nan``, and its gradient at those positions is
-    exactly 0."""
-    if t.dim() == 2:
-        return t
-    keep = valid.view(valid.shape[0], *([1] * (t.dim() - 2)), valid.shape[1])
-    return torch.where(keep, t, t.new_zeros(()))
 
 
 def _valid_positions(lengths: Tensor | None, mask: Tensor | None, length: int, device: torch.device) -> Tensor | None:
